@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# setup.sh - installs every Debian package that sluice's build, tests and benchmarks need.
+# Idempotent: packages already present are skipped by apt. Needs root on Debian 12.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
+  # libraries (DESIGN.md, "Dependencies")
+  libboost1.81-dev libboost-url1.81-dev libcurl4-openssl-dev libssl-dev
+  libprotobuf-dev protobuf-compiler librocksdb-dev libfuse3-dev fuse3
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libxxhash-dev
+  pybind11-dev python3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # test servers and tools: Ceph RGW (the reference S3, verifies SigV4), etcd, Python
+  radosgw ceph-mon ceph-osd etcd-server etcd-client python3
+  # benchmark contenders
+  s3fs rclone fio
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: all packages present" >&2

@@ -1,0 +1,50 @@
+// Tests for size and duration parsing.
+#include "common/units.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+TEST(UnitsTest, Sizes) {
+  EXPECT_EQ(*ParseSize("4096"), 4096u);
+  EXPECT_EQ(*ParseSize("64MiB"), 64ull << 20);
+  EXPECT_EQ(*ParseSize("64 mib"), 64ull << 20);
+  EXPECT_EQ(*ParseSize("1.5GiB"), 3ull << 29);
+  EXPECT_EQ(*ParseSize("2G"), 2ull << 30);
+  EXPECT_EQ(*ParseSize("1MB"), 1000000u);
+  EXPECT_EQ(*ParseSize("0"), 0u);
+  EXPECT_EQ(*ParseSize("7B"), 7u);
+}
+
+TEST(UnitsTest, BadSizesNameTheInput) {
+  for (const char* bad : {"", "MiB", "-1", "12XB", "1.2.3", "99999999999TiB"}) {
+    auto r = ParseSize(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(std::string("'") + bad + "'"), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(UnitsTest, Durations) {
+  using namespace std::chrono_literals;
+  EXPECT_EQ(*ParseDuration("30s"), 30s);
+  EXPECT_EQ(*ParseDuration("30"), 30s);
+  EXPECT_EQ(*ParseDuration("250ms"), 250ms);
+  EXPECT_EQ(*ParseDuration("1.5m"), 90s);
+  EXPECT_EQ(*ParseDuration("2h"), 7200s);
+  EXPECT_EQ(*ParseDuration("10us"), 10us);
+  EXPECT_FALSE(ParseDuration("5 parsecs").ok());
+  EXPECT_FALSE(ParseDuration("-3s").ok());
+}
+
+TEST(UnitsTest, Formatting) {
+  EXPECT_EQ(FormatSize(0), "0 B");
+  EXPECT_EQ(FormatSize(1536), "1.50 KiB");
+  EXPECT_EQ(FormatSize(256ull << 20), "256.0 MiB");
+  EXPECT_EQ(FormatDuration(std::chrono::milliseconds(1500)), "1.50s");
+  EXPECT_EQ(FormatDuration(std::chrono::seconds(90)), "1m30s");
+}
+
+}  // namespace
+}  // namespace sluice
