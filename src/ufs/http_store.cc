@@ -1,0 +1,189 @@
+// http(s):// under-store: a read-only dataset on a plain web server. HEAD gives size, mtime
+// and ETag; reads are ranged GETs; a directory is listed from its index page (the links an
+// autoindex or `python3 -m http.server` page holds), as rclone's http backend does.
+#include <algorithm>
+#include <cstdlib>
+
+#include "ufs/http_client.h"
+#include "ufs/ranged_read.h"
+#include "ufs/retry.h"
+#include "ufs/sigv4.h"
+#include "ufs/stores.h"
+
+namespace sluice::ufs {
+namespace {
+
+constexpr size_t kMaxIndexPage = 64 << 20;
+
+// The relative links of an HTML index page: "a.bin", "sub/" (decoded); skips parents,
+// absolute links, queries and fragments.
+std::vector<std::string> IndexLinks(std::string_view html) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = html.find("href=", pos)) != std::string_view::npos) {
+    pos += 5;
+    if (pos >= html.size()) break;
+    char quote = html[pos];
+    if (quote != '"' && quote != '\'') continue;
+    size_t end = html.find(quote, pos + 1);
+    if (end == std::string_view::npos) break;
+    std::string link(html.substr(pos + 1, end - pos - 1));
+    pos = end + 1;
+    if (link.empty() || link[0] == '/' || link[0] == '?' || link[0] == '#' || link.find("://") != std::string::npos ||
+        link.rfind("..", 0) == 0 || link.find('?') != std::string::npos || link.find('#') != std::string::npos) {
+      continue;
+    }
+    if (link.rfind("./", 0) == 0) link = link.substr(2);
+    std::string name = UriDecode(link);
+    size_t slash = name.find('/');
+    if (name.empty() || (slash != std::string::npos && slash != name.size() - 1)) continue;  // not a direct child
+    for (std::string_view entity : {"&amp;"}) {
+      for (size_t p = name.find(entity); p != std::string::npos; p = name.find(entity, p + 1)) name.replace(p, 5, "&");
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
+}
+
+class HttpStore final : public UnderStore {
+ public:
+  HttpStore(std::string base_url, const UnderStoreOptions& options, HttpClientOptions http_options)
+      : base_(std::move(base_url)),
+        retry_{options.max_attempts, options.retry_base_delay, options.retry_max_delay},
+        http_(std::move(http_options)) {}
+
+  std::string Uri() const override { return base_; }
+
+  Result<ObjectInfo> Stat(std::string_view path) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
+    ObjectInfo info;
+    info.path = key;
+    if (key.empty()) {
+      info.is_dir = true;
+      return info;
+    }
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, Request("HEAD", Url(key)));
+    if (r.status == 200) {
+      info.size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
+      info.etag = UnquoteEtag(r.Header("etag"));
+      if (info.etag.rfind("W/", 0) == 0) info.etag.clear();  // weak ETags do not identify bytes
+      info.mtime_ns = ParseHttpDate(r.Header("last-modified"));
+      return info;
+    }
+    if (r.status == 301 || r.status == 302 || r.status == 404) {
+      SLUICE_ASSIGN_OR_RETURN(HttpResponse d, Request("HEAD", Url(key) + "/"));
+      if (d.status == 200) {
+        info.is_dir = true;
+        return info;
+      }
+    }
+    return ErrorFor(r, "HEAD", Url(key));
+  }
+
+  Result<ListPage> List(std::string_view dir, const ListOptions& options) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(dir));
+    std::vector<ObjectInfo> all;
+    SLUICE_RETURN_IF_ERROR(Walk(key, options.recursive, &all));
+    return PageOf(std::move(all), options);
+  }
+
+  Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
+    const std::string url = Url(key);
+    RangedReadHooks hooks;
+    hooks.send = [&](const HeaderList& extra, HttpResponse* response, const ByteSink* body_sink) {
+      HttpRequest req;
+      req.url = url;
+      req.headers = extra;
+      return http_.Send(req, response, body_sink);
+    };
+    hooks.error = [&](const HttpResponse& response) { return ErrorFor(response, "GET", url); };
+    return RangedRead(retry_, hooks, url, offset, length, sink);
+  }
+
+  Status Write(std::string_view, std::string_view) override { return ReadOnly(); }
+  Status Delete(std::string_view) override { return ReadOnly(); }
+  Status Mkdir(std::string_view) override { return ReadOnly(); }
+
+ private:
+  Status ReadOnly() const { return NotSupported(base_ + " is an HTTP store, which is read-only"); }
+
+  std::string Url(const std::string& key) const { return key.empty() ? base_ + "/" : base_ + "/" + UriEncode(key, true); }
+
+  Result<HttpResponse> Request(const std::string& method, const std::string& url) {
+    HttpResponse out;
+    Status st = RunWithRetries(retry_, [&]() -> Status {
+      HttpRequest req;
+      req.method = method;
+      req.url = url;
+      SLUICE_RETURN_IF_ERROR(http_.Send(req, &out));
+      if (out.status >= 500) return ErrorFor(out, method, url);
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status ErrorFor(const HttpResponse& r, const std::string& method, const std::string& url) const {
+    std::string detail = method + " " + url + ": HTTP " + std::to_string(r.status);
+    if (r.status == 404 || r.status == 410) return NotFound(url + ": no such file (" + detail + ")");
+    if (r.status == 401 || r.status == 403) return Status(StatusCode::kPermissionDenied, "access denied: " + detail);
+    if (r.status >= 500) return Status(StatusCode::kUnavailable, "server error: " + detail, /*retryable=*/true);
+    return InvalidArgument("unexpected response: " + detail);
+  }
+
+  Status Walk(const std::string& key, bool recursive, std::vector<ObjectInfo>* out) {
+    const std::string url = Url(key) + (key.empty() ? "" : "/");
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, Request("GET", url));
+    if (r.status != 200) {
+      if (r.status == 404) return NotFound(url + ": no such directory");
+      return ErrorFor(r, "GET", url);
+    }
+    if (r.body.size() > kMaxIndexPage) return InvalidArgument(url + ": index page too large to list");
+    for (const std::string& link : IndexLinks(r.body)) {
+      bool is_dir = link.back() == '/';
+      std::string name = is_dir ? link.substr(0, link.size() - 1) : link;
+      std::string child = key.empty() ? name : key + "/" + name;
+      if (is_dir) {
+        if (recursive) {
+          SLUICE_RETURN_IF_ERROR(Walk(child, true, out));
+        } else {
+          ObjectInfo info;
+          info.path = child;
+          info.is_dir = true;
+          out->push_back(std::move(info));
+        }
+        continue;
+      }
+      auto info = Stat(child);
+      if (!info.ok()) {
+        if (info.status().code() == StatusCode::kNotFound) continue;  // a dead link in the index
+        return info.status();
+      }
+      out->push_back(std::move(info).value());
+    }
+    return Status::Ok();
+  }
+
+  const std::string base_;  // without a trailing '/'
+  const RetryPolicy retry_;
+  HttpClient http_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<UnderStore>> NewHttpStore(std::string_view base_url, const UnderStoreOptions& options) {
+  for (const auto& [k, v] : options.options) {
+    if (k != "ca_bundle") return InvalidArgument("unknown HTTP store option '" + k + "' (known: ca_bundle)");
+  }
+  std::string base(base_url);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  HttpClientOptions http;
+  http.connect_timeout = options.connect_timeout;
+  http.stall_timeout = options.request_timeout;
+  const char* env_ca = std::getenv("AWS_CA_BUNDLE");
+  http.ca_bundle = options.Get("ca_bundle", env_ca ? env_ca : "");
+  return std::unique_ptr<UnderStore>(std::make_unique<HttpStore>(std::move(base), options, std::move(http)));
+}
+
+}  // namespace sluice::ufs

@@ -1,0 +1,433 @@
+// s3:// under-store: any S3-compatible object store over HTTP(S) with SigV4. HEAD for stat,
+// ranged GET for reads (resumed after a failure, pinned to one ETag with If-Match),
+// ListObjectsV2 with continuation, PUT or multipart upload for writes, DELETE.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "common/logging.h"
+#include "ufs/http_client.h"
+#include "ufs/ranged_read.h"
+#include "ufs/retry.h"
+#include "ufs/sigv4.h"
+#include "ufs/stores.h"
+#include "ufs/xml.h"
+
+namespace sluice::ufs {
+namespace {
+
+const char* const kEmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const char* const kKnownOptions[] = {"endpoint", "region", "path_style", "access_key",
+                                     "secret_key", "session_token", "ca_bundle"};
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Where and how to reach the bucket.
+struct S3Settings {
+  std::string scheme;    // "http" or "https"
+  std::string host;      // "127.0.0.1:7480" or "s3.us-east-1.amazonaws.com"
+  std::string region;
+  bool path_style = true;
+  AwsCredentials creds;  // empty: anonymous, unsigned requests
+};
+
+struct Query {
+  std::vector<std::pair<std::string, std::string>> params;
+};
+
+class S3Store final : public UnderStore {
+ public:
+  S3Store(std::string bucket, std::string prefix, S3Settings settings, const UnderStoreOptions& options,
+          HttpClientOptions http_options)
+      : bucket_(std::move(bucket)),
+        prefix_(std::move(prefix)),
+        settings_(std::move(settings)),
+        retry_{options.max_attempts, options.retry_base_delay, options.retry_max_delay},
+        multipart_threshold_(options.multipart_threshold),
+        part_size_(options.multipart_part_size),
+        http_(std::move(http_options)) {}
+
+  std::string Uri() const override { return "s3://" + bucket_ + (prefix_.empty() ? "" : "/" + prefix_); }
+
+  Result<ObjectInfo> Stat(std::string_view path) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
+    if (rel.empty() && prefix_.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("HEAD", "", {}, {}, {}));
+      if (r.status != 200) return ErrorFor(r, "HEAD", Describe(rel));
+      ObjectInfo root;
+      root.is_dir = true;
+      return root;
+    }
+    std::string key = FullKey(rel);
+    if (!rel.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("HEAD", key, {}, {}, {}));
+      if (r.status == 200) {
+        ObjectInfo info;
+        info.path = rel;
+        info.size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
+        info.etag = UnquoteEtag(r.Header("etag"));
+        info.mtime_ns = ParseHttpDate(r.Header("last-modified"));
+        return info;
+      }
+      if (r.status != 404) return ErrorFor(r, "HEAD", Describe(rel));
+    }
+    // Not an object: a directory when some key lies below it.
+    Query q{{{"list-type", "2"}, {"prefix", key + "/"}, {"max-keys", "1"}}};
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("GET", "", q, {}, {}));
+    if (r.status != 200) return ErrorFor(r, "LIST", Describe(rel));
+    SLUICE_ASSIGN_OR_RETURN(XmlElement doc, ParseXml(r.body));
+    if (doc.Children("Contents").empty() && doc.Children("CommonPrefixes").empty()) {
+      return NotFound(Describe(rel) + ": no such object or directory");
+    }
+    ObjectInfo dir;
+    dir.path = rel;
+    dir.is_dir = true;
+    return dir;
+  }
+
+  Result<ListPage> List(std::string_view dir, const ListOptions& options) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(dir));
+    std::string key = FullKey(rel);
+    std::string list_prefix = key.empty() ? "" : key + "/";
+    Query q{{{"list-type", "2"},
+             {"prefix", list_prefix},
+             {"max-keys", std::to_string(std::clamp<size_t>(options.max_keys, 1, 1000))}}};
+    if (!options.recursive) q.params.emplace_back("delimiter", "/");
+    if (!options.continuation.empty()) q.params.emplace_back("continuation-token", options.continuation);
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("GET", "", q, {}, {}));
+    if (r.status != 200) return ErrorFor(r, "LIST", Describe(rel));
+    auto doc = ParseXml(r.body);
+    if (!doc.ok()) return doc.status().WithContext("LIST " + Describe(rel) + ": bad response");
+
+    ListPage page;
+    bool marker = false;
+    const size_t strip = prefix_.empty() ? 0 : prefix_.size() + 1;  // keys are returned relative to the root
+    for (const XmlElement* c : doc->Children("Contents")) {
+      std::string k = c->ChildText("Key");
+      if (k == list_prefix) {
+        marker = true;  // the directory's own "dir/" marker object
+        continue;
+      }
+      ObjectInfo info;
+      bool is_marker = !k.empty() && k.back() == '/';
+      info.path = k.substr(std::min(strip, k.size()));
+      if (is_marker) {
+        info.path.pop_back();
+        info.is_dir = true;
+        if (options.recursive) continue;  // recursive listings hold files only
+      } else {
+        info.size = std::strtoull(c->ChildText("Size").c_str(), nullptr, 10);
+        info.etag = UnquoteEtag(c->ChildText("ETag"));
+        info.mtime_ns = ParseIso8601(c->ChildText("LastModified"));
+      }
+      page.entries.push_back(std::move(info));
+    }
+    for (const XmlElement* p : doc->Children("CommonPrefixes")) {
+      std::string k = p->ChildText("Prefix");
+      if (k.size() <= strip) continue;
+      ObjectInfo info;
+      info.path = k.substr(strip);
+      if (!info.path.empty() && info.path.back() == '/') info.path.pop_back();
+      info.is_dir = true;
+      page.entries.push_back(std::move(info));
+    }
+    std::sort(page.entries.begin(), page.entries.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.path < b.path; });
+    if (doc->ChildText("IsTruncated") == "true") page.next_token = doc->ChildText("NextContinuationToken");
+    if (page.entries.empty() && options.continuation.empty() && !rel.empty() && !marker && page.next_token.empty()) {
+      return NotFound(Describe(rel) + ": no such directory");
+    }
+    return page;
+  }
+
+  Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
+    const std::string key = FullKey(rel);
+    RangedReadHooks hooks;
+    hooks.send = [&](const HeaderList& extra, HttpResponse* response, const ByteSink* body_sink) {
+      return Send(response, "GET", key, {}, extra, {}, body_sink);
+    };
+    hooks.error = [&](const HttpResponse& response) { return ErrorFor(response, "GET", Describe(rel)); };
+    return RangedRead(retry_, hooks, Describe(rel), offset, length, sink);
+  }
+
+  Status Write(std::string_view path, std::string_view data) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
+    if (rel.empty()) return InvalidArgument("cannot write an object at the root of " + Uri());
+    if (data.size() >= multipart_threshold_) return WriteMultipart(rel, data);
+    return RunWithRetries(retry_, [&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(HttpResponse r, Call("PUT", FullKey(rel), {}, {}, data));
+      if (r.status != 200) return ErrorFor(r, "PUT", Describe(rel));
+      return Status::Ok();
+    });
+  }
+
+  Status Delete(std::string_view path) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
+    if (rel.empty()) return InvalidArgument("cannot delete the root of " + Uri());
+    // S3 answers 204 whether or not the key existed; look first so a missing key is reported.
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse head, CallRetried("HEAD", FullKey(rel), {}, {}, {}));
+    if (head.status == 404) return NotFound(Describe(rel) + ": no such object");
+    if (head.status != 200) return ErrorFor(head, "HEAD", Describe(rel));
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("DELETE", FullKey(rel), {}, {}, {}));
+    if (r.status != 204 && r.status != 200) return ErrorFor(r, "DELETE", Describe(rel));
+    return Status::Ok();
+  }
+
+  Status Mkdir(std::string_view path) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
+    if (rel.empty()) return Status::Ok();
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("PUT", FullKey(rel) + "/", {}, {}, {}));
+    if (r.status != 200) return ErrorFor(r, "PUT", Describe(rel) + "/");
+    return Status::Ok();
+  }
+
+ private:
+  std::string FullKey(const std::string& rel) const {
+    if (prefix_.empty()) return rel;
+    return rel.empty() ? prefix_ : prefix_ + "/" + rel;
+  }
+
+  std::string Describe(const std::string& rel) const {
+    std::string key = FullKey(rel);
+    return "s3://" + bucket_ + (key.empty() ? "" : "/" + key);
+  }
+
+  // Sends one signed request for `key` ("" addresses the bucket). No retries.
+  Result<HttpResponse> Call(const std::string& method, const std::string& key, const Query& query,
+                            const std::vector<std::pair<std::string, std::string>>& extra_headers,
+                            std::string_view body) {
+    HttpResponse response;
+    SLUICE_RETURN_IF_ERROR(Send(&response, method, key, query, extra_headers, body, nullptr));
+    return response;
+  }
+
+  // Call() with the retry policy applied to transport errors and retryable status codes.
+  Result<HttpResponse> CallRetried(const std::string& method, const std::string& key, const Query& query,
+                                   const std::vector<std::pair<std::string, std::string>>& extra_headers,
+                                   std::string_view body) {
+    HttpResponse out;
+    Status st = RunWithRetries(retry_, [&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(out, Call(method, key, query, extra_headers, body));
+      if (out.status >= 500) return ErrorFor(out, method, "s3://" + bucket_ + "/" + key);
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  // Signs and sends one request, filling `response`; the body of a 2xx goes to `sink` if set.
+  Status Send(HttpResponse* response, const std::string& method, const std::string& key, const Query& query,
+                  const std::vector<std::pair<std::string, std::string>>& extra_headers, std::string_view body,
+                  const ByteSink* sink) {
+    std::string path = settings_.path_style ? "/" + bucket_ + (key.empty() ? "/" : "/" + key) : "/" + key;
+    std::string host = settings_.path_style ? settings_.host : bucket_ + "." + settings_.host;
+
+    HttpRequest req;
+    req.method = method;
+    req.body = body;
+    req.url = settings_.scheme + "://" + host + UriEncode(path, true);
+    std::string query_string;
+    for (const auto& [k, v] : query.params) {
+      query_string += (query_string.empty() ? "?" : "&") + UriEncode(k, false) + "=" + UriEncode(v, false);
+    }
+    req.url += query_string;
+    req.headers = extra_headers;
+
+    if (!settings_.creds.empty()) {
+      std::string payload_hash = body.empty() ? kEmptySha256 : Sha256Hex(body);
+      std::string amz_date = AmzDate(std::chrono::system_clock::now());
+      SigV4Request to_sign;
+      to_sign.method = method;
+      to_sign.path = path;
+      to_sign.query = query.params;
+      to_sign.payload_hash = payload_hash;
+      to_sign.headers = {{"host", host}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", amz_date}};
+      if (!settings_.creds.session_token.empty()) {
+        to_sign.headers.emplace_back("x-amz-security-token", settings_.creds.session_token);
+      }
+      SigV4Signature sig = SignV4(to_sign, settings_.creds, settings_.region, "s3", amz_date);
+      for (const auto& h : to_sign.headers) req.headers.push_back(h);
+      req.headers.emplace_back("Authorization", sig.authorization);
+    }
+    return http_.Send(req, response, sink);
+  }
+
+  // Turns a non-success response into a Status that names the object and the S3 error code.
+  Status ErrorFor(const HttpResponse& r, const std::string& method, const std::string& what) const {
+    std::string code, message;
+    if (!r.body.empty()) {
+      auto doc = ParseXml(r.body);
+      if (doc.ok()) {
+        code = doc->ChildText("Code");
+        message = doc->ChildText("Message");
+      }
+    }
+    std::string detail = method + " " + what + ": HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code) +
+                         (message.empty() ? "" : " (" + message + ")");
+    if (r.status == 404) {
+      if (code == "NoSuchBucket") return NotFound("bucket '" + bucket_ + "' does not exist: " + detail);
+      return NotFound(what + ": no such object (" + detail + ")");
+    }
+    if (r.status == 403 || r.status == 401) {
+      if (code == "SignatureDoesNotMatch") {
+        return Status(StatusCode::kPermissionDenied,
+                      "authentication failed, the secret key does not match the access key: " + detail);
+      }
+      if (code == "InvalidAccessKeyId") {
+        return Status(StatusCode::kPermissionDenied, "authentication failed, unknown access key '" +
+                                                         settings_.creds.access_key + "': " + detail);
+      }
+      return Status(StatusCode::kPermissionDenied, "access denied: " + detail);
+    }
+    if (r.status == 503 && code == "SlowDown") {
+      return Status(StatusCode::kResourceExhausted, "the store asks to slow down: " + detail, /*retryable=*/true);
+    }
+    if (r.status >= 500) return Status(StatusCode::kUnavailable, "server error: " + detail, /*retryable=*/true);
+    if (r.status == 301 || r.status == 307 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed") {
+      return InvalidArgument("wrong endpoint or region for bucket '" + bucket_ + "' (region " + settings_.region +
+                             "): " + detail);
+    }
+    if (r.status == 416) return Status(StatusCode::kOutOfRange, detail);
+    return InvalidArgument(detail);
+  }
+
+  Status WriteMultipart(const std::string& rel, std::string_view data) {
+    const std::string key = FullKey(rel);
+    Query create{{{"uploads", ""}}};
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("POST", key, create, {}, {}));
+    if (r.status != 200) return ErrorFor(r, "CreateMultipartUpload", Describe(rel));
+    SLUICE_ASSIGN_OR_RETURN(XmlElement created, ParseXml(r.body));
+    std::string upload_id = created.ChildText("UploadId");
+    if (upload_id.empty()) return Corruption("CreateMultipartUpload " + Describe(rel) + ": no UploadId in the response");
+
+    const size_t parts = static_cast<size_t>((data.size() + part_size_ - 1) / part_size_);
+    std::vector<std::string> etags(parts);
+    std::vector<Status> results(parts);
+    std::atomic<size_t> next{0};
+    auto upload_parts = [&] {
+      for (size_t i = next++; i < parts; i = next++) {
+        std::string_view part = data.substr(i * part_size_, part_size_);
+        Query q{{{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}}};
+        results[i] = RunWithRetries(retry_, [&]() -> Status {
+          SLUICE_ASSIGN_OR_RETURN(HttpResponse pr, Call("PUT", key, q, {}, part));
+          if (pr.status != 200) return ErrorFor(pr, "UploadPart", Describe(rel));
+          etags[i] = pr.Header("etag");
+          return Status::Ok();
+        });
+        if (!results[i].ok()) next = parts;  // stop the other uploaders early
+      }
+    };
+    std::vector<std::thread> uploaders;
+    for (size_t t = 0; t < std::min<size_t>(parts, 4); ++t) uploaders.emplace_back(upload_parts);
+    for (auto& t : uploaders) t.join();
+
+    Status failed;
+    for (const auto& st : results) {
+      if (!st.ok()) {
+        failed = st;
+        break;
+      }
+    }
+    if (failed.ok()) {
+      std::string xml = "<CompleteMultipartUpload>";
+      for (size_t i = 0; i < parts; ++i) {
+        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + XmlEscape(etags[i]) +
+               "</ETag></Part>";
+      }
+      xml += "</CompleteMultipartUpload>";
+      Query q{{{"uploadId", upload_id}}};
+      auto done = CallRetried("POST", key, q, {{"Content-Type", "application/xml"}}, xml);
+      if (!done.ok()) {
+        failed = done.status();
+      } else if (done->status != 200 || done->body.find("<Error>") != std::string::npos) {
+        // CompleteMultipartUpload may answer 200 and put the error in the body.
+        HttpResponse err = *done;
+        if (err.status == 200) err.status = 500;
+        failed = ErrorFor(err, "CompleteMultipartUpload", Describe(rel));
+      } else {
+        return Status::Ok();
+      }
+    }
+    Query abort{{{"uploadId", upload_id}}};
+    auto aborted = Call("DELETE", key, abort, {}, {});
+    if (!aborted.ok() || (aborted->status != 204 && aborted->status != 200)) {
+      SLUICE_LOG_WARN("could not abort multipart upload {} of {}", upload_id, Describe(rel));
+    }
+    return failed;
+  }
+
+  const std::string bucket_;
+  const std::string prefix_;  // normalized key prefix, "" for the whole bucket
+  const S3Settings settings_;
+  const RetryPolicy retry_;
+  const uint64_t multipart_threshold_;
+  const uint64_t part_size_;
+  HttpClient http_;
+};
+
+// Splits "http://host:port/" into scheme and host.
+Status ParseEndpoint(const std::string& endpoint, S3Settings* s) {
+  size_t sep = endpoint.find("://");
+  if (sep == std::string::npos) {
+    return InvalidArgument("S3 endpoint '" + endpoint + "' needs a scheme, as http://127.0.0.1:7480");
+  }
+  s->scheme = endpoint.substr(0, sep);
+  if (s->scheme != "http" && s->scheme != "https") {
+    return InvalidArgument("S3 endpoint '" + endpoint + "': scheme must be http or https");
+  }
+  s->host = endpoint.substr(sep + 3);
+  while (!s->host.empty() && s->host.back() == '/') s->host.pop_back();
+  if (s->host.empty() || s->host.find('/') != std::string::npos) {
+    return InvalidArgument("S3 endpoint '" + endpoint + "' must be scheme://host[:port] without a path");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<UnderStore>> NewS3Store(std::string_view bucket, std::string_view prefix,
+                                               const UnderStoreOptions& options) {
+  for (const auto& [k, v] : options.options) {
+    if (std::find(std::begin(kKnownOptions), std::end(kKnownOptions), k) == std::end(kKnownOptions)) {
+      return InvalidArgument("unknown S3 option '" + k +
+                             "' (known: endpoint, region, path_style, access_key, secret_key, session_token, ca_bundle)");
+    }
+  }
+  S3Settings s;
+  s.region = options.Get("region", !Env("AWS_REGION").empty() ? Env("AWS_REGION") : Env("AWS_DEFAULT_REGION"));
+  if (s.region.empty()) s.region = "us-east-1";
+  std::string endpoint = options.Get("endpoint");
+  if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL_S3");
+  if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL");
+  bool aws = endpoint.empty();
+  if (aws) endpoint = "https://s3." + s.region + ".amazonaws.com";
+  SLUICE_RETURN_IF_ERROR(ParseEndpoint(endpoint, &s));
+
+  std::string path_style = options.Get("path_style", aws ? "false" : "true");
+  if (path_style != "true" && path_style != "false") {
+    return InvalidArgument("S3 option path_style must be true or false, not '" + path_style + "'");
+  }
+  s.path_style = path_style == "true" || std::string(bucket).find('.') != std::string::npos;
+
+  s.creds.access_key = options.Get("access_key", Env("AWS_ACCESS_KEY_ID"));
+  s.creds.secret_key = options.Get("secret_key", Env("AWS_SECRET_ACCESS_KEY"));
+  s.creds.session_token = options.Get("session_token", Env("AWS_SESSION_TOKEN"));
+  if (s.creds.access_key.empty() != s.creds.secret_key.empty()) {
+    return InvalidArgument("S3 credentials need both an access key and a secret key (access_key/secret_key options, "
+                           "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
+  }
+
+  HttpClientOptions http;
+  http.connect_timeout = options.connect_timeout;
+  http.stall_timeout = options.request_timeout;
+  http.ca_bundle = options.Get("ca_bundle", Env("AWS_CA_BUNDLE"));
+  return std::unique_ptr<UnderStore>(
+      std::make_unique<S3Store>(std::string(bucket), std::string(prefix), std::move(s), options, std::move(http)));
+}
+
+}  // namespace sluice::ufs

@@ -1,0 +1,22 @@
+// Factories of the concrete under-stores, used by OpenUnderStore (under_store.cc) and by
+// tests that need a specific one. Each implementation lives in its own .cc file.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "ufs/under_store.h"
+
+namespace sluice::ufs {
+
+// file:///abs/dir — `root` is the absolute directory.
+Result<std::unique_ptr<UnderStore>> NewLocalStore(std::string_view root);
+
+// s3://bucket/prefix — `bucket` and `prefix` ("" or "a/b") already split from the URI.
+Result<std::unique_ptr<UnderStore>> NewS3Store(std::string_view bucket, std::string_view prefix,
+                                               const UnderStoreOptions& options);
+
+// http(s)://host/prefix — read-only; `base_url` is the URI itself.
+Result<std::unique_ptr<UnderStore>> NewHttpStore(std::string_view base_url, const UnderStoreOptions& options);
+
+}  // namespace sluice::ufs

@@ -1,0 +1,95 @@
+// The store registry (URI scheme -> implementation) and the interface's convenience methods.
+#include "ufs/under_store.h"
+
+#include <algorithm>
+
+#include "common/path.h"
+#include "ufs/stores.h"
+
+namespace sluice::ufs {
+
+std::string ObjectInfo::Version() const {
+  if (!etag.empty()) return "etag:" + etag;
+  return "mtime:" + std::to_string(mtime_ns) + ":size:" + std::to_string(size);
+}
+
+Result<std::string> UnderStore::ReadToString(std::string_view path, uint64_t offset, uint64_t length) {
+  std::string out;
+  auto n = Read(path, offset, length, [&out](std::string_view chunk) {
+    out.append(chunk);
+    return Status::Ok();
+  });
+  if (!n.ok()) return n.status();
+  return out;
+}
+
+Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool recursive) {
+  std::vector<ObjectInfo> all;
+  ListOptions opts;
+  opts.recursive = recursive;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(ListPage page, List(dir, opts));
+    for (auto& e : page.entries) all.push_back(std::move(e));
+    if (page.next_token.empty()) break;
+    opts.continuation = page.next_token;
+  }
+  return all;
+}
+
+std::string UnderStoreOptions::Get(std::string_view key, std::string_view fallback) const {
+  for (const auto& [k, v] : options) {
+    if (k == key) return v;
+  }
+  return std::string(fallback);
+}
+
+ListPage PageOf(std::vector<ObjectInfo> all, const ListOptions& options) {
+  std::sort(all.begin(), all.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.path < b.path; });
+  auto it = all.begin();
+  if (!options.continuation.empty()) {
+    it = std::upper_bound(all.begin(), all.end(), options.continuation,
+                          [](const std::string& token, const ObjectInfo& e) { return token < e.path; });
+  }
+  ListPage page;
+  const size_t max_keys = std::max<size_t>(1, options.max_keys);
+  for (; it != all.end() && page.entries.size() < max_keys; ++it) page.entries.push_back(std::move(*it));
+  if (it != all.end()) page.next_token = page.entries.back().path;
+  return page;
+}
+
+Result<std::string> NormalizeKey(std::string_view path) {
+  SLUICE_ASSIGN_OR_RETURN(std::string normalized, NormalizePath(path));
+  return normalized.substr(1);  // drop the leading '/'; the root becomes ""
+}
+
+Result<std::unique_ptr<UnderStore>> OpenUnderStore(std::string_view uri, const UnderStoreOptions& options) {
+  size_t sep = uri.find("://");
+  if (sep == std::string_view::npos) {
+    return InvalidArgument("'" + std::string(uri) +
+                           "' is not an under-store URI (expected file:///dir, s3://bucket/prefix or http(s)://host/path)");
+  }
+  std::string_view scheme = uri.substr(0, sep);
+  std::string_view rest = uri.substr(sep + 3);
+  if (scheme == "file") {
+    if (rest.empty() || rest.front() != '/') {
+      return InvalidArgument("'" + std::string(uri) + "': a file URI needs an absolute path, as file:///data/set");
+    }
+    return NewLocalStore(rest);
+  }
+  if (scheme == "s3") {
+    size_t slash = rest.find('/');
+    std::string_view bucket = rest.substr(0, slash);
+    std::string_view prefix = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    if (bucket.empty()) return InvalidArgument("'" + std::string(uri) + "': missing bucket name, as s3://bucket/prefix");
+    SLUICE_ASSIGN_OR_RETURN(std::string key_prefix, NormalizeKey(prefix));
+    return NewS3Store(bucket, key_prefix, options);
+  }
+  if (scheme == "http" || scheme == "https") {
+    if (rest.empty()) return InvalidArgument("'" + std::string(uri) + "': missing host");
+    return NewHttpStore(uri, options);
+  }
+  return InvalidArgument("'" + std::string(uri) + "': unknown scheme '" + std::string(scheme) +
+                         "' (supported: file, s3, http, https)");
+}
+
+}  // namespace sluice::ufs
