@@ -157,7 +157,10 @@ class LocalStore final : public UnderStore {
   }
 
  private:
-  std::string FullPath(const std::string& key) const { return key.empty() ? root_ : root_ + "/" + key; }
+  std::string FullPath(const std::string& key) const {
+    if (key.empty()) return root_;
+    return root_ == "/" ? "/" + key : root_ + "/" + key;
+  }
   std::string Describe(const std::string& key) const { return "file://" + FullPath(key); }
 
   static uint64_t Counter() {

@@ -57,7 +57,7 @@ class S3Store final : public UnderStore {
     SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
     if (rel.empty() && prefix_.empty()) {
       SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("HEAD", "", {}, {}, {}));
-      if (r.status != 200) return ErrorFor(r, "HEAD", Describe(rel));
+      if (r.status != 200) return HeadError(r, "", Describe(rel));
       ObjectInfo root;
       root.is_dir = true;
       return root;
@@ -73,7 +73,7 @@ class S3Store final : public UnderStore {
         info.mtime_ns = ParseHttpDate(r.Header("last-modified"));
         return info;
       }
-      if (r.status != 404) return ErrorFor(r, "HEAD", Describe(rel));
+      if (r.status != 404) return HeadError(r, key, Describe(rel));
     }
     // Not an object: a directory when some key lies below it.
     Query q{{{"list-type", "2"}, {"prefix", key + "/"}, {"max-keys", "1"}}};
@@ -172,7 +172,7 @@ class S3Store final : public UnderStore {
     // S3 answers 204 whether or not the key existed; look first so a missing key is reported.
     SLUICE_ASSIGN_OR_RETURN(HttpResponse head, CallRetried("HEAD", FullKey(rel), {}, {}, {}));
     if (head.status == 404) return NotFound(Describe(rel) + ": no such object");
-    if (head.status != 200) return ErrorFor(head, "HEAD", Describe(rel));
+    if (head.status != 200) return HeadError(head, FullKey(rel), Describe(rel));
     SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("DELETE", FullKey(rel), {}, {}, {}));
     if (r.status != 204 && r.status != 200) return ErrorFor(r, "DELETE", Describe(rel));
     return Status::Ok();
@@ -255,6 +255,16 @@ class S3Store final : public UnderStore {
       req.headers.emplace_back("Authorization", sig.authorization);
     }
     return http_.Send(req, response, sink);
+  }
+
+  // A HEAD response has no body, so no S3 error code to tell a bad secret from a missing
+  // permission: repeat the request as a one-byte GET (on errors only) to read the code.
+  Status HeadError(const HttpResponse& head, const std::string& key, const std::string& what) {
+    if (head.status != 403 && head.status != 400) return ErrorFor(head, "HEAD", what);
+    auto get = key.empty() ? Call("GET", "", Query{{{"list-type", "2"}, {"max-keys", "1"}}}, {}, {})
+                           : Call("GET", key, {}, {{"Range", "bytes=0-0"}}, {});
+    if (!get.ok() || get->status < 300) return ErrorFor(head, "HEAD", what);
+    return ErrorFor(*get, "HEAD", what);
   }
 
   // Turns a non-success response into a Status that names the object and the S3 error code.

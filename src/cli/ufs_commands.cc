@@ -1,0 +1,310 @@
+// The `sluice ufs` commands.
+#include "cli/ufs_commands.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "common/config.h"
+#include "common/units.h"
+#include "ufs/under_store.h"
+
+namespace sluice::cli {
+namespace {
+
+struct UfsFlags {
+  std::string config_file;
+  std::vector<std::string> options;  // key=value
+};
+
+// A URI split into the store that holds it and the key inside that store.
+struct Location {
+  std::unique_ptr<ufs::UnderStore> store;
+  std::string key;
+};
+
+int Fail(const Status& st) {
+  std::cerr << "sluice: " << st.message() << "\n";
+  return st.code() == StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+Result<ufs::UnderStoreOptions> MakeOptions(const UfsFlags& flags) {
+  ufs::UnderStoreOptions o;
+  Config cfg;
+  std::string file = flags.config_file;
+  if (file.empty() && std::getenv("SLUICE_CONFIG")) file = std::getenv("SLUICE_CONFIG");
+  if (!file.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(cfg, LoadConfigFile(file));
+  }
+  o.max_attempts = static_cast<int>(cfg.ufs.max_attempts);
+  o.retry_base_delay = cfg.ufs.retry_base_delay;
+  o.retry_max_delay = cfg.ufs.retry_max_delay;
+  o.connect_timeout = cfg.ufs.connect_timeout;
+  o.request_timeout = cfg.ufs.request_timeout;
+  o.multipart_threshold = cfg.ufs.multipart_threshold;
+  o.multipart_part_size = cfg.ufs.multipart_part_size;
+  for (const auto& kv : flags.options) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return InvalidArgument("option '" + kv + "' is not key=value");
+    o.options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return o;
+}
+
+// s3://bucket/a/b -> store s3://bucket, key a/b; http://host/a -> http://host, a;
+// file:///a/b -> file:///, a/b. A plain path is a local file.
+Result<Location> Locate(std::string uri, const UfsFlags& flags) {
+  if (uri.find("://") == std::string::npos) {
+    std::error_code ec;
+    uri = "file://" + std::filesystem::absolute(uri, ec).lexically_normal().string();
+  }
+  size_t sep = uri.find("://");
+  std::string scheme = uri.substr(0, sep);
+  std::string rest = uri.substr(sep + 3);
+  std::string root, key;
+  if (scheme == "file") {
+    root = "file:///";
+    key = rest;
+  } else {
+    size_t slash = rest.find('/');
+    root = scheme + "://" + rest.substr(0, slash);
+    key = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  }
+  SLUICE_ASSIGN_OR_RETURN(ufs::UnderStoreOptions opts, MakeOptions(flags));
+  if (scheme == "file") opts.options.clear();
+  SLUICE_ASSIGN_OR_RETURN(auto store, ufs::OpenUnderStore(root, opts));
+  SLUICE_ASSIGN_OR_RETURN(std::string normalized, ufs::NormalizeKey(key));
+  return Location{std::move(store), normalized};
+}
+
+std::string FormatTime(int64_t ns) {
+  if (ns == 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+int Ls(const std::string& uri, bool recursive, bool long_format, const UfsFlags& flags) {
+  auto loc = Locate(uri, flags);
+  if (!loc.ok()) return Fail(loc.status());
+  auto info = loc->store->Stat(loc->key);
+  if (!info.ok()) return Fail(info.status());
+  std::vector<ufs::ObjectInfo> entries;
+  if (info->is_dir) {
+    auto all = loc->store->ListAll(loc->key, recursive);
+    if (!all.ok()) return Fail(all.status());
+    entries = std::move(all).value();
+  } else {
+    entries.push_back(*info);
+  }
+  const size_t strip = (info->is_dir && !loc->key.empty()) ? loc->key.size() + 1 : 0;
+  for (const auto& e : entries) {
+    std::string name = e.path.substr(std::min(strip, e.path.size())) + (e.is_dir ? "/" : "");
+    if (long_format) {
+      std::printf("%12s  %s  %s\n", e.is_dir ? "DIR" : std::to_string(e.size).c_str(), FormatTime(e.mtime_ns).c_str(),
+                  name.c_str());
+    } else {
+      std::printf("%s\n", name.c_str());
+    }
+  }
+  return 0;
+}
+
+int StatCmd(const std::string& uri, const UfsFlags& flags) {
+  auto loc = Locate(uri, flags);
+  if (!loc.ok()) return Fail(loc.status());
+  auto info = loc->store->Stat(loc->key);
+  if (!info.ok()) return Fail(info.status());
+  std::printf("uri:      %s\ntype:     %s\n", uri.c_str(), info->is_dir ? "directory" : "file");
+  if (!info->is_dir) {
+    std::printf("size:     %llu (%s)\nmodified: %s UTC\nversion:  %s\n", static_cast<unsigned long long>(info->size),
+                FormatSize(info->size).c_str(), FormatTime(info->mtime_ns).c_str(), info->Version().c_str());
+  }
+  return 0;
+}
+
+int Cat(const std::string& uri, uint64_t offset, uint64_t length, const UfsFlags& flags) {
+  auto loc = Locate(uri, flags);
+  if (!loc.ok()) return Fail(loc.status());
+  auto n = loc->store->Read(loc->key, offset, length, [](std::string_view chunk) {
+    if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) return IoError("cannot write to stdout");
+    return Status::Ok();
+  });
+  std::fflush(stdout);
+  if (!n.ok()) return Fail(n.status());
+  return 0;
+}
+
+Status CopyOne(ufs::UnderStore& src, const std::string& src_key, ufs::UnderStore& dst, const std::string& dst_key) {
+  SLUICE_ASSIGN_OR_RETURN(std::string data, src.ReadToString(src_key, 0, UINT64_MAX / 2));
+  return dst.Write(dst_key, data);
+}
+
+int Cp(const std::string& from, const std::string& to, bool recursive, const UfsFlags& flags) {
+  auto src = Locate(from, flags);
+  if (!src.ok()) return Fail(src.status());
+  auto dst = Locate(to, flags);
+  if (!dst.ok()) return Fail(dst.status());
+  auto info = src->store->Stat(src->key);
+  if (!info.ok()) return Fail(info.status());
+  if (!info->is_dir) {
+    Status st = CopyOne(*src->store, src->key, *dst->store, dst->key);
+    return st.ok() ? 0 : Fail(st);
+  }
+  if (!recursive) return Fail(InvalidArgument(from + " is a directory (use -R to copy it)"));
+  auto all = src->store->ListAll(src->key, true);
+  if (!all.ok()) return Fail(all.status());
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> bytes{0};
+  std::mutex mu;
+  Status first_error;
+  auto worker = [&] {
+    for (size_t i = next++; i < all->size(); i = next++) {
+      const auto& e = (*all)[i];
+      std::string rel = src->key.empty() ? e.path : e.path.substr(src->key.size() + 1);
+      std::string target = dst->key.empty() ? rel : dst->key + "/" + rel;
+      Status st = CopyOne(*src->store, e.path, *dst->store, target);
+      bytes += e.size;
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.ok()) first_error = st;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  if (!first_error.ok()) return Fail(first_error);
+  std::fprintf(stderr, "copied %zu files, %s\n", all->size(), FormatSize(bytes).c_str());
+  return 0;
+}
+
+int Rm(const std::string& uri, const UfsFlags& flags) {
+  auto loc = Locate(uri, flags);
+  if (!loc.ok()) return Fail(loc.status());
+  Status st = loc->store->Delete(loc->key);
+  return st.ok() ? 0 : Fail(st);
+}
+
+int Mkdir(const std::string& uri, const UfsFlags& flags) {
+  auto loc = Locate(uri, flags);
+  if (!loc.ok()) return Fail(loc.status());
+  Status st = loc->store->Mkdir(loc->key);
+  return st.ok() ? 0 : Fail(st);
+}
+
+// Reads every file under `uri` with `threads` readers and reports files/s and MiB/s.
+int ReadAll(const std::string& uri, int threads, const UfsFlags& flags) {
+  auto loc = Locate(uri, flags);
+  if (!loc.ok()) return Fail(loc.status());
+  auto info = loc->store->Stat(loc->key);
+  if (!info.ok()) return Fail(info.status());
+  std::vector<ufs::ObjectInfo> files;
+  if (info->is_dir) {
+    auto all = loc->store->ListAll(loc->key, true);
+    if (!all.ok()) return Fail(all.status());
+    files = std::move(all).value();
+  } else {
+    files.push_back(*info);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> bytes{0};
+  std::mutex mu;
+  Status first_error;
+  auto worker = [&] {
+    for (size_t i = next++; i < files.size(); i = next++) {
+      auto n = loc->store->Read(files[i].path, 0, files[i].size + 1, [](std::string_view) { return Status::Ok(); });
+      if (n.ok()) {
+        bytes += *n;
+      } else {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.ok()) first_error = n.status();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (!first_error.ok()) return Fail(first_error);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("read %zu files, %s in %.2fs: %.1f MiB/s, %.0f files/s\n", files.size(), FormatSize(bytes).c_str(), secs,
+              static_cast<double>(bytes) / (1 << 20) / secs, static_cast<double>(files.size()) / secs);
+  return 0;
+}
+
+}  // namespace
+
+void AddUfsCommands(CLI::App& app, CommandResult* result) {
+  auto* ufs = app.add_subcommand("ufs", "Use an under-store directly, without the cache (ls, stat, cat, cp, rm, "
+                                        "mkdir, read)");
+  ufs->require_subcommand(1);
+  auto flags = std::make_shared<UfsFlags>();
+  auto add_common = [flags](CLI::App* cmd) {
+    cmd->add_option("--config", flags->config_file, "YAML config file (its ufs: section sets retries and timeouts)");
+    cmd->add_option("-o,--option", flags->options,
+                    "store option KEY=VALUE, repeatable: endpoint, region, path_style, access_key, secret_key, "
+                    "session_token, ca_bundle (S3 keys also come from AWS_ACCESS_KEY_ID etc.)");
+  };
+  auto uri = std::make_shared<std::string>();
+  auto uri2 = std::make_shared<std::string>();
+  auto recursive = std::make_shared<bool>(false);
+  auto long_format = std::make_shared<bool>(false);
+  auto offset = std::make_shared<uint64_t>(0);
+  auto length = std::make_shared<uint64_t>(UINT64_MAX / 2);
+  auto threads = std::make_shared<int>(8);
+  const char* kUriHelp = "file:///dir/x, s3://bucket/key, http(s)://host/path, or a local path";
+
+  auto* ls = ufs->add_subcommand("ls", "List a directory (or show one file)");
+  ls->add_option("URI", *uri, kUriHelp)->required();
+  ls->add_flag("-R,--recursive", *recursive, "List every file below, at any depth");
+  ls->add_flag("-l,--long", *long_format, "Show size and modification time");
+  add_common(ls);
+  ls->callback([=] { result->exit_code = Ls(*uri, *recursive, *long_format, *flags); });
+
+  auto* stat = ufs->add_subcommand("stat", "Show size, modification time and version of a file");
+  stat->add_option("URI", *uri, kUriHelp)->required();
+  add_common(stat);
+  stat->callback([=] { result->exit_code = StatCmd(*uri, *flags); });
+
+  auto* cat = ufs->add_subcommand("cat", "Write a file's bytes (or a range of them) to stdout");
+  cat->add_option("URI", *uri, kUriHelp)->required();
+  cat->add_option("--offset", *offset, "First byte to read");
+  cat->add_option("--length", *length, "Number of bytes to read");
+  add_common(cat);
+  cat->callback([=] { result->exit_code = Cat(*uri, *offset, *length, *flags); });
+
+  auto* cp = ufs->add_subcommand("cp", "Copy a file or, with -R, a directory between stores or local paths");
+  cp->add_option("SRC", *uri, kUriHelp)->required();
+  cp->add_option("DST", *uri2, kUriHelp)->required();
+  cp->add_flag("-R,--recursive", *recursive, "Copy a whole directory");
+  add_common(cp);
+  cp->callback([=] { result->exit_code = Cp(*uri, *uri2, *recursive, *flags); });
+
+  auto* rm = ufs->add_subcommand("rm", "Delete a file");
+  rm->add_option("URI", *uri, kUriHelp)->required();
+  add_common(rm);
+  rm->callback([=] { result->exit_code = Rm(*uri, *flags); });
+
+  auto* mkdir = ufs->add_subcommand("mkdir", "Create a directory (on S3, a dir/ marker object)");
+  mkdir->add_option("URI", *uri, kUriHelp)->required();
+  add_common(mkdir);
+  mkdir->callback([=] { result->exit_code = Mkdir(*uri, *flags); });
+
+  auto* read = ufs->add_subcommand("read", "Read every file below URI and report the throughput");
+  read->add_option("URI", *uri, kUriHelp)->required();
+  read->add_option("-j,--threads", *threads, "Parallel readers")->check(CLI::Range(1, 256));
+  add_common(read);
+  read->callback([=] { result->exit_code = ReadAll(*uri, *threads, *flags); });
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,301 @@
+// The s3:// store against a real Ceph RADOS Gateway, which verifies every SigV4 signature,
+// plus a fault-injecting proxy in front of it for the retry policy. One RGW serves the whole
+// binary (it takes seconds to start), so this file runs as a single ctest test.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "support/test_support.h"
+#include "ufs/stores.h"
+
+namespace sluice::ufs {
+namespace {
+
+using testing::FaultyHttpServer;
+using testing::RgwServer;
+using testing::TestBytes;
+
+constexpr const char* kBucket = "sluice-test";  // S3 bucket names need 3+ characters
+RgwServer* g_rgw = nullptr;
+
+class RgwEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto rgw = RgwServer::Start({kBucket});
+    ASSERT_TRUE(rgw.ok()) << rgw.status().ToString();
+    server_ = std::move(rgw).value();
+    g_rgw = server_.get();
+  }
+  void TearDown() override {
+    g_rgw = nullptr;
+    server_.reset();
+  }
+
+ private:
+  std::unique_ptr<RgwServer> server_;
+};
+
+UnderStoreOptions Options(const std::string& endpoint, const std::string& secret = "") {
+  UnderStoreOptions o;
+  o.options = {{"endpoint", endpoint},
+               {"access_key", g_rgw->access_key()},
+               {"secret_key", secret.empty() ? g_rgw->secret_key() : secret}};
+  o.retry_base_delay = std::chrono::milliseconds(10);
+  o.retry_max_delay = std::chrono::milliseconds(50);
+  o.connect_timeout = std::chrono::seconds(2);
+  o.request_timeout = std::chrono::seconds(10);
+  return o;
+}
+
+class S3StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(g_rgw, nullptr) << "radosgw did not start";
+    store_ = Open("s3://" + std::string(kBucket) + "/" + prefix_);
+  }
+  std::unique_ptr<UnderStore> Open(const std::string& uri, const UnderStoreOptions& opts) {
+    auto s = OpenUnderStore(uri, opts);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  std::unique_ptr<UnderStore> Open(const std::string& uri) { return Open(uri, Options(g_rgw->endpoint())); }
+
+  // Each test writes under its own prefix.
+  std::string prefix_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::unique_ptr<UnderStore> store_;
+};
+
+TEST_F(S3StoreTest, RoundTripsEdgeSizes) {
+  const uint64_t kMiB = 1 << 20;
+  for (uint64_t size : {uint64_t{0}, uint64_t{1}, kMiB, kMiB + 1}) {
+    std::string key = "size-" + std::to_string(size);
+    std::string data = TestBytes(size, size);
+    ASSERT_TRUE(store_->Write(key, data).ok()) << key;
+    auto info = store_->Stat(key);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->size, size);
+    EXPECT_FALSE(info->etag.empty());
+    EXPECT_GT(info->mtime_ns, 0);
+    auto got = store_->ReadToString(key, 0, size + 10);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(*got == data) << key;
+  }
+}
+
+TEST_F(S3StoreTest, MultipartWriteOf64MiB) {
+  std::string data = TestBytes(64 << 20, 64);
+  ASSERT_TRUE(store_->Write("big.bin", data).ok());  // the default threshold is 64 MiB: multipart
+  auto info = store_->Stat("big.bin");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->size, data.size());
+  EXPECT_NE(info->etag.find('-'), std::string::npos) << "not a multipart ETag: " << info->etag;
+  auto got = store_->ReadToString("big.bin", 0, data.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*got == data);
+}
+
+TEST_F(S3StoreTest, RangedReadsAtEveryBoundary) {
+  const uint64_t size = (1 << 20) + 1;
+  std::string data = TestBytes(size, 3);
+  ASSERT_TRUE(store_->Write("r.bin", data).ok());
+  for (uint64_t off : {uint64_t{0}, uint64_t{1}, uint64_t{(1 << 20) - 1}, uint64_t{1 << 20}, size - 1}) {
+    for (uint64_t len : {uint64_t{1}, uint64_t{2}, uint64_t{1 << 20}, size, size + 5}) {
+      auto got = store_->ReadToString("r.bin", off, len);
+      ASSERT_TRUE(got.ok()) << off << "+" << len << ": " << got.status().ToString();
+      EXPECT_TRUE(*got == data.substr(off, len)) << off << "+" << len;
+    }
+  }
+  EXPECT_EQ(*store_->ReadToString("r.bin", size, 1), "");       // at the end
+  EXPECT_EQ(*store_->ReadToString("r.bin", size + 99, 1), "");  // past it
+  ASSERT_TRUE(store_->Write("empty", "").ok());
+  EXPECT_EQ(*store_->ReadToString("empty", 0, 100), "");
+}
+
+TEST_F(S3StoreTest, AwkwardKeys) {
+  const std::vector<std::string> keys = {"with space.txt", "plus+sign", "per%cent", "ünïcødé/文件.bin",
+                                         "a/b/c/d/e/f/g/h/deep.txt", "tilde~and=eq&amp;x", "semi;colon,comma"};
+  for (const auto& k : keys) {
+    ASSERT_TRUE(store_->Write(k, "data:" + k).ok()) << k;
+    auto got = store_->ReadToString(k, 0, 1000);
+    ASSERT_TRUE(got.ok()) << k << ": " << got.status().ToString();
+    EXPECT_EQ(*got, "data:" + k);
+  }
+  auto all = store_->ListAll("", true);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  std::vector<std::string> listed;
+  for (const auto& e : *all) listed.push_back(e.path);
+  for (const auto& k : keys) EXPECT_NE(std::find(listed.begin(), listed.end(), k), listed.end()) << k;
+  EXPECT_TRUE(store_->Stat("a/b/c")->is_dir);
+  auto level = store_->ListAll("ünïcødé", false);
+  ASSERT_TRUE(level.ok());
+  ASSERT_EQ(level->size(), 1u);
+  EXPECT_EQ((*level)[0].path, "ünïcødé/文件.bin");
+}
+
+TEST_F(S3StoreTest, ListsMoreThanAThousandKeysWithContinuation) {
+  const int kCount = 1100;
+  std::atomic<int> next{0}, failures{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&] {
+      for (int i = next++; i < kCount; i = next++) {
+        char name[32];
+        std::snprintf(name, sizeof(name), "many/k%05d", i);
+        if (!store_->Write(name, std::to_string(i)).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  ASSERT_EQ(failures, 0);
+  ASSERT_TRUE(store_->Write("many/sub/x", "x").ok());
+
+  ListOptions opts;
+  int pages = 0;
+  std::vector<ObjectInfo> seen;
+  while (true) {
+    auto page = store_->List("many", opts);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ++pages;
+    seen.insert(seen.end(), page->entries.begin(), page->entries.end());
+    if (page->next_token.empty()) break;
+    opts.continuation = page->next_token;
+  }
+  EXPECT_EQ(pages, 2);
+  ASSERT_EQ(seen.size(), kCount + 1u);  // 1100 keys and the "sub" directory
+  EXPECT_EQ(seen.front().path, "many/k00000");
+  EXPECT_EQ(seen.front().size, 1u);
+  int dirs = 0;
+  for (const auto& e : seen) dirs += e.is_dir;
+  EXPECT_EQ(dirs, 1);
+  auto recursive = store_->ListAll("many", true);
+  ASSERT_TRUE(recursive.ok());
+  EXPECT_EQ(recursive->size(), kCount + 1u);
+}
+
+TEST_F(S3StoreTest, MissingObjectsAndDirectories) {
+  auto st = store_->Stat("missing.bin");
+  EXPECT_EQ(st.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(st.status().message().find("missing.bin"), std::string::npos) << st.status().message();
+  auto rd = store_->ReadToString("missing.bin", 0, 10);
+  EXPECT_EQ(rd.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(rd.status().message().find("s3://sluice-test/" + prefix_ + "/missing.bin"), std::string::npos)
+      << rd.status().message();
+  EXPECT_EQ(store_->List("nodir", {}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Delete("missing.bin").code(), StatusCode::kNotFound);
+  auto nobucket = Open("s3://no-such-bucket-here");
+  EXPECT_EQ(nobucket->Stat("").status().code(), StatusCode::kNotFound);
+  EXPECT_NE(nobucket->Stat("x").status().message().find("no-such-bucket-here"), std::string::npos);
+}
+
+TEST_F(S3StoreTest, DeleteAndMkdir) {
+  ASSERT_TRUE(store_->Write("gone.txt", "x").ok());
+  ASSERT_TRUE(store_->Delete("gone.txt").ok());
+  EXPECT_EQ(store_->Stat("gone.txt").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->Mkdir("emptydir").ok());
+  EXPECT_TRUE(store_->Stat("emptydir")->is_dir);
+  auto listed = store_->List("emptydir", {});
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_TRUE(listed->entries.empty());
+  auto top = store_->ListAll("", false);
+  ASSERT_TRUE(top.ok());
+  ASSERT_EQ(top->size(), 1u);
+  EXPECT_EQ((*top)[0].path, "emptydir");
+  EXPECT_TRUE((*top)[0].is_dir);
+}
+
+TEST_F(S3StoreTest, WrongSecretIsAClearAuthenticationError) {
+  auto bad = Open("s3://" + std::string(kBucket), Options(g_rgw->endpoint(), "not-the-secret"));
+  auto st = bad->Stat("anything");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(st.status().message().find("authentication failed"), std::string::npos) << st.status().message();
+  EXPECT_EQ(bad->ReadToString("anything", 0, 1).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(bad->Write("x", "y").code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(S3StoreTest, UnreachableEndpointFailsAfterBoundedRetries) {
+  auto opts = Options("http://127.0.0.1:" + std::to_string(testing::UnusedPort()));
+  opts.max_attempts = 4;
+  auto down = Open("s3://" + std::string(kBucket), opts);
+  auto t0 = std::chrono::steady_clock::now();
+  auto st = down->ReadToString("x", 0, 10);
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(st.status().message().find("cannot reach the server"), std::string::npos) << st.status().message();
+  EXPECT_NE(st.status().message().find("gave up after 4 attempts"), std::string::npos) << st.status().message();
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+class S3RetryTest : public S3StoreTest {
+ protected:
+  void SetUp() override {
+    S3StoreTest::SetUp();
+    auto proxy = FaultyHttpServer::Proxy(g_rgw->endpoint());
+    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+    proxy_ = std::move(proxy).value();
+    via_proxy_ = Open("s3://" + std::string(kBucket) + "/" + prefix_, Options(proxy_->url()));
+    data_ = TestBytes(3 << 20, 11);
+    ASSERT_TRUE(store_->Write("obj", data_).ok());
+    ASSERT_TRUE(proxy_->ResetStats().ok());
+  }
+  int Requests() { return *proxy_->RequestCount(); }
+
+  std::unique_ptr<FaultyHttpServer> proxy_;
+  std::unique_ptr<UnderStore> via_proxy_;
+  std::string data_;
+};
+
+TEST_F(S3RetryTest, ServerErrorsAndSlowDownAreRetried) {
+  ASSERT_TRUE(proxy_->SetFaults("503 slowdown 500").ok());
+  auto got = via_proxy_->ReadToString("obj", 0, data_.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*got == data_);
+  EXPECT_EQ(Requests(), 4);  // three faults, then success
+}
+
+TEST_F(S3RetryTest, ResetConnectionsAreRetried) {
+  ASSERT_TRUE(proxy_->SetFaults("reset reset").ok());
+  auto info = via_proxy_->Stat("obj");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, data_.size());
+  EXPECT_EQ(Requests(), 3);
+}
+
+TEST_F(S3RetryTest, ReadCutMidBodyResumesWithTheRightBytes) {
+  ASSERT_TRUE(proxy_->SetFaults("reset-mid-body reset-mid-body").ok());
+  auto got = via_proxy_->ReadToString("obj", 1000, data_.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*got == data_.substr(1000));
+  EXPECT_EQ(Requests(), 3);
+}
+
+TEST_F(S3RetryTest, ForbiddenIsNeverRetried) {
+  ASSERT_TRUE(proxy_->SetFaults("403").ok());
+  auto got = via_proxy_->ReadToString("obj", 0, 10);
+  EXPECT_EQ(got.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(Requests(), 1);
+}
+
+TEST_F(S3RetryTest, WritesAreRetriedToo) {
+  ASSERT_TRUE(proxy_->SetFaults("503 reset").ok());
+  ASSERT_TRUE(via_proxy_->Write("written", "payload").ok());
+  EXPECT_EQ(*store_->ReadToString("written", 0, 100), "payload");
+}
+
+TEST_F(S3RetryTest, PersistentFailureGivesUp) {
+  ASSERT_TRUE(proxy_->SetFaults("503 503 503 503 503 503 503 503").ok());
+  auto got = via_proxy_->ReadToString("obj", 0, 10);
+  EXPECT_EQ(got.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(got.status().retryable());
+  EXPECT_EQ(Requests(), 5);  // max_attempts
+}
+
+}  // namespace
+}  // namespace sluice::ufs
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new sluice::ufs::RgwEnvironment());
+  return RUN_ALL_TESTS();
+}

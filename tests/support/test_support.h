@@ -1,0 +1,108 @@
+// Helpers for sluice's integration tests: private temp directories, child processes stopped
+// by pid, bounded waits, deterministic test data, and the real servers the tests run against
+// (Ceph RGW as S3, and a Python HTTP server/proxy with fault injection). Every instance picks
+// its own ports and directories, so two test runs can share a machine. Not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sluice::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A child process. The destructor SIGKILLs it if still running and reaps it.
+class Subprocess {
+ public:
+  // Starts argv[0] (searched in PATH) with extra environment variables; stdout and stderr go
+  // to `log_file` (appended) when given, else are inherited.
+  static Result<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
+                                                   const std::map<std::string, std::string>& env = {},
+                                                   const std::string& log_file = "");
+  ~Subprocess();
+  pid_t pid() const { return pid_; }
+  // Sends `signal` and waits for the exit; returns the wait status.
+  int Stop(int signal = 15);
+  // Waits up to `timeout` for the process to exit by itself; true when it did.
+  bool WaitExit(std::chrono::milliseconds timeout, int* wait_status = nullptr);
+
+ private:
+  explicit Subprocess(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  bool reaped_ = false;
+};
+
+// Runs a command to completion; returns its exit code (or -1), with output in *output.
+int RunCommand(const std::vector<std::string>& argv, std::string* output,
+               const std::map<std::string, std::string>& env = {});
+
+// Polls `condition` every 10 ms until it holds or `timeout` passes; returns the last result.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// Deterministic pseudo-random bytes.
+std::string TestBytes(size_t n, uint64_t seed);
+
+// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
+int UnusedPort();
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& data);
+
+// A throwaway Ceph RADOS Gateway on loopback (tests/fixtures/radosgw.sh): the reference S3
+// server, which verifies SigV4. Stopped, by pid, on destruction or if this process dies.
+class RgwServer {
+ public:
+  static Result<std::unique_ptr<RgwServer>> Start(const std::vector<std::string>& buckets);
+  ~RgwServer();
+  const std::string& endpoint() const { return endpoint_; }  // http://127.0.0.1:PORT
+  const std::string& access_key() const { return access_key_; }
+  const std::string& secret_key() const { return secret_key_; }
+
+ private:
+  RgwServer() = default;
+  std::unique_ptr<TempDir> parent_;
+  std::string dir_;
+  std::string endpoint_, access_key_, secret_key_;
+};
+
+// tests/fixtures/http_server.py: a static file server ("serve", with Range and index pages)
+// or a pass-through proxy ("proxy"), both able to inject faults on request.
+class FaultyHttpServer {
+ public:
+  static Result<std::unique_ptr<FaultyHttpServer>> Serve(const std::string& root_dir);
+  static Result<std::unique_ptr<FaultyHttpServer>> Proxy(const std::string& upstream_url);
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Faults for the next requests, one per request: "503 slowdown reset reset-mid-body 403 ok".
+  Status SetFaults(const std::string& plan);
+  // Normal (non-control) requests seen since start or the last ResetStats().
+  Result<int> RequestCount();
+  Status ResetStats();
+
+ private:
+  static Result<std::unique_ptr<FaultyHttpServer>> Launch(const std::vector<std::string>& args);
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<Subprocess> process_;
+  int port_ = 0;
+};
+
+}  // namespace sluice::testing
