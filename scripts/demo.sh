@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release --target sluice >/dev/null
+cmake --build build/release --target sluice | grep -v "^\[" || true
 SLUICE=$PWD/build/release/src/cli/sluice
 
 WORK=$(mktemp -d /tmp/sluice-demo-XXXXXX)
@@ -17,7 +17,7 @@ cleanup() { bash tests/fixtures/radosgw.sh stop "$RGW" >/dev/null 2>&1 || true; 
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+run() { printf '$ %s\n' "$*" >&2; "$@"; }
 
 step "Generating a sample dataset: 200 image-like files of 100 KiB and 2 shards of 32 MiB"
 mkdir -p "$WORK/dataset/train/images" "$WORK/dataset/train/shards"
@@ -49,7 +49,9 @@ run "$SLUICE" ufs ls -l s3://datasets/train/shards
 run "$SLUICE" ufs stat s3://datasets/train/shards/shard-00.tar
 
 step "Reading a byte range, and checking the bytes against the local copy"
+printf 'via S3:    '
 run "$SLUICE" ufs cat --offset 1048570 --length 16 s3://datasets/train/shards/shard-00.tar | od -An -tx1
+printf 'local file:'
 dd if="$WORK/dataset/train/shards/shard-00.tar" bs=1 skip=1048570 count=16 status=none | od -An -tx1
 "$SLUICE" ufs cat s3://datasets/train/images/img_00007.jpg | cmp - "$WORK/dataset/train/images/img_00007.jpg" &&
   echo "img_00007.jpg: identical"

@@ -109,5 +109,26 @@ TEST_F(HttpStoreTest, RejectsEscapingPaths) {
   EXPECT_EQ(OpenUnderStore(server_->url(), {{{"endpoint", "x"}}}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(HttpsStoreTest, VerifiesCertificatesAndHonoursTheCaBundle) {
+  TempDir dir;
+  WriteFile(dir.path() + "/f.txt", "secure bytes");
+  auto server = FaultyHttpServer::ServeTls(dir.path());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  UnderStoreOptions opts;
+  opts.max_attempts = 2;
+  auto untrusted = OpenUnderStore((*server)->url(), opts);
+  ASSERT_TRUE(untrusted.ok());
+  auto refused = (*untrusted)->ReadToString("f.txt", 0, 100);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("TLS verification failed"), std::string::npos)
+      << refused.status().message();
+  opts.options = {{"ca_bundle", (*server)->ca_file()}};
+  auto trusted = OpenUnderStore((*server)->url(), opts);
+  ASSERT_TRUE(trusted.ok());
+  auto got = (*trusted)->ReadToString("f.txt", 0, 100);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, "secure bytes");
+}
+
 }  // namespace
 }  // namespace sluice::ufs

@@ -189,13 +189,26 @@ Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Serve(const std::str
   return Launch({"serve", root_dir});
 }
 
+Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::ServeTls(const std::string& root_dir) {
+  auto dir = std::make_unique<TempDir>();
+  std::string cert = dir->path() + "/cert.pem", key = dir->path() + "/key.pem", out;
+  int rc = RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                       "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                      &out);
+  if (rc != 0) return Internal("openssl could not make a certificate: " + out);
+  auto server = Launch({"serve", root_dir, "--tls-cert", cert, "--tls-key", key}, std::move(dir));
+  if (server.ok()) (*server)->tls_ = true;
+  return server;
+}
+
 Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Proxy(const std::string& upstream_url) {
   return Launch({"proxy", upstream_url});
 }
 
-Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Launch(const std::vector<std::string>& args) {
+Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Launch(const std::vector<std::string>& args,
+                                                                  std::unique_ptr<TempDir> dir) {
   std::unique_ptr<FaultyHttpServer> s(new FaultyHttpServer());
-  s->dir_ = std::make_unique<TempDir>();
+  s->dir_ = dir ? std::move(dir) : std::make_unique<TempDir>();
   std::string port_file = s->dir_->path() + "/port";
   std::vector<std::string> argv{SLUICE_PYTHON, SLUICE_FIXTURES_DIR "/http_server.py"};
   argv.insert(argv.end(), args.begin(), args.end());

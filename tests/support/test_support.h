@@ -89,9 +89,12 @@ class RgwServer {
 class FaultyHttpServer {
  public:
   static Result<std::unique_ptr<FaultyHttpServer>> Serve(const std::string& root_dir);
+  // Serves HTTPS with a fresh self-signed certificate for 127.0.0.1, saved as ca_file().
+  static Result<std::unique_ptr<FaultyHttpServer>> ServeTls(const std::string& root_dir);
   static Result<std::unique_ptr<FaultyHttpServer>> Proxy(const std::string& upstream_url);
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(port_); }
+  std::string ca_file() const { return dir_->path() + "/cert.pem"; }
   // Faults for the next requests, one per request: "503 slowdown reset reset-mid-body 403 ok".
   Status SetFaults(const std::string& plan);
   // Normal (non-control) requests seen since start or the last ResetStats().
@@ -99,8 +102,10 @@ class FaultyHttpServer {
   Status ResetStats();
 
  private:
-  static Result<std::unique_ptr<FaultyHttpServer>> Launch(const std::vector<std::string>& args);
+  static Result<std::unique_ptr<FaultyHttpServer>> Launch(const std::vector<std::string>& args,
+                                                          std::unique_ptr<TempDir> dir = nullptr);
   std::unique_ptr<TempDir> dir_;
+  bool tls_ = false;
   std::unique_ptr<Subprocess> process_;
   int port_ = 0;
 };
