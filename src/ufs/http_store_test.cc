@@ -97,6 +97,22 @@ TEST_F(HttpStoreTest, RetriesFaultsAndResumesCutReads) {
   EXPECT_EQ(*server_->RequestCount(), 4);
 }
 
+TEST_F(HttpStoreTest, StalledServerTimesOutAndIsRetried) {
+  UnderStoreOptions opts;
+  opts.request_timeout = std::chrono::seconds(1);
+  opts.retry_base_delay = std::chrono::milliseconds(5);
+  auto store = OpenUnderStore(server_->url() + "/data", opts);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(server_->ResetStats().ok());
+  ASSERT_TRUE(server_->SetFaults("delay:4").ok());
+  auto t0 = std::chrono::steady_clock::now();
+  auto got = (*store)->ReadToString("with space ü.txt", 0, 100);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, "hello");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(3500));  // did not wait out the stall
+  EXPECT_EQ(*server_->RequestCount(), 2);
+}
+
 TEST_F(HttpStoreTest, ForbiddenIsNotRetried) {
   ASSERT_TRUE(server_->ResetStats().ok());
   ASSERT_TRUE(server_->SetFaults("403").ok());
