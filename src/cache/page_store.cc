@@ -1,0 +1,422 @@
+// Memory and disk tiers of the page store.
+//
+// Disk layout: DIR/pages/<first 2 hex of file id>/<file id hex>-<index>-<length>, holding a
+// 24-byte header (magic, length, checksum) and the page bytes. The name alone rebuilds the
+// index at start-up, so a restart costs a directory walk, not a read of every page.
+#include "cache/page_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/logging.h"
+
+namespace sluice::cache {
+namespace {
+
+constexpr uint32_t kMagic = 0x47504c53;  // "SLPG"
+constexpr uint32_t kFormat = 1;
+
+struct PageHeader {
+  uint32_t magic;
+  uint32_t format;
+  uint64_t length;
+  uint64_t checksum;
+};
+static_assert(sizeof(PageHeader) == 24);
+
+uint64_t Checksum(const PageKey& key, std::string_view data) {
+  // Seeded with the key, so a page file renamed onto another key fails the check too.
+  return XXH3_64bits_withSeed(data.data(), data.size(), key.file.lo ^ key.file.hi ^ (key.index * 0x9E3779B97F4A7C15ull));
+}
+
+std::atomic<uint64_t> g_tmp_counter{0};
+
+}  // namespace
+
+// The memory tier: pages as shared strings, bounded by a byte quota.
+class PageStore::MemoryTier {
+ public:
+  MemoryTier(uint64_t quota, std::unique_ptr<CachePolicy> policy) : quota_(quota), policy_(std::move(policy)) {}
+
+  PageData Get(const PageKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pages_.find(key);
+    if (it == pages_.end()) return nullptr;
+    policy_->OnAccess(key);
+    return it->second;
+  }
+
+  bool Contains(const PageKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pages_.count(key) > 0;
+  }
+
+  // Returns false when the policy refused the page.
+  bool Put(const PageKey& key, PageData data) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (data->size() > quota_) return false;
+    if (pages_.count(key)) {
+      policy_->OnAccess(key);
+      return true;
+    }
+    while (bytes_ + data->size() > quota_) {
+      auto victim = policy_->Victim();
+      if (!victim) return false;
+      RemoveLocked(*victim);
+      ++evictions_;
+    }
+    bytes_ += data->size();
+    pages_.emplace(key, std::move(data));
+    policy_->OnInsert(key);
+    return true;
+  }
+
+  uint64_t EraseFile(const FileId& file) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<PageKey> doomed;
+    for (const auto& [k, v] : pages_) {
+      if (k.file == file) doomed.push_back(k);
+    }
+    for (const auto& k : doomed) RemoveLocked(k);
+    return doomed.size();
+  }
+
+  TierStats Stats(uint64_t* evictions) {
+    std::lock_guard<std::mutex> lock(mu_);
+    *evictions += evictions_;
+    return TierStats{"memory", quota_, bytes_, pages_.size()};
+  }
+
+ private:
+  void RemoveLocked(const PageKey& key) {
+    auto it = pages_.find(key);
+    if (it == pages_.end()) return;
+    bytes_ -= it->second->size();
+    pages_.erase(it);
+    policy_->OnRemove(key);
+  }
+
+  const uint64_t quota_;
+  std::mutex mu_;
+  std::unique_ptr<CachePolicy> policy_;                         // GUARDED_BY(mu_)
+  std::unordered_map<PageKey, PageData, PageKeyHash> pages_;   // GUARDED_BY(mu_)
+  uint64_t bytes_ = 0;                                         // GUARDED_BY(mu_)
+  uint64_t evictions_ = 0;                                     // GUARDED_BY(mu_)
+};
+
+// One disk directory: an in-memory index of page files, the files themselves written and
+// read outside the lock.
+class PageStore::DiskTier {
+ public:
+  DiskTier(std::string dir, uint64_t quota, uint64_t reserve, std::unique_ptr<CachePolicy> policy)
+      : dir_(std::move(dir)), quota_(quota), reserve_(reserve), policy_(std::move(policy)) {}
+
+  Status Load() {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) return IoError("cannot create cache directory " + dir_ + ": " + ec.message());
+    DIR* top = ::opendir(dir_.c_str());
+    if (!top) return IoError("cannot read cache directory " + dir_ + ": " + std::strerror(errno));
+    std::vector<std::string> subdirs;
+    while (dirent* e = ::readdir(top)) {
+      if (std::strlen(e->d_name) == 2 && e->d_name[0] != '.') subdirs.push_back(e->d_name);
+    }
+    ::closedir(top);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& sub : subdirs) {
+      std::string path = dir_ + "/" + sub;
+      DIR* d = ::opendir(path.c_str());
+      if (!d) continue;
+      while (dirent* e = ::readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name == "." || name == "..") continue;
+        PageKey key;
+        uint64_t length;
+        if (!ParseName(name, &key, &length)) {
+          ::unlinkat(::dirfd(d), e->d_name, 0);  // a temporary file of an interrupted write
+          continue;
+        }
+        if (index_.count(key) || bytes_ + length > quota_) continue;
+        index_.emplace(key, length);
+        bytes_ += length;
+        policy_->OnInsert(key);
+      }
+      ::closedir(d);
+    }
+    return Status::Ok();
+  }
+
+  // Reads and verifies a page. *corrupt is set when a file existed but failed the check.
+  PageData Get(const PageKey& key, bool* corrupt) {
+    uint64_t length;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = index_.find(key);
+      if (it == index_.end()) return nullptr;
+      length = it->second;
+      policy_->OnAccess(key);
+    }
+    std::string path = PathOf(key, length);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      Forget(key);  // evicted meanwhile, or removed behind our back
+      return nullptr;
+    }
+    auto data = std::make_shared<std::string>(length, '\0');
+    PageHeader header{};
+    bool ok = ReadFull(fd, &header, sizeof(header), 0) && header.magic == kMagic && header.format == kFormat &&
+              header.length == length && ReadFull(fd, data->data(), length, sizeof(header));
+    char extra;
+    ok = ok && ::pread(fd, &extra, 1, static_cast<off_t>(sizeof(header) + length)) == 0;
+    ::close(fd);
+    if (!ok || Checksum(key, *data) != header.checksum) {
+      SLUICE_LOG_WARN("dropping corrupt cache page {} (failed checksum or truncated)", path);
+      ::unlink(path.c_str());
+      Forget(key);
+      *corrupt = true;
+      return nullptr;
+    }
+    return data;
+  }
+
+  bool Contains(const PageKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return index_.count(key) > 0;
+  }
+
+  // Writes a page file; returns false (and counts why) when it cannot be cached.
+  bool Put(const PageKey& key, const std::string& data, uint64_t* evictions, uint64_t* write_errors) {
+    std::vector<std::string> doomed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (index_.count(key)) return true;
+      if (data.size() > quota_) return false;
+      while (bytes_ + data.size() > quota_) {
+        auto victim = policy_->Victim();
+        if (!victim) return false;
+        doomed.push_back(PathOf(*victim, index_[*victim]));
+        RemoveLocked(*victim);
+        ++*evictions;
+      }
+      // Reserve the bytes now so concurrent writers cannot overshoot the quota.
+      bytes_ += data.size();
+      pending_.emplace(key, data.size());
+    }
+    for (const auto& p : doomed) ::unlink(p.c_str());
+    bool written = HasRoom(data.size()) && WriteFile(key, data);
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.erase(key);
+    if (!written) {
+      bytes_ -= data.size();
+      ++*write_errors;
+      return false;
+    }
+    index_.emplace(key, data.size());
+    policy_->OnInsert(key);
+    return true;
+  }
+
+  uint64_t EraseFile(const FileId& file) {
+    std::vector<std::string> doomed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::vector<PageKey> keys;
+      for (const auto& [k, len] : index_) {
+        if (k.file == file) keys.push_back(k);
+      }
+      for (const auto& k : keys) {
+        doomed.push_back(PathOf(k, index_[k]));
+        RemoveLocked(k);
+      }
+    }
+    for (const auto& p : doomed) ::unlink(p.c_str());
+    return doomed.size();
+  }
+
+  TierStats Stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return TierStats{dir_, quota_, bytes_, index_.size()};
+  }
+
+ private:
+  static bool ReadFull(int fd, void* buf, size_t n, off_t offset) {
+    auto* p = static_cast<char*>(buf);
+    while (n > 0) {
+      ssize_t r = ::pread(fd, p, n, offset);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      p += r;
+      n -= static_cast<size_t>(r);
+      offset += r;
+    }
+    return true;
+  }
+
+  static bool ParseName(std::string_view name, PageKey* key, uint64_t* length) {
+    // <32 hex>-<index>-<length>
+    if (name.size() < 36 || name[32] != '-') return false;
+    if (!FileId::ParseHex(name.substr(0, 32), &key->file)) return false;
+    std::string rest(name.substr(33));
+    size_t dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0 || dash + 1 >= rest.size()) return false;
+    for (char c : rest) {
+      if (c != '-' && (c < '0' || c > '9')) return false;
+    }
+    key->index = std::strtoull(rest.c_str(), nullptr, 10);
+    *length = std::strtoull(rest.c_str() + dash + 1, nullptr, 10);
+    return true;
+  }
+
+  std::string PathOf(const PageKey& key, uint64_t length) const {
+    std::string hex = key.file.Hex();
+    return dir_ + "/" + hex.substr(0, 2) + "/" + hex + "-" + std::to_string(key.index) + "-" + std::to_string(length);
+  }
+
+  bool HasRoom(uint64_t bytes) const {
+    struct statvfs vfs;
+    if (::statvfs(dir_.c_str(), &vfs) != 0) return false;
+    return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize >= bytes + reserve_;
+  }
+
+  // Writes to a temporary name and renames, so a crash leaves no half page under a real name.
+  bool WriteFile(const PageKey& key, const std::string& data) {
+    std::string path = PathOf(key, data.size());
+    std::string tmp = path + ".tmp" + std::to_string(g_tmp_counter++);
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    PageHeader header{kMagic, kFormat, data.size(), Checksum(key, data)};
+    bool ok = WriteAll(fd, &header, sizeof(header)) && WriteAll(fd, data.data(), data.size());
+    ok = (::close(fd) == 0) && ok;
+    if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
+    if (!ok) {
+      SLUICE_LOG_WARN("cannot cache a page in {}: {}", dir_, std::strerror(errno));
+      ::unlink(tmp.c_str());
+    }
+    return ok;
+  }
+
+  static bool WriteAll(int fd, const void* buf, size_t n) {
+    const auto* p = static_cast<const char*>(buf);
+    while (n > 0) {
+      ssize_t w = ::write(fd, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+
+  void Forget(const PageKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    RemoveLocked(key);
+  }
+
+  void RemoveLocked(const PageKey& key) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return;
+    bytes_ -= it->second;
+    index_.erase(it);
+    policy_->OnRemove(key);
+  }
+
+  const std::string dir_;
+  const uint64_t quota_;
+  const uint64_t reserve_;
+  std::mutex mu_;
+  std::unique_ptr<CachePolicy> policy_;                             // GUARDED_BY(mu_)
+  std::unordered_map<PageKey, uint64_t, PageKeyHash> index_;       // GUARDED_BY(mu_): key -> length
+  std::unordered_map<PageKey, uint64_t, PageKeyHash> pending_;     // GUARDED_BY(mu_): being written
+  uint64_t bytes_ = 0;                                             // GUARDED_BY(mu_): index + pending
+};
+
+PageStore::PageStore(PageStoreOptions options) : options_(std::move(options)) {}
+PageStore::~PageStore() = default;
+
+Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& options) {
+  if (options.page_size == 0) return InvalidArgument("page size must be positive");
+  std::unique_ptr<PageStore> store(new PageStore(options));
+  SLUICE_ASSIGN_OR_RETURN(auto memory_policy, NewCachePolicy(options.policy));
+  store->memory_ = std::make_unique<MemoryTier>(options.memory_quota, std::move(memory_policy));
+  for (const auto& disk : options.disks) {
+    SLUICE_ASSIGN_OR_RETURN(auto policy, NewCachePolicy(options.policy));
+    auto tier = std::make_unique<DiskTier>(disk.dir + "/pages", disk.quota, options.disk_reserve, std::move(policy));
+    SLUICE_RETURN_IF_ERROR(tier->Load());
+    store->disks_.push_back(std::move(tier));
+  }
+  return store;
+}
+
+PageStore::DiskTier* PageStore::DiskFor(const PageKey& key) {
+  if (disks_.empty()) return nullptr;
+  return disks_[PageKeyHash()(key) % disks_.size()].get();
+}
+
+PageData PageStore::Get(const PageKey& key) {
+  if (PageData data = memory_->Get(key)) {
+    ++hits_memory_;
+    return data;
+  }
+  if (DiskTier* disk = DiskFor(key)) {
+    bool corrupt = false;
+    if (PageData data = disk->Get(key, &corrupt)) {
+      ++hits_disk_;
+      memory_->Put(key, data);  // promote
+      return data;
+    }
+    if (corrupt) ++corrupt_;
+  }
+  ++misses_;
+  return nullptr;
+}
+
+void PageStore::Put(const PageKey& key, PageData data) {
+  ++puts_;
+  bool cached = memory_->Put(key, data);
+  if (DiskTier* disk = DiskFor(key)) {
+    uint64_t evictions = 0, errors = 0;
+    cached = disk->Put(key, *data, &evictions, &errors) || cached;
+    disk_evictions_ += evictions;
+    disk_write_errors_ += errors;
+  }
+  if (!cached) ++refused_;
+}
+
+bool PageStore::Contains(const PageKey& key) {
+  if (memory_->Contains(key)) return true;
+  DiskTier* disk = DiskFor(key);
+  return disk && disk->Contains(key);
+}
+
+uint64_t PageStore::EraseFile(const FileId& file) {
+  uint64_t n = memory_->EraseFile(file);
+  for (auto& d : disks_) n += d->EraseFile(file);
+  return n;
+}
+
+PageStoreStats PageStore::Stats() {
+  PageStoreStats s;
+  s.hits_memory = hits_memory_;
+  s.hits_disk = hits_disk_;
+  s.misses = misses_;
+  s.puts = puts_;
+  s.refused = refused_;
+  s.corrupt_pages = corrupt_;
+  s.disk_write_errors = disk_write_errors_;
+  s.evictions = disk_evictions_;
+  s.tiers.push_back(memory_->Stats(&s.evictions));
+  for (auto& d : disks_) s.tiers.push_back(d->Stats());
+  return s;
+}
+
+}  // namespace sluice::cache

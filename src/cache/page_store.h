@@ -1,0 +1,86 @@
+// PageStore: the worker's page cache. Pages live in a memory tier and, below it, in one or
+// more disk directories, each with a byte quota and its own eviction policy. Every disk page
+// carries an XXH3 checksum verified on each read: a corrupt or truncated page file is deleted,
+// counted and reported as a miss, never served. The disk tiers survive a restart (Open
+// rescans them; file names carry everything the index needs). Caching is best effort: a full
+// disk or a refused admission leaves the page uncached, and the caller serves through.
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/cache_policy.h"
+#include "cache/page_key.h"
+#include "common/config.h"
+#include "common/status.h"
+
+namespace sluice::cache {
+
+using PageData = std::shared_ptr<const std::string>;
+
+struct PageStoreOptions {
+  uint64_t page_size = 1 << 20;
+  uint64_t memory_quota = 256ull << 20;
+  std::vector<DiskTierConfig> disks;  // each dir gets a "pages" subdirectory
+  std::string policy = "lru";         // for every tier: "lru" or "stable"
+  uint64_t disk_reserve = 64ull << 20;  // keep this much free on each disk's file system
+};
+
+struct TierStats {
+  std::string name;  // "memory" or the disk directory
+  uint64_t quota = 0;
+  uint64_t bytes = 0;
+  uint64_t pages = 0;
+};
+
+struct PageStoreStats {
+  uint64_t hits_memory = 0, hits_disk = 0, misses = 0;
+  uint64_t puts = 0, refused = 0, evictions = 0;
+  uint64_t corrupt_pages = 0;      // failed checksum or truncated, dropped
+  uint64_t disk_write_errors = 0;  // full disk or I/O error while caching
+  std::vector<TierStats> tiers;
+};
+
+class PageStore {
+ public:
+  // Creates the tiers; rescans each disk directory and drops leftover temporary files.
+  static Result<std::unique_ptr<PageStore>> Open(const PageStoreOptions& options);
+  ~PageStore();
+  PageStore(const PageStore&) = delete;
+  PageStore& operator=(const PageStore&) = delete;
+
+  // The page's bytes, from memory or (verified) from disk; nullptr on a miss.
+  PageData Get(const PageKey& key);
+
+  // Caches a page in memory and on disk, evicting per policy; best effort.
+  void Put(const PageKey& key, PageData data);
+
+  // True when some tier holds the page (no checksum check, no policy update).
+  bool Contains(const PageKey& key);
+
+  // Drops every page of `file` from every tier; returns how many were dropped.
+  uint64_t EraseFile(const FileId& file);
+
+  PageStoreStats Stats();
+  uint64_t page_size() const { return options_.page_size; }
+
+ private:
+  class MemoryTier;
+  class DiskTier;
+  explicit PageStore(PageStoreOptions options);
+  DiskTier* DiskFor(const PageKey& key);
+
+  const PageStoreOptions options_;
+  std::unique_ptr<MemoryTier> memory_;
+  std::vector<std::unique_ptr<DiskTier>> disks_;
+  std::atomic<uint64_t> hits_memory_{0}, hits_disk_{0}, misses_{0}, puts_{0}, refused_{0}, corrupt_{0};
+  std::atomic<uint64_t> disk_evictions_{0}, disk_write_errors_{0};
+};
+
+}  // namespace sluice::cache

@@ -1,0 +1,185 @@
+// PageStore: tiers, quotas, policies, checksums, restart and a full disk.
+#include "cache/page_store.h"
+
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/test_support.h"
+
+namespace sluice::cache {
+namespace {
+
+using testing::TempDir;
+using testing::TestBytes;
+
+constexpr uint64_t kPage = 4096;
+
+PageData Bytes(uint64_t seed, size_t n = kPage) { return std::make_shared<std::string>(TestBytes(n, seed)); }
+PageKey Key(uint64_t index, const std::string& file = "f") { return PageKey{FileId::For("file:///d", file, "v1"), index}; }
+
+std::vector<std::string> PageFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+TEST(PageKeyTest, FileIdDependsOnEveryPart) {
+  FileId a = FileId::For("s3://b", "k", "etag:1");
+  EXPECT_EQ(a, FileId::For("s3://b", "k", "etag:1"));
+  EXPECT_FALSE(a == FileId::For("s3://b", "k", "etag:2"));
+  EXPECT_FALSE(a == FileId::For("s3://b", "k2", "etag:1"));
+  EXPECT_FALSE(FileId::For("ab", "c", "v") == FileId::For("a", "bc", "v"));
+  FileId back;
+  ASSERT_TRUE(FileId::ParseHex(a.Hex(), &back));
+  EXPECT_EQ(back, a);
+  EXPECT_FALSE(FileId::ParseHex("xyz", &back));
+}
+
+TEST(PageStoreTest, MemoryTierEvictsLeastRecentlyUsed) {
+  auto store = *PageStore::Open({kPage, 3 * kPage, {}, "lru"});
+  for (uint64_t i = 0; i < 3; ++i) store->Put(Key(i), Bytes(i));
+  ASSERT_NE(store->Get(Key(0)), nullptr);  // 0 is now the most recent
+  store->Put(Key(3), Bytes(3));            // evicts 1
+  EXPECT_EQ(*store->Get(Key(0)), *Bytes(0));
+  EXPECT_EQ(store->Get(Key(1)), nullptr);
+  EXPECT_NE(store->Get(Key(2)), nullptr);
+  EXPECT_NE(store->Get(Key(3)), nullptr);
+  auto stats = store->Stats();
+  EXPECT_EQ(stats.tiers[0].bytes, 3 * kPage);
+  EXPECT_EQ(stats.evictions, 1u);
+  EXPECT_EQ(stats.misses, 1u);
+}
+
+TEST(PageStoreTest, StablePolicyRefusesOnceFull) {
+  auto store = *PageStore::Open({kPage, 2 * kPage, {}, "stable"});
+  for (uint64_t i = 0; i < 4; ++i) store->Put(Key(i), Bytes(i));
+  EXPECT_NE(store->Get(Key(0)), nullptr);
+  EXPECT_NE(store->Get(Key(1)), nullptr);
+  EXPECT_EQ(store->Get(Key(2)), nullptr);
+  EXPECT_EQ(store->Stats().refused, 2u);
+  EXPECT_EQ(PageStore::Open({kPage, kPage, {}, "random"}).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Epoch-style sequential scans of a dataset twice the cache: LRU always evicts the page that
+// is needed next, the stable policy keeps serving half of the reads.
+TEST(PageStoreTest, StablePolicyKeepsHittingOnCyclicScans) {
+  auto hit_ratio = [](const std::string& policy) {
+    auto store = *PageStore::Open({kPage, 100 * kPage, {}, policy});
+    uint64_t hits = 0, reads = 0;
+    for (int epoch = 0; epoch < 4; ++epoch) {
+      for (uint64_t i = 0; i < 200; ++i) {
+        bool hit = store->Get(Key(i)) != nullptr;
+        if (!hit) store->Put(Key(i), Bytes(i));
+        if (epoch > 0) hits += hit, ++reads;
+      }
+    }
+    return static_cast<double>(hits) / static_cast<double>(reads);
+  };
+  EXPECT_EQ(hit_ratio("lru"), 0.0);
+  EXPECT_NEAR(hit_ratio("stable"), 0.5, 0.01);
+}
+
+TEST(PageStoreTest, DiskTierSurvivesRestart) {
+  TempDir dir;
+  PageStoreOptions opts{kPage, 2 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0};
+  {
+    auto store = *PageStore::Open(opts);
+    for (uint64_t i = 0; i < 10; ++i) store->Put(Key(i), Bytes(i, kPage - i));  // lengths vary
+  }
+  auto store = *PageStore::Open(opts);
+  auto stats = store->Stats();
+  EXPECT_EQ(stats.tiers[1].pages, 10u);
+  for (uint64_t i = 0; i < 10; ++i) {
+    auto got = store->Get(Key(i));
+    ASSERT_NE(got, nullptr) << i;
+    EXPECT_EQ(*got, *Bytes(i, kPage - i));
+  }
+  EXPECT_EQ(store->Stats().hits_disk, 10u);  // memory starts empty after a restart
+}
+
+TEST(PageStoreTest, DiskQuotaEvicts) {
+  TempDir dir;
+  auto store = *PageStore::Open({kPage, kPage, {{dir.path(), 5 * kPage}}, "lru", 0});
+  for (uint64_t i = 0; i < 8; ++i) store->Put(Key(i), Bytes(i));
+  auto stats = store->Stats();
+  EXPECT_EQ(stats.tiers[1].pages, 5u);
+  EXPECT_LE(stats.tiers[1].bytes, 5 * kPage);
+  EXPECT_EQ(PageFiles(dir.path()).size(), 5u);
+}
+
+TEST(PageStoreTest, CorruptOrTruncatedPagesAreDroppedNeverServed) {
+  TempDir dir;
+  PageStoreOptions opts{kPage, 0, {{dir.path(), 100 * kPage}}, "lru", 0};  // no memory tier: every read hits disk
+  {
+    auto store = *PageStore::Open(opts);
+    store->Put(Key(0), Bytes(0));
+    store->Put(Key(1), Bytes(1));
+    store->Put(Key(2), Bytes(2));
+  }
+  auto files = PageFiles(dir.path());
+  ASSERT_EQ(files.size(), 3u);
+  auto path_of = [&](uint64_t index) {
+    std::string needle = Key(index).file.Hex() + "-" + std::to_string(index) + "-";
+    for (const auto& f : files) {
+      if (f.find(needle) != std::string::npos) return f;
+    }
+    return std::string();
+  };
+  {  // flip one bit in the middle of page 0
+    std::fstream f(path_of(0), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(1000);
+    char c;
+    f.get(c);
+    f.seekp(1000);
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+  std::filesystem::resize_file(path_of(1), 100);  // truncate page 1
+  auto store = *PageStore::Open(opts);
+  EXPECT_EQ(store->Get(Key(0)), nullptr);
+  EXPECT_EQ(store->Get(Key(1)), nullptr);
+  EXPECT_EQ(*store->Get(Key(2)), *Bytes(2));
+  EXPECT_EQ(store->Stats().corrupt_pages, 2u);
+  EXPECT_EQ(PageFiles(dir.path()).size(), 1u);  // the bad files are gone
+  store->Put(Key(0), Bytes(0));                 // and can be cached again
+  EXPECT_EQ(*store->Get(Key(0)), *Bytes(0));
+}
+
+TEST(PageStoreTest, EraseFileDropsEveryTier) {
+  TempDir dir;
+  auto store = *PageStore::Open({kPage, 10 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0});
+  for (uint64_t i = 0; i < 3; ++i) {
+    store->Put(Key(i, "old"), Bytes(i));
+    store->Put(Key(i, "other"), Bytes(i));
+  }
+  EXPECT_EQ(store->EraseFile(Key(0, "old").file), 6u);  // 3 in memory + 3 on disk
+  EXPECT_FALSE(store->Contains(Key(1, "old")));
+  EXPECT_TRUE(store->Contains(Key(1, "other")));
+  EXPECT_EQ(PageFiles(dir.path()).size(), 3u);
+}
+
+// A real full file system: a 1 MiB tmpfs. Pages that do not fit stay uncached; nothing fails.
+TEST(PageStoreTest, FullDiskDegradesToUncached) {
+  TempDir dir;
+  if (::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=1m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  }
+  {
+    auto store = *PageStore::Open({kPage, 4 * kPage, {{dir.path(), 1000 * kPage}}, "lru", 0});
+    for (uint64_t i = 0; i < 400; ++i) store->Put(Key(i), Bytes(i));
+    auto stats = store->Stats();
+    EXPECT_GT(stats.disk_write_errors, 0u);
+    EXPECT_GT(stats.tiers[1].pages, 100u);
+    EXPECT_LT(stats.tiers[1].pages, 400u);
+    EXPECT_EQ(*store->Get(Key(0)), *Bytes(0));      // what fit is served
+    EXPECT_EQ(*store->Get(Key(399)), *Bytes(399));  // the newest pages are still in memory
+  }
+  ::umount(dir.path().c_str());
+}
+
+}  // namespace
+}  // namespace sluice::cache
