@@ -1,0 +1,235 @@
+// The single-flight, coalescing miss path.
+#include "cache/cached_reader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace sluice::cache {
+
+// One page being fetched; readers that want it wait here.
+struct CachedReader::Flight {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status status;
+  PageData data;
+
+  void Complete(Status st, PageData page) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (done) return;
+    done = true;
+    status = std::move(st);
+    data = std::move(page);
+    cv.notify_all();
+  }
+  Result<PageData> Wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [this] { return done; });
+    if (!status.ok()) return status;
+    return data;
+  }
+};
+
+// Bounds concurrent under-store reads and their bytes per second (token bucket).
+class CachedReader::Throttle {
+ public:
+  Throttle(int max_concurrency, uint64_t rate) : slots_(std::max(1, max_concurrency)), rate_(rate) {}
+
+  void Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return slots_ > 0; });
+    --slots_;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++slots_;
+    }
+    cv_.notify_one();
+  }
+  // Waits until `bytes` may pass under the rate limit.
+  void Spend(uint64_t bytes) {
+    if (rate_ == 0) return;
+    std::chrono::steady_clock::time_point ready;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = std::chrono::steady_clock::now();
+      if (next_free_ < now) next_free_ = now;
+      ready = next_free_;
+      next_free_ += std::chrono::nanoseconds(static_cast<int64_t>(1e9 * static_cast<double>(bytes) / rate_));
+    }
+    std::this_thread::sleep_until(ready);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int slots_;  // GUARDED_BY(mu_)
+  const uint64_t rate_;
+  std::chrono::steady_clock::time_point next_free_;  // GUARDED_BY(mu_)
+};
+
+CachedReader::CachedReader(PageStore* store, ufs::UnderStore* ufs, MissPathOptions options)
+    : store_(store),
+      ufs_(ufs),
+      options_(options),
+      throttle_(std::make_unique<Throttle>(options.ufs_max_concurrency, options.ufs_rate_limit)) {}
+
+CachedReader::~CachedReader() = default;
+
+Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
+                              const std::vector<std::shared_ptr<Flight>>& flights,
+                              const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched) {
+  const uint64_t ps = store_->page_size();
+  const uint64_t start = first * ps;
+  const uint64_t end = std::min(file.size, (first + flights.size()) * ps);
+  size_t next = 0;  // flight of the page being assembled
+  std::string buffer;
+  buffer.reserve(static_cast<size_t>(std::min(ps, end - start)));
+  Status consumer_status;  // an error from on_page stops handing pages out, not caching them
+
+  auto finish_page = [&]() {
+    auto page = std::make_shared<const std::string>(std::move(buffer));
+    buffer = std::string();
+    uint64_t index = first + next;
+    store_->Put(PageKey{file.id, index}, page);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      flights_.erase(PageKey{file.id, index});
+    }
+    flights[next]->Complete(Status::Ok(), page);
+    ++next;
+    if (consumer_status.ok()) consumer_status = on_page(index, page);
+    if (next < flights.size()) buffer.reserve(static_cast<size_t>(std::min(ps, end - (first + next) * ps)));
+  };
+
+  throttle_->Acquire();
+  auto n = ufs_->Read(file.path, start, end - start, [&](std::string_view chunk) -> Status {
+    throttle_->Spend(chunk.size());
+    while (!chunk.empty() && next < flights.size()) {
+      uint64_t page_end = std::min(end, (first + next + 1) * ps);
+      uint64_t want = page_end - (first + next) * ps - buffer.size();
+      size_t take = static_cast<size_t>(std::min<uint64_t>(want, chunk.size()));
+      buffer.append(chunk.substr(0, take));
+      chunk.remove_prefix(take);
+      if (buffer.size() == page_end - (first + next) * ps) finish_page();
+    }
+    return Status::Ok();
+  });
+  throttle_->Release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.ufs_reads;
+    stats_.ufs_bytes += n.ok() ? *n : 0;
+  }
+  if (n.ok()) *fetched += *n;
+  Status st = n.status();
+  if (st.ok() && next < flights.size()) {
+    st = Status(StatusCode::kUnavailable, file.path + " is shorter than its recorded size (" +
+                                              std::to_string(file.size) + " bytes); it changed in the under-store",
+                true);
+  }
+  if (!st.ok()) {
+    // Whoever waits for the pages not fetched gets the error; the pages are not cached.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = next; i < flights.size(); ++i) {
+      flights_.erase(PageKey{file.id, first + i});
+      flights[i]->Complete(st, nullptr);
+    }
+    return st;
+  }
+  return consumer_status;
+}
+
+Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
+                                 const std::function<Status(uint64_t, const PageData&)>& on_page,
+                                 uint64_t* fetched) {
+  const uint64_t ps = store_->page_size();
+  if (offset >= file.size || length == 0) return Status::Ok();
+  const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
+  const uint64_t last = (end - 1) / ps;  // inclusive
+  const uint64_t max_run = std::max<uint64_t>(1, options_.max_coalesced_bytes / ps);
+  uint64_t index = offset / ps;
+  while (index <= last) {
+    PageKey key{file.id, index};
+    if (PageData data = store_->Get(key)) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.page_hits;
+      }
+      SLUICE_RETURN_IF_ERROR(on_page(index, data));
+      ++index;
+      continue;
+    }
+    std::shared_ptr<Flight> theirs;
+    std::vector<std::shared_ptr<Flight>> mine;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.page_misses;
+      auto it = flights_.find(key);
+      if (it != flights_.end()) {
+        theirs = it->second;
+        ++stats_.shared_waits;
+      } else if (!store_->Contains(key)) {
+        // Claim this page and the missing, unclaimed pages right after it.
+        for (uint64_t i = index; i <= last && mine.size() < max_run; ++i) {
+          PageKey k{file.id, i};
+          if (i > index && (flights_.count(k) || store_->Contains(k))) break;
+          auto flight = std::make_shared<Flight>();
+          flights_.emplace(k, flight);
+          mine.push_back(std::move(flight));
+        }
+      }
+    }
+    if (theirs) {
+      SLUICE_ASSIGN_OR_RETURN(PageData data, theirs->Wait());
+      SLUICE_RETURN_IF_ERROR(on_page(index, data));
+      ++index;
+    } else if (!mine.empty()) {
+      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched));
+      index += mine.size();
+    }
+    // else: the page landed in the store between Get and the claim; loop to read it.
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink) {
+  const uint64_t ps = store_->page_size();
+  if (offset >= file.size || length == 0) return uint64_t{0};
+  const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
+  uint64_t delivered = 0, fetched = 0;
+  Status st = ForEachPage(file, offset, end - offset, [&](uint64_t index, const PageData& page) -> Status {
+    uint64_t page_start = index * ps;
+    uint64_t from = std::max(offset, page_start) - page_start;
+    uint64_t to = std::min<uint64_t>(end - page_start, page->size());
+    if (from >= to) return Status::Ok();
+    SLUICE_RETURN_IF_ERROR(sink(std::string_view(*page).substr(from, to - from)));
+    delivered += to - from;
+    return Status::Ok();
+  }, &fetched);
+  if (!st.ok()) return st;
+  return delivered;
+}
+
+Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uint64_t length) {
+  uint64_t fetched = 0;
+  SLUICE_RETURN_IF_ERROR(
+      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched));
+  return fetched;
+}
+
+uint64_t CachedReader::CachedPages(const CachedFile& file) {
+  const uint64_t ps = store_->page_size();
+  uint64_t pages = (file.size + ps - 1) / ps, cached = 0;
+  for (uint64_t i = 0; i < pages; ++i) cached += store_->Contains(PageKey{file.id, i});
+  return cached;
+}
+
+MissPathStats CachedReader::Stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace sluice::cache

@@ -1,0 +1,85 @@
+// CachedReader: the miss path. A read is served page by page from the PageStore; missing
+// pages come from the under-store, where
+//  - each page is fetched once however many readers want it at the same time (single-flight:
+//    later readers wait for the first one's fetch);
+//  - consecutive missing pages are fetched with one ranged read (coalescing);
+//  - fetches towards one under-store are bounded in number (concurrency) and in bytes/s;
+//  - a page is handed to the reader as soon as its bytes have arrived, not after the run.
+// A page that cannot be cached (full disk, policy refusal) is still served. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "cache/page_store.h"
+#include "ufs/under_store.h"
+
+namespace sluice::cache {
+
+// What a read needs to know of a file: its key in the under-store and its current version.
+struct CachedFile {
+  std::string path;
+  uint64_t size = 0;
+  FileId id;
+};
+
+struct MissPathOptions {
+  uint64_t max_coalesced_bytes = 16ull << 20;  // one ranged read covers at most this much
+  int ufs_max_concurrency = 32;                // under-store reads in flight at once
+  uint64_t ufs_rate_limit = 0;                 // bytes/s towards the under-store; 0 = none
+};
+
+struct MissPathStats {
+  uint64_t page_hits = 0, page_misses = 0, shared_waits = 0;
+  uint64_t ufs_reads = 0, ufs_bytes = 0;
+};
+
+class CachedReader {
+ public:
+  // `store` and `ufs` must outlive the reader.
+  CachedReader(PageStore* store, ufs::UnderStore* ufs, MissPathOptions options);
+  ~CachedReader();
+  CachedReader(const CachedReader&) = delete;
+  CachedReader& operator=(const CachedReader&) = delete;
+
+  // Reads [offset, offset + length) of `file`, clipped at its size, into `sink` in order.
+  // Returns the bytes delivered.
+  Result<uint64_t> Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
+
+  // Brings every page of [offset, offset + length) into the cache; returns the bytes fetched
+  // from the under-store (0 when all was cached).
+  Result<uint64_t> Load(const CachedFile& file, uint64_t offset, uint64_t length);
+
+  // How many pages of [0, file.size) are cached.
+  uint64_t CachedPages(const CachedFile& file);
+
+  MissPathStats Stats();
+
+ private:
+  struct Flight;
+  class Throttle;
+
+  // Fetches pages [first, first + flights.size()) with one ranged read, completing each
+  // flight as its page arrives and passing completed pages to `on_page`.
+  Status FetchRun(const CachedFile& file, uint64_t first, const std::vector<std::shared_ptr<Flight>>& flights,
+                  const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched);
+
+  // Calls on_page for every page of the range, in order; adds under-store bytes to *fetched.
+  Status ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
+                     const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched);
+
+  PageStore* const store_;
+  ufs::UnderStore* const ufs_;
+  const MissPathOptions options_;
+  std::unique_ptr<Throttle> throttle_;
+
+  std::mutex mu_;
+  std::unordered_map<PageKey, std::shared_ptr<Flight>, PageKeyHash> flights_;  // GUARDED_BY(mu_)
+  MissPathStats stats_;                                                          // GUARDED_BY(mu_)
+};
+
+}  // namespace sluice::cache
