@@ -220,10 +220,12 @@ Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uin
   return fetched;
 }
 
-uint64_t CachedReader::CachedPages(const CachedFile& file) {
+uint64_t CachedReader::CachedBytes(const CachedFile& file) {
   const uint64_t ps = store_->page_size();
   uint64_t pages = (file.size + ps - 1) / ps, cached = 0;
-  for (uint64_t i = 0; i < pages; ++i) cached += store_->Contains(PageKey{file.id, i});
+  for (uint64_t i = 0; i < pages; ++i) {
+    if (store_->Contains(PageKey{file.id, i})) cached += std::min(ps, file.size - i * ps);
+  }
   return cached;
 }
 

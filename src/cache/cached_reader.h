@@ -54,8 +54,8 @@ class CachedReader {
   // from the under-store (0 when all was cached).
   Result<uint64_t> Load(const CachedFile& file, uint64_t offset, uint64_t length);
 
-  // How many pages of [0, file.size) are cached.
-  uint64_t CachedPages(const CachedFile& file);
+  // How many bytes of the file are cached (in any tier).
+  uint64_t CachedBytes(const CachedFile& file);
 
   MissPathStats Stats();
 

@@ -95,9 +95,9 @@ Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key)
   return fresh;
 }
 
-size_t MetadataCache::Invalidate(const std::string& key) {
+MetadataCache::Invalidated MetadataCache::Invalidate(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t dropped = 0;
+  Invalidated dropped;
   for (const char* kind : {"s:", "l:"}) {
     std::string base = kind + key;
     for (auto it = entries_.lower_bound(base); it != entries_.end() && it->first.compare(0, base.size(), base) == 0;) {
@@ -107,9 +107,12 @@ size_t MetadataCache::Invalidate(const std::string& key) {
         ++it;
         continue;
       }
+      if (!it->second.is_list && it->second.status.ok() && !it->second.info.is_dir) {
+        dropped.files.push_back(it->second.info);
+      }
       lru_.erase(it->second.lru);
       it = entries_.erase(it);
-      ++dropped;
+      ++dropped.entries;
     }
   }
   return dropped;

@@ -39,8 +39,12 @@ class MetadataCache {
   // All entries directly below directory `key`, sorted by path.
   Result<std::vector<ufs::ObjectInfo>> List(const std::string& key);
 
-  // Forgets `key` and everything below it; returns the number of entries dropped.
-  size_t Invalidate(const std::string& key);
+  struct Invalidated {
+    size_t entries = 0;                  // stat and list entries dropped
+    std::vector<ufs::ObjectInfo> files;  // the files whose stat was dropped (to revalidate)
+  };
+  // Forgets `key` and everything below it.
+  Invalidated Invalidate(const std::string& key);
 
   MetadataCacheStats Stats();
 

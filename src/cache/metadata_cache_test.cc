@@ -62,9 +62,12 @@ TEST_F(MetadataCacheTest, InvalidateDropsThePathAndBelow) {
   ASSERT_TRUE(cache.Stat("d").ok());
   WriteFile(dir_.path() + "/d/c", "333");
   EXPECT_EQ(cache.List("d")->size(), 2u);
-  EXPECT_GE(cache.Invalidate("d"), 4u);  // the listing, d, d/a, d/b
+  auto dropped = cache.Invalidate("d");
+  EXPECT_EQ(dropped.entries, 4u);  // the listing, d, d/a, d/b
+  ASSERT_EQ(dropped.files.size(), 2u);
+  EXPECT_EQ(dropped.files[0].path, "d/a");
   EXPECT_EQ(cache.List("d")->size(), 3u);
-  EXPECT_EQ(cache.Invalidate("zzz"), 0u);
+  EXPECT_EQ(cache.Invalidate("zzz").entries, 0u);
 }
 
 TEST_F(MetadataCacheTest, BoundedEntries) {

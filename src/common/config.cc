@@ -133,6 +133,7 @@ Status BindSections(const YAML::Node& root, const std::string& source, Config* c
   worker.Int("http_port", &cfg->worker.http_port, 0, 65535);
   worker.Size("page_size", &cfg->worker.page_size, 4096, 64ull << 20);
   worker.Size("memory_quota", &cfg->worker.memory_quota, 0, 16 * kTiB);
+  worker.String("cache_policy", &cfg->worker.cache_policy, {"lru", "stable"});
   worker.Field("disks", [&](const YAML::Node& n, const std::string& key) -> Status {
     if (!n.IsSequence()) return worker.Error(key, "expected a list of {dir, quota}");
     cfg->worker.disks.clear();

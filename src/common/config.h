@@ -36,6 +36,7 @@ struct WorkerConfig {
   uint64_t page_size = 1 << 20;
   uint64_t memory_quota = 1ull << 30;
   std::vector<DiskTierConfig> disks;
+  std::string cache_policy = "lru";  // "lru", or "stable" for epoch scans larger than the cache
 };
 
 // Under-store client behaviour (retries, timeouts, multipart). Applies to every mount.

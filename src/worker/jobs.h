@@ -1,0 +1,53 @@
+// JobManager: background load jobs. A job lists the files below a path, then loads them
+// with a few parallel threads, keeping exact counts (files and bytes: total, done, fetched
+// from the under-store) and the failures. A job is "done" only once every byte it counted
+// is in the cache; what did not fit or failed is listed. Thread-safe; the destructor cancels
+// and joins every job.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "rpc/sluice_rpc.pb.h"
+
+namespace sluice::worker {
+
+// One file a job must load; `load` fetches it and returns the bytes read from the under-store.
+struct LoadItem {
+  std::string path;
+  uint64_t size = 0;
+  std::function<Result<uint64_t>()> load;
+  std::function<uint64_t()> cached_bytes;  // checked after loading
+};
+
+class JobManager {
+ public:
+  using Lister = std::function<Result<std::vector<LoadItem>>()>;
+
+  explicit JobManager(int parallel_files = 4);
+  ~JobManager();
+
+  // Starts a job; `list` runs on the job's thread.
+  std::string Start(const std::string& path, Lister list);
+  Result<rpc::JobStatus> Status(const std::string& id);
+  sluice::Status Cancel(const std::string& id);
+
+ private:
+  struct Job;
+  void Run(Job* job, Lister list);
+
+  const int parallel_files_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Job>> jobs_;  // GUARDED_BY(mu_)
+  uint64_t next_id_ = 1;                              // GUARDED_BY(mu_)
+};
+
+}  // namespace sluice::worker

@@ -1,0 +1,283 @@
+// Worker: mount states, namespace operations, load jobs and reports.
+#include "worker/worker.h"
+
+#include <unistd.h>
+
+#include "common/logging.h"
+#include "common/path.h"
+#include "common/units.h"
+#include "worker/http_endpoint.h"
+#include "worker/jobs.h"
+
+namespace sluice::worker {
+
+struct Worker::MountState {
+  cluster::MountPoint mount;
+  std::string fingerprint;  // what the state was built from; a change rebuilds it
+  std::unique_ptr<ufs::CountingStore> ufs;
+  std::unique_ptr<cache::MetadataCache> meta;
+  std::unique_ptr<cache::CachedReader> reader;
+
+  cache::FileId IdOf(const ufs::ObjectInfo& info) const {
+    return cache::FileId::For(ufs->Uri(), info.path, info.Version());
+  }
+  cache::CachedFile FileOf(const ufs::ObjectInfo& info) const { return {info.path, info.size, IdOf(info)}; }
+  std::string NsPath(const std::string& key) const { return key.empty() ? mount.path : JoinPath(mount.path, key); }
+  Entry ToEntry(const ufs::ObjectInfo& info) const {
+    return Entry{NsPath(info.path), info.is_dir, info.size, info.mtime_ns, info.is_dir ? "" : info.Version()};
+  }
+  // "mount /data (s3://b/p)": how errors name the mount.
+  std::string Name() const { return "mount " + mount.path + " (" + mount.uri + ")"; }
+};
+
+namespace {
+
+std::string Fingerprint(const cluster::MountPoint& m) {
+  std::string f = m.Describe();
+  for (const auto& [k, v] : m.options.ufs_options) f += ";" + k + "=" + v;
+  return f;
+}
+
+}  // namespace
+
+Worker::Worker(Config config, cluster::ClusterStore* store, std::string id)
+    : config_(std::move(config)), cluster_(store), id_(std::move(id)) {}
+
+Worker::~Worker() {
+  http_.reset();
+  rpc_.reset();
+  jobs_.reset();
+}
+
+Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::ClusterStore* store, std::string id) {
+  std::unique_ptr<Worker> w(new Worker(config, store, std::move(id)));
+  cache::PageStoreOptions po;
+  po.page_size = config.worker.page_size;
+  po.memory_quota = config.worker.memory_quota;
+  po.disks = config.worker.disks;
+  po.policy = config.worker.cache_policy;
+  SLUICE_ASSIGN_OR_RETURN(w->pages_, cache::PageStore::Open(po));
+  w->jobs_ = std::make_unique<JobManager>(4);
+
+  rpc::RpcServerOptions ro;
+  ro.host = config.worker.host;
+  ro.port = static_cast<int>(config.worker.rpc_port);
+  ro.secret = config.cluster.secret;
+  ro.worker_id = w->id_;
+  Worker* raw = w.get();
+  SLUICE_ASSIGN_OR_RETURN(w->rpc_, rpc::RpcServer::Start(ro, [raw](const rpc::Request& req, rpc::Responder& out) {
+                            raw->HandleRpc(req, out);
+                          }));
+  SLUICE_ASSIGN_OR_RETURN(w->http_, HttpEndpoint::Start(config.worker.host, static_cast<int>(config.worker.http_port),
+                                                       [raw](const std::string& target, std::string* type) {
+                                                         return raw->HttpGet(target, type);
+                                                       }));
+  SLUICE_LOG_INFO("worker {} serving RPC on {}:{}, HTTP on {}:{}", w->id_, config.worker.host, w->rpc_port(),
+                  config.worker.host, w->http_port());
+  return w;
+}
+
+int Worker::rpc_port() const { return rpc_->port(); }
+int Worker::http_port() const { return http_->port(); }
+
+cluster::WorkerInfo Worker::Info() const {
+  return cluster::WorkerInfo{id_, config_.worker.host, rpc_port(), http_port(), static_cast<int64_t>(::getpid())};
+}
+
+Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::MountPoint& mount) {
+  auto state = std::make_shared<MountState>();
+  state->mount = mount;
+  state->fingerprint = Fingerprint(mount);
+  ufs::UnderStoreOptions uo;
+  uo.options = mount.options.ufs_options;
+  uo.max_attempts = static_cast<int>(config_.ufs.max_attempts);
+  uo.retry_base_delay = config_.ufs.retry_base_delay;
+  uo.retry_max_delay = config_.ufs.retry_max_delay;
+  uo.connect_timeout = config_.ufs.connect_timeout;
+  uo.request_timeout = config_.ufs.request_timeout;
+  uo.multipart_threshold = config_.ufs.multipart_threshold;
+  uo.multipart_part_size = config_.ufs.multipart_part_size;
+  auto store = ufs::OpenUnderStore(mount.uri, uo);
+  if (!store.ok()) return store.status().WithContext("mount " + mount.path);
+  state->ufs = std::make_unique<ufs::CountingStore>(std::move(store).value());
+  cache::PageStore* pages = pages_.get();
+  MountState* raw = state.get();
+  state->meta = std::make_unique<cache::MetadataCache>(
+      state->ufs.get(), cache::MetadataCacheOptions{mount.options.metadata_ttl, 100000},
+      [pages, raw](const ufs::ObjectInfo& old) { pages->EraseFile(raw->IdOf(old)); });
+  cache::MissPathOptions mo;
+  mo.ufs_max_concurrency = mount.options.ufs_max_concurrency;
+  mo.ufs_rate_limit = mount.options.ufs_rate_limit;
+  state->reader = std::make_unique<cache::CachedReader>(pages_.get(), state->ufs.get(), mo);
+  return state;
+}
+
+Result<std::pair<std::shared_ptr<Worker::MountState>, std::string>> Worker::Resolve(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string version = cluster_->MountsVersion();
+  if (version != mounts_version_) {
+    SLUICE_ASSIGN_OR_RETURN(table_, cluster_->LoadMounts());
+    std::map<std::string, std::shared_ptr<MountState>> next;
+    for (const auto& m : table_.mounts()) {
+      auto old = states_.find(m.path);
+      if (old != states_.end() && old->second->fingerprint == Fingerprint(m)) {
+        next[m.path] = old->second;
+        continue;
+      }
+      auto state = StateFor(m);
+      if (!state.ok()) {
+        SLUICE_LOG_ERROR("{}", state.status().message());
+        continue;
+      }
+      SLUICE_LOG_INFO("mounted {}", m.Describe());
+      next[m.path] = std::move(state).value();
+    }
+    states_ = std::move(next);
+    mounts_version_ = version;
+  }
+  SLUICE_ASSIGN_OR_RETURN(cluster::Resolved r, table_.Resolve(path));
+  auto it = states_.find(r.mount->path);
+  if (it == states_.end()) {
+    return Status(StatusCode::kUnavailable, "mount " + r.mount->path + " (" + r.mount->uri +
+                                                ") could not be opened; see the worker log");
+  }
+  return std::make_pair(it->second, r.key);
+}
+
+Result<Entry> Worker::Stat(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  auto info = state->meta->Stat(key);
+  if (!info.ok()) return info.status().WithContext(state->Name());
+  return state->ToEntry(*info);
+}
+
+Result<std::vector<Entry>> Worker::List(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  auto listing = state->meta->List(key);
+  if (!listing.ok()) return listing.status().WithContext(state->Name());
+  std::vector<Entry> out;
+  out.reserve(listing->size());
+  for (const auto& info : *listing) out.push_back(state->ToEntry(info));
+  return out;
+}
+
+Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  auto info = state->meta->Stat(key);
+  if (!info.ok()) return info.status().WithContext(state->Name());
+  if (info->is_dir) return InvalidArgument(path + " is a directory");
+  auto n = state->reader->Read(state->FileOf(*info), offset, length, sink);
+  if (!n.ok()) return n.status().WithContext("reading " + path + " from " + state->Name());
+  bytes_served_ += *n;
+  return n;
+}
+
+Result<uint64_t> Worker::Sync(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  auto dropped = state->meta->Invalidate(key);
+  uint64_t changed = 0;
+  for (const auto& old : dropped.files) {
+    auto fresh = state->ufs->Stat(old.path);
+    if (!fresh.ok() || fresh->Version() != old.Version()) {
+      pages_->EraseFile(state->IdOf(old));
+      ++changed;
+    }
+  }
+  return changed;
+}
+
+Result<std::vector<std::pair<std::shared_ptr<Worker::MountState>, ufs::ObjectInfo>>> Worker::FilesBelow(
+    const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  auto info = state->meta->Stat(key);
+  if (!info.ok()) return info.status().WithContext(state->Name());
+  std::vector<std::pair<std::shared_ptr<MountState>, ufs::ObjectInfo>> out;
+  if (!info->is_dir) {
+    out.emplace_back(state, *info);
+    return out;
+  }
+  auto all = state->ufs->ListAll(key, true);
+  if (!all.ok()) return all.status().WithContext(state->Name());
+  for (auto& f : *all) out.emplace_back(state, std::move(f));
+  return out;
+}
+
+Result<CacheUsage> Worker::Free(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(auto files, FilesBelow(path));
+  CacheUsage usage;
+  for (const auto& [state, info] : files) {
+    usage.cached_bytes += state->reader->CachedBytes(state->FileOf(info));
+    pages_->EraseFile(state->IdOf(info));
+    ++usage.files;
+    usage.bytes += info.size;
+  }
+  return usage;
+}
+
+Result<CacheUsage> Worker::CheckCached(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(auto files, FilesBelow(path));
+  CacheUsage usage;
+  for (const auto& [state, info] : files) {
+    ++usage.files;
+    usage.bytes += info.size;
+    usage.cached_bytes += state->reader->CachedBytes(state->FileOf(info));
+  }
+  return usage;
+}
+
+Result<std::string> Worker::StartLoad(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(std::string normalized, NormalizePath(path));
+  SLUICE_RETURN_IF_ERROR(Resolve(normalized).status());  // fail now on a path outside every mount
+  return jobs_->Start(normalized, [this, normalized]() -> Result<std::vector<LoadItem>> {
+    SLUICE_ASSIGN_OR_RETURN(auto files, FilesBelow(normalized));
+    std::vector<LoadItem> items;
+    for (auto& [state, info] : files) {
+      cache::CachedFile file = state->FileOf(info);
+      items.push_back(LoadItem{state->NsPath(info.path), info.size,
+                               [state = state, file] { return state->reader->Load(file, 0, file.size); },
+                               [state = state, file] { return state->reader->CachedBytes(file); }});
+    }
+    return items;
+  });
+}
+
+Result<rpc::JobStatus> Worker::JobStatus(const std::string& job_id) { return jobs_->Status(job_id); }
+Status Worker::CancelJob(const std::string& job_id) { return jobs_->Cancel(job_id); }
+
+rpc::ReportResponse Worker::Report() {
+  rpc::ReportResponse r;
+  r.set_worker_id(id_);
+  auto stats = pages_->Stats();
+  for (const auto& t : stats.tiers) {
+    auto* tier = r.add_tiers();
+    tier->set_name(t.name);
+    tier->set_quota(t.quota);
+    tier->set_bytes(t.bytes);
+    tier->set_pages(t.pages);
+  }
+  r.set_page_hits(stats.hits_memory + stats.hits_disk);
+  r.set_page_misses(stats.misses);
+  r.set_corrupt_pages(stats.corrupt_pages);
+  r.set_bytes_served(bytes_served_);
+  r.set_uptime_s(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()));
+  (void)Resolve("/");  // refresh the mount table; a missing root mount is fine here
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [path, state] : states_) {
+    auto* m = r.add_mounts();
+    m->set_path(path);
+    m->set_uri(state->mount.uri);
+    const auto& c = state->ufs->counters();
+    m->set_ufs_requests(c.stats + c.lists + c.reads + c.writes);
+    m->set_ufs_bytes_read(c.bytes_read);
+    m->set_ufs_errors(c.errors);
+  }
+  return r;
+}
+
+}  // namespace sluice::worker

@@ -1,0 +1,108 @@
+// Worker: one per node. It owns the page store, and for each mount of the cluster's mount
+// table an under-store (with request counters), a metadata cache and a miss path; it serves
+// namespace operations (stat, list, read, sync, free, check-cached, load jobs, report) to
+// in-process callers and, through its RPC and HTTP endpoints, to everyone else. The mount
+// table is re-read from the cluster store whenever it changes. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cache/cached_reader.h"
+#include "cache/metadata_cache.h"
+#include "cache/page_store.h"
+#include "cluster/cluster_store.h"
+#include "common/config.h"
+#include "rpc/server.h"
+#include "rpc/sluice_rpc.pb.h"
+#include "ufs/counting_store.h"
+
+namespace sluice::worker {
+
+class JobManager;
+class HttpEndpoint;
+
+// A file or directory of the namespace, as the worker reports it.
+struct Entry {
+  std::string path;  // namespace path
+  bool is_dir = false;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string version;
+};
+
+struct CacheUsage {
+  uint64_t files = 0, bytes = 0, cached_bytes = 0;
+};
+
+class Worker {
+ public:
+  // Opens the page store, reads the mount table and starts the RPC and HTTP endpoints.
+  // `store` must outlive the worker.
+  static Result<std::unique_ptr<Worker>> Start(const Config& config, cluster::ClusterStore* store, std::string id);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  const std::string& id() const { return id_; }
+  int rpc_port() const;
+  int http_port() const;
+  cluster::WorkerInfo Info() const;
+
+  Result<Entry> Stat(const std::string& path);
+  Result<std::vector<Entry>> List(const std::string& path);
+  // Reads a file through the cache; bytes go to `sink` in order.
+  Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
+  // Drops cached metadata below `path`; files found changed lose their cached pages.
+  Result<uint64_t> Sync(const std::string& path);
+  // Drops the cached pages of every file below `path`.
+  Result<CacheUsage> Free(const std::string& path);
+  // How much of every file below `path` is cached.
+  Result<CacheUsage> CheckCached(const std::string& path);
+
+  // Load jobs: preload a tree into the cache in the background.
+  Result<std::string> StartLoad(const std::string& path);
+  Result<rpc::JobStatus> JobStatus(const std::string& job_id);
+  Status CancelJob(const std::string& job_id);
+
+  rpc::ReportResponse Report();
+  // The same counters in Prometheus text format.
+  std::string Metrics();
+
+  // Internal: a mount's live state, shared with running jobs.
+  struct MountState;
+
+ private:
+  Worker(Config config, cluster::ClusterStore* store, std::string id);
+  Result<std::shared_ptr<MountState>> StateFor(const cluster::MountPoint& mount);
+  // Resolves a namespace path to its mount state and key, reloading the table if it changed.
+  Result<std::pair<std::shared_ptr<MountState>, std::string>> Resolve(const std::string& path);
+  // Every file below `path` (or the file itself).
+  Result<std::vector<std::pair<std::shared_ptr<MountState>, ufs::ObjectInfo>>> FilesBelow(const std::string& path);
+  void HandleRpc(const rpc::Request& request, rpc::Responder& responder);
+  // The HTTP endpoint's pages: /metrics, /api/v1/report, /api/v1/jobs/ID. Sets the content type.
+  Result<std::string> HttpGet(const std::string& target, std::string* content_type);
+
+  const Config config_;
+  cluster::ClusterStore* const cluster_;
+  const std::string id_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::unique_ptr<cache::PageStore> pages_;
+
+  std::mutex mu_;
+  std::string mounts_version_;                                // GUARDED_BY(mu_)
+  cluster::MountTable table_;                                 // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<MountState>> states_;  // GUARDED_BY(mu_): by mount path
+
+  std::atomic<uint64_t> bytes_served_{0};
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<rpc::RpcServer> rpc_;
+  std::unique_ptr<HttpEndpoint> http_;
+};
+
+}  // namespace sluice::worker

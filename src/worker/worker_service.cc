@@ -1,0 +1,193 @@
+// The worker's edges: RPC frames and HTTP pages translated to Worker calls.
+#include <google/protobuf/util/json_util.h>
+
+#include "common/path.h"
+#include "rpc/client.h"
+#include "worker/worker.h"
+
+namespace sluice::worker {
+namespace {
+
+void ToInfo(const Entry& e, rpc::FileInfo* out) {
+  out->set_path(e.path);
+  out->set_is_dir(e.is_dir);
+  out->set_size(e.size);
+  out->set_mtime_ns(e.mtime_ns);
+  out->set_version(e.version);
+}
+
+template <typename Message>
+void Answer(rpc::Responder& out, const rpc::Request& req, Message& resp, const Status& st) {
+  if (!st.ok()) rpc::ToProto(st, resp.mutable_status());
+  (void)out.Send(req.frame.type, req.frame.request_id, resp);
+}
+
+// Prometheus text: one HELP/TYPE pair per family.
+void Family(std::string* out, const char* name, const char* type, const char* help) {
+  *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+std::string Label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
+  switch (req.frame.type) {
+    case rpc::FrameType::kStat: {
+      rpc::PathRequest in;
+      rpc::StatResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed STAT request"));
+      auto e = Stat(in.path());
+      if (e.ok()) ToInfo(*e, resp.mutable_info());
+      return Answer(out, req, resp, e.status());
+    }
+    case rpc::FrameType::kList: {
+      rpc::PathRequest in;
+      rpc::ListResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed LIST request"));
+      auto entries = List(in.path());
+      if (entries.ok()) {
+        for (const auto& e : *entries) ToInfo(e, resp.add_entries());
+      }
+      return Answer(out, req, resp, entries.status());
+    }
+    case rpc::FrameType::kRead: {
+      rpc::ReadRequest in;
+      rpc::ReadResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed READ request"));
+      // Each page goes out as its own frame, straight from the cache's buffer.
+      rpc::ReadResponse empty;
+      auto n = Read(in.path(), in.offset(), in.length(), [&](std::string_view chunk) {
+        return out.Send(rpc::FrameType::kReadData, req.frame.request_id, empty, chunk);
+      });
+      if (n.ok()) resp.set_bytes(*n);
+      return Answer(out, req, resp, n.status());
+    }
+    case rpc::FrameType::kSync: {
+      rpc::PathRequest in;
+      rpc::PathResponse resp;
+      in.ParseFromString(req.header);
+      auto changed = Sync(in.path());
+      if (changed.ok()) resp.set_files(*changed);
+      return Answer(out, req, resp, changed.status());
+    }
+    case rpc::FrameType::kFree:
+    case rpc::FrameType::kCheckCached: {
+      rpc::PathRequest in;
+      rpc::PathResponse resp;
+      in.ParseFromString(req.header);
+      auto usage = req.frame.type == rpc::FrameType::kFree ? Free(in.path()) : CheckCached(in.path());
+      if (usage.ok()) {
+        resp.set_files(usage->files);
+        resp.set_bytes(usage->bytes);
+        resp.set_cached_bytes(usage->cached_bytes);
+      }
+      return Answer(out, req, resp, usage.status());
+    }
+    case rpc::FrameType::kLoad: {
+      rpc::LoadRequest in;
+      rpc::JobStatus resp;
+      in.ParseFromString(req.header);
+      auto id = StartLoad(in.path());
+      if (id.ok()) resp.set_job_id(*id);
+      return Answer(out, req, resp, id.status());
+    }
+    case rpc::FrameType::kJobStatus:
+    case rpc::FrameType::kJobCancel: {
+      rpc::JobRequest in;
+      in.ParseFromString(req.header);
+      if (req.frame.type == rpc::FrameType::kJobCancel) {
+        Status st = CancelJob(in.job_id());
+        if (!st.ok()) {
+          rpc::JobStatus resp;
+          return Answer(out, req, resp, st);
+        }
+      }
+      auto status = JobStatus(in.job_id());
+      rpc::JobStatus resp = status.ok() ? *status : rpc::JobStatus();
+      return Answer(out, req, resp, status.status());
+    }
+    case rpc::FrameType::kReport: {
+      rpc::ReportResponse resp = Report();
+      return Answer(out, req, resp, Status::Ok());
+    }
+    case rpc::FrameType::kHello:
+    case rpc::FrameType::kReadData: {
+      rpc::ReadResponse resp;
+      return Answer(out, req, resp, InvalidArgument("unexpected frame type for a request"));
+    }
+  }
+}
+
+std::string Worker::Metrics() {
+  rpc::ReportResponse r = Report();
+  auto stats = pages_->Stats();
+  std::string out;
+  Family(&out, "sluice_cache_bytes", "gauge", "Bytes held by each cache tier.");
+  for (const auto& t : r.tiers()) out += "sluice_cache_bytes{tier=\"" + Label(t.name()) + "\"} " + std::to_string(t.bytes()) + "\n";
+  Family(&out, "sluice_cache_capacity_bytes", "gauge", "Byte quota of each cache tier.");
+  for (const auto& t : r.tiers()) out += "sluice_cache_capacity_bytes{tier=\"" + Label(t.name()) + "\"} " + std::to_string(t.quota()) + "\n";
+  Family(&out, "sluice_cache_pages", "gauge", "Pages held by each cache tier.");
+  for (const auto& t : r.tiers()) out += "sluice_cache_pages{tier=\"" + Label(t.name()) + "\"} " + std::to_string(t.pages()) + "\n";
+  Family(&out, "sluice_page_hits_total", "counter", "Page reads served from the cache, by tier.");
+  out += "sluice_page_hits_total{tier=\"memory\"} " + std::to_string(stats.hits_memory) + "\n";
+  out += "sluice_page_hits_total{tier=\"disk\"} " + std::to_string(stats.hits_disk) + "\n";
+  Family(&out, "sluice_page_misses_total", "counter", "Page reads not found in the cache.");
+  out += "sluice_page_misses_total " + std::to_string(stats.misses) + "\n";
+  Family(&out, "sluice_corrupt_pages_total", "counter", "Cached pages dropped for a bad checksum or truncation.");
+  out += "sluice_corrupt_pages_total " + std::to_string(stats.corrupt_pages) + "\n";
+  Family(&out, "sluice_cache_write_errors_total", "counter", "Pages that could not be written to a disk tier.");
+  out += "sluice_cache_write_errors_total " + std::to_string(stats.disk_write_errors) + "\n";
+  Family(&out, "sluice_bytes_served_total", "counter", "Bytes returned to readers.");
+  out += "sluice_bytes_served_total " + std::to_string(r.bytes_served()) + "\n";
+  Family(&out, "sluice_ufs_requests_total", "counter", "Requests sent to each mount's under-store.");
+  for (const auto& m : r.mounts()) out += "sluice_ufs_requests_total{mount=\"" + Label(m.path()) + "\"} " + std::to_string(m.ufs_requests()) + "\n";
+  Family(&out, "sluice_ufs_bytes_read_total", "counter", "Bytes read from each mount's under-store.");
+  for (const auto& m : r.mounts()) out += "sluice_ufs_bytes_read_total{mount=\"" + Label(m.path()) + "\"} " + std::to_string(m.ufs_bytes_read()) + "\n";
+  Family(&out, "sluice_ufs_errors_total", "counter", "Failed under-store requests per mount.");
+  for (const auto& m : r.mounts()) out += "sluice_ufs_errors_total{mount=\"" + Label(m.path()) + "\"} " + std::to_string(m.ufs_errors()) + "\n";
+  auto rpc_stats = rpc_->Stats();
+  Family(&out, "sluice_rpc_connections_total", "counter", "RPC connections accepted.");
+  out += "sluice_rpc_connections_total " + std::to_string(rpc_stats.connections) + "\n";
+  Family(&out, "sluice_rpc_auth_failures_total", "counter", "RPC connections refused for a wrong cluster secret.");
+  out += "sluice_rpc_auth_failures_total " + std::to_string(rpc_stats.auth_failures) + "\n";
+  Family(&out, "sluice_rpc_malformed_frames_total", "counter", "RPC connections closed for a malformed frame.");
+  out += "sluice_rpc_malformed_frames_total " + std::to_string(rpc_stats.malformed_frames) + "\n";
+  return out;
+}
+
+Result<std::string> Worker::HttpGet(const std::string& target, std::string* content_type) {
+  google::protobuf::util::JsonPrintOptions json;
+  json.always_print_primitive_fields = true;
+  json.add_whitespace = true;
+  std::string body;
+  if (target == "/metrics") {
+    *content_type = "text/plain; version=0.0.4";
+    return Metrics();
+  }
+  *content_type = "application/json";
+  if (target == "/api/v1/report") {
+    (void)google::protobuf::util::MessageToJsonString(Report(), &body, json);
+    return body;
+  }
+  const std::string jobs = "/api/v1/jobs/";
+  if (target.rfind(jobs, 0) == 0) {
+    SLUICE_ASSIGN_OR_RETURN(rpc::JobStatus s, JobStatus(target.substr(jobs.size())));
+    (void)google::protobuf::util::MessageToJsonString(s, &body, json);
+    return body;
+  }
+  return NotFound("no page " + target + " (try /metrics, /api/v1/report, /api/v1/jobs/ID)");
+}
+
+}  // namespace sluice::worker
