@@ -166,10 +166,10 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
     std::vector<std::shared_ptr<Flight>> mine;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.page_misses;
       auto it = flights_.find(key);
       if (it != flights_.end()) {
         theirs = it->second;
+        ++stats_.page_misses;
         ++stats_.shared_waits;
       } else if (!store_->Contains(key)) {
         // Claim this page and the missing, unclaimed pages right after it.
@@ -180,6 +180,7 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
           flights_.emplace(k, flight);
           mine.push_back(std::move(flight));
         }
+        stats_.page_misses += mine.size();
       }
     }
     if (theirs) {

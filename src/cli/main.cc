@@ -2,6 +2,7 @@
 // command modules; the logic lives in the libraries.
 #include <CLI/CLI.hpp>
 
+#include "cli/cluster_commands.h"
 #include "cli/ufs_commands.h"
 #include "common/logging.h"
 
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   sluice::cli::CommandResult result;
+  sluice::cli::AddClusterCommands(app, &result);
   sluice::cli::AddUfsCommands(app, &result);
   app.parse_complete_callback([&] {
     sluice::Status st = sluice::InitLogging(log_level);

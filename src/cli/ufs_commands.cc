@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/context.h"
 #include "common/config.h"
 #include "common/units.h"
 #include "ufs/under_store.h"
@@ -28,11 +29,6 @@ struct Location {
   std::unique_ptr<ufs::UnderStore> store;
   std::string key;
 };
-
-int Fail(const Status& st) {
-  std::cerr << "sluice: " << st.message() << "\n";
-  return st.code() == StatusCode::kInvalidArgument ? 2 : 1;
-}
 
 Result<ufs::UnderStoreOptions> MakeOptions(const UfsFlags& flags) {
   ufs::UnderStoreOptions o;

@@ -260,8 +260,6 @@ rpc::ReportResponse Worker::Report() {
     tier->set_bytes(t.bytes);
     tier->set_pages(t.pages);
   }
-  r.set_page_hits(stats.hits_memory + stats.hits_disk);
-  r.set_page_misses(stats.misses);
   r.set_corrupt_pages(stats.corrupt_pages);
   r.set_bytes_served(bytes_served_);
   r.set_uptime_s(static_cast<uint64_t>(
@@ -276,6 +274,9 @@ rpc::ReportResponse Worker::Report() {
     m->set_ufs_requests(c.stats + c.lists + c.reads + c.writes);
     m->set_ufs_bytes_read(c.bytes_read);
     m->set_ufs_errors(c.errors);
+    auto reads = state->reader->Stats();
+    r.set_page_hits(r.page_hits() + reads.page_hits);
+    r.set_page_misses(r.page_misses() + reads.page_misses);
   }
   return r;
 }

@@ -143,8 +143,8 @@ std::string Worker::Metrics() {
   Family(&out, "sluice_page_hits_total", "counter", "Page reads served from the cache, by tier.");
   out += "sluice_page_hits_total{tier=\"memory\"} " + std::to_string(stats.hits_memory) + "\n";
   out += "sluice_page_hits_total{tier=\"disk\"} " + std::to_string(stats.hits_disk) + "\n";
-  Family(&out, "sluice_page_misses_total", "counter", "Page reads not found in the cache.");
-  out += "sluice_page_misses_total " + std::to_string(stats.misses) + "\n";
+  Family(&out, "sluice_page_misses_total", "counter", "Pages readers asked for that were not cached.");
+  out += "sluice_page_misses_total " + std::to_string(r.page_misses()) + "\n";
   Family(&out, "sluice_corrupt_pages_total", "counter", "Cached pages dropped for a bad checksum or truncation.");
   out += "sluice_corrupt_pages_total " + std::to_string(stats.corrupt_pages) + "\n";
   Family(&out, "sluice_cache_write_errors_total", "counter", "Pages that could not be written to a disk tier.");

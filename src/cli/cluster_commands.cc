@@ -1,0 +1,482 @@
+// Daemons (local, worker) and the client commands that talk to them.
+#include "cli/cluster_commands.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "cli/context.h"
+#include "common/logging.h"
+#include "common/path.h"
+#include "common/units.h"
+#include "worker/worker.h"
+
+namespace sluice::cli {
+namespace {
+
+struct Flags {
+  std::string config_file;
+  std::string path, path2, uri, job;
+  std::vector<std::string> options;
+  bool read_only = true, long_format = false, progress = false, wait = false;
+  std::string metadata_ttl, cache_dir, cache_size, memory_size, cache_policy = "lru";
+  int replicas = 1;
+  int rpc_port = -1, http_port = -1;
+  uint64_t offset = 0, length = UINT64_MAX / 2;
+};
+
+std::string FormatTime(int64_t ns) {
+  if (ns == 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// Blocks until SIGINT or SIGTERM.
+void WaitForSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+}
+
+// Serves a worker until a signal: registered in the cluster store meanwhile.
+int Serve(Context& ctx, const std::string& banner) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts, so sigwait gets them
+
+  auto secret = ClusterSecret(ctx, true);
+  if (!secret.ok()) return Fail(secret.status());
+  ctx.config.cluster.secret = *secret;
+  std::string id = "worker-" + std::to_string(::getpid());
+  auto worker = worker::Worker::Start(ctx.config, ctx.store.get(), id);
+  if (!worker.ok()) return Fail(worker.status());
+  Status st = ctx.store->RegisterWorker((*worker)->Info());
+  if (!st.ok()) return Fail(st);
+  std::printf("%s\nworker %s: RPC %s:%d, metrics http://%s:%d/metrics, cluster store %s\n", banner.c_str(),
+              id.c_str(), ctx.config.worker.host.c_str(), (*worker)->rpc_port(), ctx.config.worker.host.c_str(),
+              (*worker)->http_port(), ctx.cluster_dir.c_str());
+  std::fflush(stdout);
+  WaitForSignal();
+  std::printf("stopping worker %s\n", id.c_str());
+  (void)ctx.store->UnregisterWorker(id);
+  worker->reset();
+  return 0;
+}
+
+int Local(Flags& f) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  Config& c = ctx->config;
+  if (f.rpc_port >= 0) c.worker.rpc_port = f.rpc_port;
+  if (f.http_port >= 0) c.worker.http_port = f.http_port;
+  if (!f.memory_size.empty()) {
+    auto v = ParseSize(f.memory_size);
+    if (!v.ok()) return Fail(v.status().WithContext("--memory-size"));
+    c.worker.memory_quota = *v;
+  }
+  if (c.worker.disks.empty() || !f.cache_dir.empty() || !f.cache_size.empty()) {
+    auto size = ParseSize(f.cache_size.empty() ? "8GiB" : f.cache_size);
+    if (!size.ok()) return Fail(size.status().WithContext("--cache-size"));
+    c.worker.disks = {{f.cache_dir.empty() ? ctx->cluster_dir + "/cache" : f.cache_dir, *size}};
+  }
+  c.worker.cache_policy = f.cache_policy;
+  if (!f.uri.empty()) {
+    cluster::MountPoint root{"/", f.uri, {}};
+    for (const auto& kv : f.options) {
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos) return Fail(InvalidArgument("option '" + kv + "' is not KEY=VALUE"));
+      Status st = cluster::ApplyMountOption(kv.substr(0, eq), kv.substr(eq + 1), &root.options);
+      if (!st.ok()) return Fail(st);
+    }
+    Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) {
+      (void)t->Remove("/");
+      return t->Add(root);
+    });
+    if (!st.ok()) return Fail(st);
+  }
+  auto mounts = ctx->store->LoadMounts();
+  if (!mounts.ok()) return Fail(mounts.status());
+  if (mounts->mounts().empty()) {
+    return Fail(InvalidArgument("nothing to serve: give --ufs URI (e.g. --ufs s3://bucket/prefix or --ufs file:///data)"));
+  }
+  std::string banner = "sluice local: serving";
+  for (const auto& m : mounts->mounts()) banner += "\n  " + m.Describe();
+  banner += "\ncache: " + FormatSize(c.worker.memory_quota) + " memory + " + FormatSize(c.worker.disks[0].quota) +
+            " in " + c.worker.disks[0].dir + "; try `sluice fs ls /` in another shell";
+  return Serve(*ctx, banner);
+}
+
+int WorkerCmd(Flags& f) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  return Serve(*ctx, "sluice worker");
+}
+
+int MountAdd(Flags& f) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  cluster::MountPoint m{f.path, f.uri, {}};
+  m.options.read_only = f.read_only;
+  m.options.replicas = f.replicas;
+  if (!f.metadata_ttl.empty()) {
+    auto ttl = ParseDuration(f.metadata_ttl);
+    if (!ttl.ok()) return Fail(ttl.status().WithContext("--metadata-ttl"));
+    m.options.metadata_ttl = *ttl;
+  }
+  for (const auto& kv : f.options) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) return Fail(InvalidArgument("option '" + kv + "' is not KEY=VALUE"));
+    Status st = cluster::ApplyMountOption(kv.substr(0, eq), kv.substr(eq + 1), &m.options);
+    if (!st.ok()) return Fail(st);
+  }
+  // Check the store answers with these settings before anyone depends on the mount.
+  ufs::UnderStoreOptions uo;
+  uo.options = m.options.ufs_options;
+  uo.max_attempts = 2;
+  auto store = ufs::OpenUnderStore(m.uri, uo);
+  if (!store.ok()) return Fail(store.status());
+  auto root = (*store)->Stat("");
+  if (!root.ok()) return Fail(root.status().WithContext("cannot mount " + m.uri));
+  Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) { return t->Add(m); });
+  if (!st.ok()) return Fail(st);
+  auto table = ctx->store->LoadMounts();
+  auto r = table->Resolve(f.path);
+  std::printf("mounted %s\n", r.ok() ? r->mount->Describe().c_str() : f.path.c_str());
+  return 0;
+}
+
+int MountList(Flags& f) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto table = ctx->store->LoadMounts();
+  if (!table.ok()) return Fail(table.status());
+  for (const auto& m : table->mounts()) std::printf("%s\n", m.Describe().c_str());
+  return 0;
+}
+
+int MountRemove(Flags& f) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) { return t->Remove(f.path); });
+  return st.ok() ? 0 : Fail(st);
+}
+
+// Runs `fn` with a client of the running worker.
+int WithClient(const Flags& f, const std::function<int(client::FileSystem&)>& fn) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  auto fs = ConnectToWorker(*ctx);
+  if (!fs.ok()) return Fail(fs.status());
+  return fn(**fs);
+}
+
+int Ls(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto info = fs.Stat(f.path);
+    if (!info.ok()) return Fail(info.status());
+    std::vector<client::FileInfo> entries;
+    if (info->is_dir) {
+      auto listed = fs.List(f.path);
+      if (!listed.ok()) return Fail(listed.status());
+      entries = std::move(listed).value();
+    } else {
+      entries.push_back(*info);
+    }
+    for (const auto& e : entries) {
+      std::string name = info->is_dir ? BaseName(e.path) : e.path;
+      if (e.is_dir) name += "/";
+      if (f.long_format) {
+        std::printf("%12s  %s  %s\n", e.is_dir ? "DIR" : std::to_string(e.size).c_str(), FormatTime(e.mtime_ns).c_str(),
+                    name.c_str());
+      } else {
+        std::printf("%s\n", name.c_str());
+      }
+    }
+    return 0;
+  });
+}
+
+int Stat(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto info = fs.Stat(f.path);
+    if (!info.ok()) return Fail(info.status());
+    std::printf("path:     %s\ntype:     %s\n", info->path.c_str(), info->is_dir ? "directory" : "file");
+    if (!info->is_dir) {
+      std::printf("size:     %llu (%s)\nmodified: %s UTC\nversion:  %s\n", static_cast<unsigned long long>(info->size),
+                  FormatSize(info->size).c_str(), FormatTime(info->mtime_ns).c_str(), info->version.c_str());
+    }
+    return 0;
+  });
+}
+
+int Cat(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto n = fs.Read(f.path, f.offset, f.length, [](std::string_view chunk) {
+      if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) return IoError("cannot write to stdout");
+      return Status::Ok();
+    });
+    std::fflush(stdout);
+    return n.ok() ? 0 : Fail(n.status());
+  });
+}
+
+int Cp(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    std::ofstream out(f.path2, std::ios::binary | std::ios::trunc);
+    if (!out) return Fail(IoError("cannot write " + f.path2));
+    auto t0 = std::chrono::steady_clock::now();
+    auto n = fs.Read(f.path, 0, UINT64_MAX / 2, [&](std::string_view chunk) {
+      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      return out ? Status::Ok() : IoError("cannot write " + f.path2);
+    });
+    if (!n.ok()) return Fail(n.status());
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "copied %s to %s: %s in %.2fs (%.1f MiB/s)\n", f.path.c_str(), f.path2.c_str(),
+                 FormatSize(*n).c_str(), secs, static_cast<double>(*n) / (1 << 20) / std::max(secs, 1e-9));
+    return 0;
+  });
+}
+
+int SyncCmd(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto changed = fs.Sync(f.path);
+    if (!changed.ok()) return Fail(changed.status());
+    std::printf("synced %s: cached metadata dropped; %llu changed file(s) freed from the cache\n", f.path.c_str(),
+                static_cast<unsigned long long>(*changed));
+    return 0;
+  });
+}
+
+int CheckCached(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto r = fs.CheckCached(f.path);
+    if (!r.ok()) return Fail(r.status());
+    double pct = r->bytes() ? 100.0 * static_cast<double>(r->cached_bytes()) / static_cast<double>(r->bytes()) : 100.0;
+    std::printf("%s: %llu files, %s of %s cached (%.1f%%)\n", f.path.c_str(),
+                static_cast<unsigned long long>(r->files()), FormatSize(r->cached_bytes()).c_str(),
+                FormatSize(r->bytes()).c_str(), pct);
+    return 0;
+  });
+}
+
+int Free(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto r = fs.Free(f.path);
+    if (!r.ok()) return Fail(r.status());
+    std::printf("freed %s: %llu files, %s released from the cache\n", f.path.c_str(),
+                static_cast<unsigned long long>(r->files()), FormatSize(r->cached_bytes()).c_str());
+    return 0;
+  });
+}
+
+std::string ProgressLine(const rpc::JobStatus& s) {
+  double rate = s.elapsed_s() > 0 ? static_cast<double>(s.bytes_done()) / s.elapsed_s() : 0;
+  double frac = s.bytes_total() ? static_cast<double>(s.bytes_done()) / static_cast<double>(s.bytes_total()) : 0;
+  int bar = static_cast<int>(frac * 30);
+  std::string line = "[" + std::string(static_cast<size_t>(bar), '#') + std::string(static_cast<size_t>(30 - bar), '-') + "] ";
+  char buf[256];
+  std::string eta = "-";
+  if (rate > 0 && s.listing_done()) {
+    eta = FormatDuration(std::chrono::nanoseconds(
+        static_cast<int64_t>(1e9 * static_cast<double>(s.bytes_total() - s.bytes_done()) / rate)));
+  }
+  std::snprintf(buf, sizeof(buf), "%llu/%llu%s files, %s/%s, %s/s, ETA %s",
+                static_cast<unsigned long long>(s.files_done()), static_cast<unsigned long long>(s.files_total()),
+                s.listing_done() ? "" : "+", FormatSize(s.bytes_done()).c_str(), FormatSize(s.bytes_total()).c_str(),
+                FormatSize(static_cast<uint64_t>(rate)).c_str(), eta.c_str());
+  return line + buf;
+}
+
+int PrintFinal(const rpc::JobStatus& s) {
+  std::printf("load %s %s: %llu files, %s (%s fetched from the under-store) in %.2fs\n", s.job_id().c_str(),
+              s.state().c_str(), static_cast<unsigned long long>(s.files_done()), FormatSize(s.bytes_done()).c_str(),
+              FormatSize(s.bytes_fetched()).c_str(), s.elapsed_s());
+  for (const auto& failure : s.failures()) std::printf("  failed: %s\n", failure.c_str());
+  return s.state() == "done" ? 0 : 1;
+}
+
+int Load(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto id = fs.Load(f.path);
+    if (!id.ok()) return Fail(id.status());
+    if (!f.wait && !f.progress) {
+      std::printf("%s\n", id->c_str());
+      return 0;
+    }
+    bool tty = ::isatty(STDERR_FILENO);
+    while (true) {
+      auto s = fs.JobStatus(*id);
+      if (!s.ok()) return Fail(s.status());
+      bool finished = s->state() != "running";
+      if (f.progress) {
+        std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n", ProgressLine(*s).c_str());
+        if (finished && tty) std::fprintf(stderr, "\n");
+      }
+      if (finished) return PrintFinal(*s);
+      std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 200 : 1000));
+    }
+  });
+}
+
+int LoadStatus(const Flags& f, bool cancel) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto s = cancel ? fs.CancelJob(f.job) : fs.JobStatus(f.job);
+    if (!s.ok()) return Fail(s.status());
+    if (s->state() == "running") {
+      std::printf("load %s running: %s\n", s->job_id().c_str(), ProgressLine(*s).c_str());
+      return 0;
+    }
+    PrintFinal(*s);
+    return 0;
+  });
+}
+
+int Report(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto r = fs.Report();
+    if (!r.ok()) return Fail(r.status());
+    std::printf("worker %s, up %s\n", r->worker_id().c_str(),
+                FormatDuration(std::chrono::seconds(r->uptime_s())).c_str());
+    std::printf("cache tiers:\n");
+    for (const auto& t : r->tiers()) {
+      double pct = t.quota() ? 100.0 * static_cast<double>(t.bytes()) / static_cast<double>(t.quota()) : 0;
+      std::printf("  %-40s %10s of %10s (%5.1f%%), %llu pages\n", t.name().c_str(), FormatSize(t.bytes()).c_str(),
+                  FormatSize(t.quota()).c_str(), pct, static_cast<unsigned long long>(t.pages()));
+    }
+    uint64_t reads = r->page_hits() + r->page_misses();
+    std::printf("page hit ratio: %.1f%% (%llu hits, %llu misses), %llu corrupt pages dropped, %s served\n",
+                reads ? 100.0 * static_cast<double>(r->page_hits()) / static_cast<double>(reads) : 0.0,
+                static_cast<unsigned long long>(r->page_hits()), static_cast<unsigned long long>(r->page_misses()),
+                static_cast<unsigned long long>(r->corrupt_pages()), FormatSize(r->bytes_served()).c_str());
+    std::printf("under-store traffic:\n");
+    for (const auto& m : r->mounts()) {
+      std::printf("  %-12s %-40s %8llu requests, %10s read, %llu errors\n", m.path().c_str(), m.uri().c_str(),
+                  static_cast<unsigned long long>(m.ufs_requests()), FormatSize(m.ufs_bytes_read()).c_str(),
+                  static_cast<unsigned long long>(m.ufs_errors()));
+    }
+    return 0;
+  });
+}
+
+}  // namespace
+
+void AddClusterCommands(CLI::App& app, CommandResult* result) {
+  auto f = std::make_shared<Flags>();
+  auto config = [f](CLI::App* cmd) {
+    cmd->add_option("--config", f->config_file, "YAML config file (default: $SLUICE_CONFIG, else built-in defaults)");
+  };
+  auto run = [result](CLI::App* cmd, std::function<int()> fn) { cmd->callback([result, fn] { result->exit_code = fn(); }); };
+
+  auto* local = app.add_subcommand("local", "Run a single-node sluice (worker and cache) over an under-store");
+  local->add_option("--ufs", f->uri, "Under-store to serve at the namespace root: s3://bucket/prefix, file:///dir, "
+                                     "http(s)://host/path");
+  local->add_option("-o,--option", f->options, "Mount option KEY=VALUE for --ufs (endpoint, region, secret_key, "
+                                               "metadata_ttl, ufs_rate_limit...)");
+  local->add_option("--cache-dir", f->cache_dir, "Disk cache directory (default: CLUSTER_DIR/cache)");
+  local->add_option("--cache-size", f->cache_size, "Disk cache quota, e.g. 20GiB (default 8GiB)");
+  local->add_option("--memory-size", f->memory_size, "Memory cache quota, e.g. 2GiB (default 1GiB)");
+  local->add_option("--cache-policy", f->cache_policy, "lru, or stable for epoch scans of data larger than the cache")
+      ->check(CLI::IsMember({"lru", "stable"}));
+  local->add_option("--rpc-port", f->rpc_port, "RPC port (0: any free port)");
+  local->add_option("--http-port", f->http_port, "HTTP port for /metrics (0: any free port)");
+  local->add_option("--mountpoint", f->path2, "FUSE mount point (not available yet)");
+  config(local);
+  run(local, [f] {
+    if (!f->path2.empty()) return Fail(Status(StatusCode::kNotSupported, "--mountpoint: the FUSE mount is not available yet"));
+    return Local(*f);
+  });
+
+  auto* worker = app.add_subcommand("worker", "Run a cache worker as configured in --config");
+  config(worker);
+  run(worker, [f] { return WorkerCmd(*f); });
+
+  auto* mount = app.add_subcommand("mount", "Manage the mount table (namespace path -> under-store)");
+  mount->require_subcommand(1);
+  auto* add = mount->add_subcommand("add", "Mount an under-store at a namespace path");
+  add->add_option("NSPATH", f->path, "Namespace path, e.g. /imagenet")->required();
+  add->add_option("URI", f->uri, "s3://bucket/prefix, file:///dir or http(s)://host/path")->required();
+  add->add_flag("--read-only,!--read-write", f->read_only, "Refuse writes (default)");
+  add->add_option("--metadata-ttl", f->metadata_ttl, "How long listings and stats are trusted, e.g. 30s (default 60s)");
+  add->add_option("--replicas", f->replicas, "Cached copies across workers")->check(CLI::Range(1, 16));
+  add->add_option("--option,-o", f->options, "KEY=VALUE: endpoint, region, path_style, access_key, secret_key, "
+                                             "session_token, ca_bundle, ufs_max_concurrency, ufs_rate_limit");
+  config(add);
+  run(add, [f] { return MountAdd(*f); });
+  auto* list = mount->add_subcommand("list", "Show the mounts (credentials masked)");
+  config(list);
+  run(list, [f] { return MountList(*f); });
+  auto* remove = mount->add_subcommand("remove", "Unmount a namespace path");
+  remove->add_option("NSPATH", f->path, "Namespace path")->required();
+  config(remove);
+  run(remove, [f] { return MountRemove(*f); });
+
+  auto* fs = app.add_subcommand("fs", "Read the namespace through the cache");
+  fs->require_subcommand(1);
+  auto path_cmd = [&](const char* name, const char* help, std::function<int()> fn) {
+    auto* cmd = fs->add_subcommand(name, help);
+    cmd->add_option("PATH", f->path, "Namespace path, e.g. /train/0001.tar")->required();
+    config(cmd);
+    run(cmd, std::move(fn));
+    return cmd;
+  };
+  path_cmd("ls", "List a directory", [f] { return Ls(*f); })->add_flag("-l,--long", f->long_format, "Sizes and times");
+  path_cmd("stat", "Show a file's size, time and version", [f] { return Stat(*f); });
+  auto* cat = path_cmd("cat", "Write a file (or a range) to stdout", [f] { return Cat(*f); });
+  cat->add_option("--offset", f->offset, "First byte");
+  cat->add_option("--length", f->length, "Number of bytes");
+  path_cmd("cp", "Copy a file out of the namespace to a local path", [f] { return Cp(*f); })
+      ->add_option("DEST", f->path2, "Local file to write")
+      ->required();
+  path_cmd("sync", "Forget cached metadata below PATH; changed files lose their cached pages",
+           [f] { return SyncCmd(*f); });
+  path_cmd("check-cached", "Show how much of PATH is cached", [f] { return CheckCached(*f); });
+
+  auto* load = app.add_subcommand("load", "Preload PATH into the cache (or: load status|cancel JOB)");
+  load->add_option("PATH", f->path, "Namespace path to preload");
+  load->add_flag("--wait", f->wait, "Wait until the job ends");
+  load->add_flag("--progress", f->progress, "Show a progress bar while waiting");
+  load->add_option("--replicas", f->replicas, "Cached copies across workers")->check(CLI::Range(1, 16));
+  config(load);
+  auto* status = load->add_subcommand("status", "Show a load job's progress");
+  status->add_option("JOB", f->job, "Job id printed by `sluice load`")->required();
+  config(status);
+  run(status, [f] { return LoadStatus(*f, false); });
+  auto* cancel = load->add_subcommand("cancel", "Cancel a load job");
+  cancel->add_option("JOB", f->job, "Job id")->required();
+  config(cancel);
+  run(cancel, [f] { return LoadStatus(*f, true); });
+  load->callback([f, result, load] {
+    if (load->get_subcommands().empty()) {
+      if (f->path.empty()) {
+        result->exit_code = Fail(InvalidArgument("load needs a PATH (or: load status JOB, load cancel JOB)"));
+        return;
+      }
+      result->exit_code = Load(*f);
+    }
+  });
+
+  auto* free = app.add_subcommand("free", "Drop PATH's pages from the cache");
+  free->add_option("PATH", f->path, "Namespace path")->required();
+  config(free);
+  run(free, [f] { return Free(*f); });
+
+  auto* report = app.add_subcommand("report", "Show cache capacity, usage, hit ratio and under-store traffic");
+  config(report);
+  run(report, [f] { return Report(*f); });
+}
+
+}  // namespace sluice::cli

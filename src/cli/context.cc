@@ -1,0 +1,74 @@
+// Config, cluster store, secret and worker discovery for the CLI.
+#include "cli/context.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+namespace sluice::cli {
+
+int Fail(const Status& st) {
+  std::cerr << "sluice: " << st.message() << "\n";
+  return st.code() == StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+Result<Context> LoadContext(const std::string& config_file) {
+  Context ctx;
+  std::string file = config_file;
+  if (file.empty() && std::getenv("SLUICE_CONFIG")) file = std::getenv("SLUICE_CONFIG");
+  if (!file.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(ctx.config, LoadConfigFile(file));
+  }
+  if (ctx.config.cluster.store != "file") {
+    return InvalidArgument("cluster.store '" + ctx.config.cluster.store + "' is not available yet (use file)");
+  }
+  ctx.cluster_dir = ctx.config.cluster.dir.empty() ? cluster::DefaultClusterDir() : ctx.config.cluster.dir;
+  SLUICE_ASSIGN_OR_RETURN(ctx.store, cluster::OpenFileClusterStore(ctx.cluster_dir));
+  return ctx;
+}
+
+Result<std::string> ClusterSecret(const Context& ctx, bool create) {
+  if (!ctx.config.cluster.secret.empty()) return ctx.config.cluster.secret;
+  std::string path = ctx.cluster_dir + "/secret";
+  std::ifstream in(path);
+  std::string secret;
+  if (in && std::getline(in, secret) && !secret.empty()) return secret;
+  if (!create) {
+    return Status(StatusCode::kPermissionDenied, "cannot read the cluster secret " + path +
+                                                     " (run as the user that started the worker, or set cluster.secret)");
+  }
+  std::random_device rd;
+  std::ostringstream hex;
+  for (int i = 0; i < 4; ++i) hex << std::hex << std::uniform_int_distribution<uint64_t>()(rd);
+  secret = hex.str();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return ClusterSecret(ctx, false);  // another process made it first
+  std::string line = secret + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok) return IoError("cannot write " + path);
+  return secret;
+}
+
+Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx) {
+  SLUICE_ASSIGN_OR_RETURN(auto workers, ctx.store->Workers());
+  if (workers.empty()) {
+    return Status(StatusCode::kUnavailable, "no running sluice worker found in " + ctx.cluster_dir +
+                                                " (start one with `sluice local --ufs URI`, or point --config / "
+                                                "SLUICE_CONFIG at the cluster's config)");
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::string secret, ClusterSecret(ctx, false));
+  client::ClientOptions o;
+  o.worker.host = workers[0].host;
+  o.worker.port = workers[0].rpc_port;
+  o.worker.secret = secret;
+  o.cluster = ctx.store.get();
+  o.ufs = ctx.config.ufs;
+  return std::make_unique<client::FileSystem>(o);
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,34 @@
+// What every cluster-facing command needs: the configuration (--config or SLUICE_CONFIG),
+// the cluster store it names, the cluster secret, and a client connected to a running
+// worker found through that store. Errors are written for the person at the terminal.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "client/file_system.h"
+#include "cluster/cluster_store.h"
+#include "common/config.h"
+
+namespace sluice::cli {
+
+struct Context {
+  Config config;
+  std::string cluster_dir;
+  std::unique_ptr<cluster::ClusterStore> store;
+};
+
+// Loads the config (`config_file`, else $SLUICE_CONFIG, else defaults) and opens its store.
+Result<Context> LoadContext(const std::string& config_file);
+
+// The cluster secret: cluster.secret from the config, else DIR/secret (created, mode 0600,
+// with a random value when `create` is set).
+Result<std::string> ClusterSecret(const Context& ctx, bool create);
+
+// A client of the first live worker registered in the store.
+Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx);
+
+// Prints "sluice: MESSAGE" to stderr and returns the exit code for `st` (2 for bad input).
+int Fail(const Status& st);
+
+}  // namespace sluice::cli
