@@ -105,7 +105,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
   };
 
   throttle_->Acquire();
-  auto n = ufs_->Read(file.path, start, end - start, [&](std::string_view chunk) -> Status {
+  auto n = ufs_->ReadVersion(file.path, start, end - start, file.version, [&](std::string_view chunk) -> Status {
     throttle_->Spend(chunk.size());
     while (!chunk.empty() && next < flights.size()) {
       uint64_t page_end = std::min(end, (first + next + 1) * ps);

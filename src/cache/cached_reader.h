@@ -25,6 +25,7 @@ struct CachedFile {
   std::string path;
   uint64_t size = 0;
   FileId id;
+  std::string version;  // ObjectInfo::Version(); fetches of another version fail with kStale
 };
 
 struct MissPathOptions {

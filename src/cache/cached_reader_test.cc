@@ -23,9 +23,10 @@ constexpr uint64_t kPage = 64 << 10;
 class FlakyStore final : public ufs::UnderStoreWrapper {
  public:
   using UnderStoreWrapper::UnderStoreWrapper;
-  Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink) override {
+  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ufs::ByteSink& sink) override {
     if (fail) return Status(StatusCode::kUnavailable, "under-store down (injected)", true);
-    return UnderStoreWrapper::Read(path, offset, length, sink);
+    return UnderStoreWrapper::ReadVersion(path, offset, length, version, sink);
   }
   std::atomic<bool> fail{false};
 };
@@ -42,7 +43,7 @@ class CachedReaderTest : public ::testing::Test {
     ufs_ = std::make_unique<ufs::CountingStore>(std::move(flaky));
     store_ = *PageStore::Open({kPage, 1ull << 30, {{dir_.path() + "/cache", 1ull << 30}}, "lru", 0});
     auto info = *ufs_->Stat("file.bin");
-    file_ = CachedFile{"file.bin", info.size, FileId::For(ufs_->Uri(), "file.bin", info.Version())};
+    file_ = CachedFile{"file.bin", info.size, FileId::For(ufs_->Uri(), "file.bin", info.Version()), info.Version()};
   }
 
   CachedReader Reader(MissPathOptions o = {}) { return CachedReader(store_.get(), ufs_.get(), o); }
@@ -128,6 +129,7 @@ TEST_F(CachedReaderTest, ShrunkFileIsAnErrorNotShortData) {
   WriteFile(dir_.path() + "/ufs/file.bin", data_.substr(0, 5 * kPage));  // changed behind our back
   auto n = reader.Read(file_, 0, data_.size(), [](std::string_view) { return Status::Ok(); });
   EXPECT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kStale);
   EXPECT_NE(n.status().message().find("changed in the under-store"), std::string::npos) << n.status().message();
 }
 

@@ -27,6 +27,7 @@ enum class StatusCode : int {
   kResourceExhausted = 10,  // quota, disk full, too many requests (S3 SlowDown)
   kOutOfRange = 11,       // a range outside the object
   kInternal = 12,
+  kStale = 13,            // the object changed in the under-store since its version was read
 };
 
 // Returns a stable lowercase name, e.g. "not found".

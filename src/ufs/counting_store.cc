@@ -27,6 +27,17 @@ Result<uint64_t> CountingStore::Read(std::string_view path, uint64_t offset, uin
   return r;
 }
 
+Result<uint64_t> CountingStore::ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
+                                            std::string_view version, const ByteSink& sink) {
+  ++counters_.reads;
+  auto r = UnderStoreWrapper::ReadVersion(path, offset, length, version, [&](std::string_view chunk) {
+    counters_.bytes_read += chunk.size();
+    return sink(chunk);
+  });
+  if (!r.ok() && r.status().code() != StatusCode::kStale) ++counters_.errors;
+  return r;
+}
+
 Status CountingStore::Write(std::string_view path, std::string_view data) {
   ++counters_.writes;
   Status st = UnderStoreWrapper::Write(path, data);

@@ -20,6 +20,10 @@ class UnderStoreWrapper : public UnderStore {
   Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
     return base_->Read(path, offset, length, sink);
   }
+  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ByteSink& sink) override {
+    return base_->ReadVersion(path, offset, length, version, sink);
+  }
   Status Write(std::string_view path, std::string_view data) override { return base_->Write(path, data); }
   Status Delete(std::string_view path) override { return base_->Delete(path); }
   Status Mkdir(std::string_view path) override { return base_->Mkdir(path); }
@@ -43,6 +47,8 @@ class CountingStore final : public UnderStoreWrapper {
   Result<ObjectInfo> Stat(std::string_view path) override;
   Result<ListPage> List(std::string_view dir, const ListOptions& options) override;
   Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override;
+  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ByteSink& sink) override;
   Status Write(std::string_view path, std::string_view data) override;
 
   const UnderStoreCounters& counters() const { return counters_; }

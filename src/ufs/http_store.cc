@@ -88,6 +88,22 @@ class HttpStore final : public UnderStore {
   }
 
   Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
+    return ReadPinned(path, offset, length, "", sink);
+  }
+
+  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ByteSink& sink) override {
+    if (version.rfind("etag:", 0) != 0) return UnderStore::ReadVersion(path, offset, length, version, sink);
+    return ReadPinned(path, offset, length, std::string(version.substr(5)), sink);
+  }
+
+  Status Write(std::string_view, std::string_view) override { return ReadOnly(); }
+  Status Delete(std::string_view) override { return ReadOnly(); }
+  Status Mkdir(std::string_view) override { return ReadOnly(); }
+
+ private:
+  Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& etag,
+                              const ByteSink& sink) {
     SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
     const std::string url = Url(key);
     RangedReadHooks hooks;
@@ -98,14 +114,9 @@ class HttpStore final : public UnderStore {
       return http_.Send(req, response, body_sink);
     };
     hooks.error = [&](const HttpResponse& response) { return ErrorFor(response, "GET", url); };
-    return RangedRead(retry_, hooks, url, offset, length, sink);
+    return RangedRead(retry_, hooks, url, offset, length, sink, etag);
   }
 
-  Status Write(std::string_view, std::string_view) override { return ReadOnly(); }
-  Status Delete(std::string_view) override { return ReadOnly(); }
-  Status Mkdir(std::string_view) override { return ReadOnly(); }
-
- private:
   Status ReadOnly() const { return NotSupported(base_ + " is an HTTP store, which is read-only"); }
 
   std::string Url(const std::string& key) const { return key.empty() ? base_ + "/" : base_ + "/" + UriEncode(key, true); }

@@ -83,12 +83,31 @@ class LocalStore final : public UnderStore {
   }
 
   Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
+    return ReadChecked(path, offset, length, "", sink);
+  }
+
+  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ByteSink& sink) override {
+    return ReadChecked(path, offset, length, version, sink);
+  }
+
+  // Reads, checking the open file's mtime and size against `version` (when given) before
+  // the first byte goes out.
+  Result<uint64_t> ReadChecked(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ByteSink& sink) {
     SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
     Fd fd(::open(FullPath(key).c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return ErrnoStatus(errno, Describe(key));
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, Describe(key));
     if (S_ISDIR(st.st_mode)) return InvalidArgument(Describe(key) + " is a directory");
+    if (!version.empty()) {
+      std::string now = InfoFromStat(key, st).Version();
+      if (now != version) {
+        return Status(StatusCode::kStale, Describe(key) + " changed in the under-store (now " + now + ", expected " +
+                                              std::string(version) + ")");
+      }
+    }
     uint64_t size = static_cast<uint64_t>(st.st_size);
     if (offset >= size || length == 0) return uint64_t{0};
     uint64_t end = std::min(size, offset + std::min(length, size - offset));

@@ -17,11 +17,10 @@ uint64_t TotalFromContentRange(const std::string& value) {
 }  // namespace
 
 Result<uint64_t> RangedRead(const RetryPolicy& retry, const RangedReadHooks& hooks, const std::string& what,
-                            uint64_t offset, uint64_t length, const ByteSink& sink) {
+                            uint64_t offset, uint64_t length, const ByteSink& sink, std::string etag) {
   if (length == 0) return uint64_t{0};
   const uint64_t end = offset + length;  // exclusive; the server clips it at the object's end
   uint64_t pos = offset;
-  std::string etag;
   Status st = RunWithRetries(retry, [&]() -> Status {
     HeaderList headers{{"Range", "bytes=" + std::to_string(pos) + "-" + std::to_string(end - 1)}};
     if (!etag.empty()) headers.emplace_back("If-Match", "\"" + etag + "\"");
@@ -45,8 +44,7 @@ Result<uint64_t> RangedRead(const RetryPolicy& retry, const RangedReadHooks& hoo
     SLUICE_RETURN_IF_ERROR(hooks.send(headers, &response, &forward));
     if (response.status == 416) return Status::Ok();  // offset at or past the end
     if (response.status == 412) {
-      return Status(StatusCode::kUnavailable,
-                    what + " changed while it was being read (ETag " + etag + " no longer matches); read it again");
+      return Status(StatusCode::kStale, what + " changed in the under-store (ETag " + etag + " no longer matches)");
     }
     if (response.status != 200 && response.status != 206) return hooks.error(response);
     if (etag.empty()) etag = UnquoteEtag(response.Header("etag"));

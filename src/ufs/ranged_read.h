@@ -25,7 +25,8 @@ struct RangedReadHooks {
 
 // Reads up to `length` bytes from `offset`; `what` names the object in errors. Returns the
 // number of bytes delivered: fewer than `length` at the end of the object, 0 past it.
+// A non-empty `etag` pins the read to that ETag from the first request on.
 Result<uint64_t> RangedRead(const RetryPolicy& retry, const RangedReadHooks& hooks, const std::string& what,
-                            uint64_t offset, uint64_t length, const ByteSink& sink);
+                            uint64_t offset, uint64_t length, const ByteSink& sink, std::string etag = "");
 
 }  // namespace sluice::ufs

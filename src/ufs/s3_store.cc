@@ -145,14 +145,14 @@ class S3Store final : public UnderStore {
   }
 
   Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
-    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
-    const std::string key = FullKey(rel);
-    RangedReadHooks hooks;
-    hooks.send = [&](const HeaderList& extra, HttpResponse* response, const ByteSink* body_sink) {
-      return Send(response, "GET", key, {}, extra, {}, body_sink);
-    };
-    hooks.error = [&](const HttpResponse& response) { return ErrorFor(response, "GET", Describe(rel)); };
-    return RangedRead(retry_, hooks, Describe(rel), offset, length, sink);
+    return ReadPinned(path, offset, length, "", sink);
+  }
+
+  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ByteSink& sink) override {
+    if (version.rfind("etag:", 0) != 0) return UnderStore::ReadVersion(path, offset, length, version, sink);
+    // If-Match pins the GET to this ETag: a changed object answers 412, never other bytes.
+    return ReadPinned(path, offset, length, std::string(version.substr(5)), sink);
   }
 
   Status Write(std::string_view path, std::string_view data) override {
@@ -195,6 +195,18 @@ class S3Store final : public UnderStore {
   std::string Describe(const std::string& rel) const {
     std::string key = FullKey(rel);
     return "s3://" + bucket_ + (key.empty() ? "" : "/" + key);
+  }
+
+  Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& etag,
+                              const ByteSink& sink) {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
+    const std::string key = FullKey(rel);
+    RangedReadHooks hooks;
+    hooks.send = [&](const HeaderList& extra, HttpResponse* response, const ByteSink* body_sink) {
+      return Send(response, "GET", key, {}, extra, {}, body_sink);
+    };
+    hooks.error = [&](const HttpResponse& response) { return ErrorFor(response, "GET", Describe(rel)); };
+    return RangedRead(retry_, hooks, Describe(rel), offset, length, sink, etag);
   }
 
   // Sends one signed request for `key` ("" addresses the bucket). No retries.

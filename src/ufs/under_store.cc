@@ -13,6 +13,16 @@ std::string ObjectInfo::Version() const {
   return "mtime:" + std::to_string(mtime_ns) + ":size:" + std::to_string(size);
 }
 
+Result<uint64_t> UnderStore::ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
+                                         std::string_view version, const ByteSink& sink) {
+  SLUICE_ASSIGN_OR_RETURN(ObjectInfo info, Stat(path));
+  if (info.Version() != version) {
+    return Status(StatusCode::kStale, Uri() + "/" + std::string(path) + " changed in the under-store (now " +
+                                          info.Version() + ", expected " + std::string(version) + ")");
+  }
+  return Read(path, offset, length, sink);
+}
+
 Result<std::string> UnderStore::ReadToString(std::string_view path, uint64_t offset, uint64_t length) {
   std::string out;
   auto n = Read(path, offset, length, [&out](std::string_view chunk) {

@@ -64,6 +64,12 @@ class UnderStore {
   // (kAlreadyExists is not used; see implementations) if the object changed.
   virtual Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) = 0;
 
+  // Read() of exactly the content `version` (ObjectInfo::Version()) names: kStale, before or
+  // instead of any byte of another version, when the object changed. The default checks
+  // with a Stat first; stores that can pin a version in the request itself override it.
+  virtual Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
+                                       std::string_view version, const ByteSink& sink);
+
   // Creates or replaces a whole file. kNotSupported on read-only stores.
   virtual Status Write(std::string_view path, std::string_view data) = 0;
 

@@ -21,7 +21,9 @@ struct Worker::MountState {
   cache::FileId IdOf(const ufs::ObjectInfo& info) const {
     return cache::FileId::For(ufs->Uri(), info.path, info.Version());
   }
-  cache::CachedFile FileOf(const ufs::ObjectInfo& info) const { return {info.path, info.size, IdOf(info)}; }
+  cache::CachedFile FileOf(const ufs::ObjectInfo& info) const {
+    return {info.path, info.size, IdOf(info), info.Version()};
+  }
   std::string NsPath(const std::string& key) const { return key.empty() ? mount.path : JoinPath(mount.path, key); }
   Entry ToEntry(const ufs::ObjectInfo& info) const {
     return Entry{NsPath(info.path), info.is_dir, info.size, info.mtime_ns, info.is_dir ? "" : info.Version()};
@@ -169,7 +171,22 @@ Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t
   auto info = state->meta->Stat(key);
   if (!info.ok()) return info.status().WithContext(state->Name());
   if (info->is_dir) return InvalidArgument(path + " is a directory");
-  auto n = state->reader->Read(state->FileOf(*info), offset, length, sink);
+  uint64_t delivered = 0;
+  ufs::ByteSink counted = [&](std::string_view chunk) {
+    delivered += chunk.size();
+    return sink(chunk);
+  };
+  auto n = state->reader->Read(state->FileOf(*info), offset, length, counted);
+  if (!n.ok() && n.status().code() == StatusCode::kStale) {
+    // The file changed under a cached stat: learn the new version (its old pages are freed).
+    // Bytes already sent cannot be taken back, so the read is redone only if none went out.
+    (void)Sync(path);
+    if (delivered == 0) {
+      info = state->meta->Stat(key);
+      if (!info.ok()) return info.status().WithContext(state->Name());
+      n = state->reader->Read(state->FileOf(*info), offset, length, counted);
+    }
+  }
   if (!n.ok()) return n.status().WithContext("reading " + path + " from " + state->Name());
   bytes_served_ += *n;
   return n;

@@ -1,0 +1,268 @@
+// A real worker (page store on disk, RPC and HTTP on loopback) read through the client
+// library, over a local directory and a real HTTP server as under-stores.
+#include "worker/worker.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "client/file_system.h"
+#include "support/test_support.h"
+#include "ufs/http_client.h"
+
+namespace sluice::worker {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FaultyHttpServer;
+using testing::TempDir;
+using testing::TestBytes;
+using testing::WriteFile;
+
+constexpr uint64_t kPage = 256 << 10;
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ufs_dir_ = dir_.path() + "/ufs";
+    WriteFile(ufs_dir_ + "/big.bin", big_ = TestBytes(16 * kPage + 77, 1));
+    WriteFile(ufs_dir_ + "/tree/a.txt", "alpha");
+    WriteFile(ufs_dir_ + "/tree/sub/b.txt", "bravo!");
+    store_ = *cluster::OpenFileClusterStore(dir_.path() + "/cluster");
+    Mount("/", "file://" + ufs_dir_);
+    StartWorker();
+  }
+
+  void Mount(const std::string& path, const std::string& uri) {
+    ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
+      return t->Add(cluster::MountPoint{path, uri, {}});
+    }).ok());
+  }
+
+  void StartWorker() {
+    Config c;
+    c.cluster.secret = "test-secret";
+    c.worker.rpc_port = 0;
+    c.worker.http_port = 0;
+    c.worker.page_size = kPage;
+    c.worker.memory_quota = 4 * kPage;  // small: most hits come from disk
+    c.worker.disks = {{dir_.path() + "/cache", 1ull << 30}};
+    c.ufs.retry_base_delay = 5ms;
+    c.ufs.max_attempts = 2;
+    auto w = Worker::Start(c, store_.get(), "w1");
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    worker_ = std::move(w).value();
+    client::ClientOptions o;
+    o.worker.port = worker_->rpc_port();
+    o.worker.secret = "test-secret";
+    o.cluster = store_.get();
+    o.readahead_chunk = kPage;
+    o.readahead_per_handle = 4 * kPage;
+    fs_ = std::make_unique<client::FileSystem>(o);
+  }
+
+  std::string ReadAll(const std::string& path, uint64_t offset = 0, uint64_t length = UINT64_MAX / 2) {
+    std::string out;
+    auto n = fs_->Read(path, offset, length, [&](std::string_view c) {
+      out.append(c);
+      return Status::Ok();
+    });
+    EXPECT_TRUE(n.ok()) << path << ": " << n.status().ToString();
+    return out;
+  }
+
+  uint64_t UfsBytes() { return fs_->Report()->mounts(0).ufs_bytes_read(); }
+
+  TempDir dir_;
+  std::string ufs_dir_, big_;
+  std::unique_ptr<cluster::ClusterStore> store_;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<client::FileSystem> fs_;
+};
+
+TEST_F(WorkerTest, StatListAndReadThroughTheCache) {
+  auto info = fs_->Stat("/big.bin");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, big_.size());
+  auto listing = fs_->List("/tree");
+  ASSERT_TRUE(listing.ok());
+  ASSERT_EQ(listing->size(), 2u);
+  EXPECT_EQ((*listing)[0].path, "/tree/a.txt");
+  EXPECT_EQ((*listing)[1].path, "/tree/sub");
+  EXPECT_TRUE((*listing)[1].is_dir);
+
+  EXPECT_TRUE(ReadAll("/big.bin") == big_);
+  EXPECT_EQ(UfsBytes(), big_.size());
+  EXPECT_TRUE(ReadAll("/big.bin") == big_);  // warm: from memory and disk
+  EXPECT_EQ(UfsBytes(), big_.size());
+  EXPECT_TRUE(ReadAll("/big.bin", kPage - 3, 2 * kPage) == big_.substr(kPage - 3, 2 * kPage));
+  auto report = fs_->Report();
+  EXPECT_GT(report->page_hits(), 16u);
+  EXPECT_EQ(report->bytes_served(), 2 * big_.size() + 2 * kPage);
+  EXPECT_EQ(ReadAll("/tree/sub/b.txt"), "bravo!");
+}
+
+TEST_F(WorkerTest, ConcurrentColdReadersCostOneUnderStoreRead) {
+  std::vector<std::thread> readers;
+  std::atomic<int> wrong{0};
+  for (int i = 0; i < 32; ++i) {
+    readers.emplace_back([&] {
+      if (ReadAll("/big.bin") != big_) ++wrong;
+    });
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_LE(UfsBytes(), big_.size() * 105 / 100);
+}
+
+TEST_F(WorkerTest, ErrorsNameThePathAndTheMount) {
+  auto outside = store_->UpdateMounts([](cluster::MountTable* t) { return t->Remove("/"); });
+  ASSERT_TRUE(outside.ok());
+  Mount("/data", "file://" + ufs_dir_);
+  auto st = fs_->Stat("/elsewhere/x");
+  EXPECT_EQ(st.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(st.status().message().find("/elsewhere/x is outside every mount"), std::string::npos)
+      << st.status().message();
+  auto missing = fs_->Stat("/data/none.bin");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("mount /data (file://" + ufs_dir_ + ")"), std::string::npos)
+      << missing.status().message();
+  EXPECT_EQ(fs_->Stat("/data/../../etc").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(fs_->Read("/data/tree", 0, 1, [](std::string_view) { return Status::Ok(); }).status().code(),
+            StatusCode::kInvalidArgument);  // a directory
+  EXPECT_EQ(ReadAll("/data/tree/a.txt"), "alpha");  // the new mount was picked up live
+}
+
+TEST_F(WorkerTest, ChangedFilesNeverMixVersions) {
+  std::string v1 = TestBytes(3 * kPage, 5), v2 = TestBytes(3 * kPage, 6);
+  WriteFile(ufs_dir_ + "/v.bin", v1);
+  EXPECT_TRUE(ReadAll("/v.bin", 0, kPage) == v1.substr(0, kPage));  // page 0 cached from v1
+  std::this_thread::sleep_for(10ms);                                 // a distinct mtime
+  WriteFile(ufs_dir_ + "/v.bin", v2);
+  // Within the TTL the cached stat still names v1: page 0 is cached, pages 1-2 are not, and
+  // fetching them finds v2. The read must be all v1 or all v2, never a mix.
+  std::string during;
+  auto n = fs_->Read("/v.bin", 0, v1.size(), [&](std::string_view c) {
+    during.append(c);
+    return Status::Ok();
+  });
+  if (n.ok()) {
+    EXPECT_TRUE(during == v2 || during == v1) << "mixed versions";
+  } else {
+    EXPECT_EQ(n.status().code(), StatusCode::kStale) << n.status().ToString();
+  }
+  EXPECT_TRUE(ReadAll("/v.bin") == v2);  // the change was noticed and the new version served
+  EXPECT_EQ(fs_->CheckCached("/v.bin")->cached_bytes(), v2.size());
+  std::filesystem::remove(ufs_dir_ + "/v.bin");
+  ASSERT_TRUE(fs_->Sync("/v.bin").ok());
+  EXPECT_EQ(fs_->Stat("/v.bin").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(fs_->Read("/v.bin", 0, 1, [](std::string_view) { return Status::Ok(); }).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(WorkerTest, LoadFreeAndCheckCached) {
+  auto before = fs_->CheckCached("/tree");
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->files(), 2u);
+  EXPECT_EQ(before->cached_bytes(), 0u);
+  auto job = fs_->Load("/");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  rpc::JobStatus status;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    status = *fs_->JobStatus(*job);
+    return status.state() != "running";
+  }, 30s));
+  EXPECT_EQ(status.state(), "done");
+  EXPECT_EQ(status.files_total(), 3u);
+  EXPECT_EQ(status.files_done(), 3u);
+  EXPECT_EQ(status.bytes_total(), big_.size() + 11);
+  EXPECT_EQ(status.bytes_fetched(), big_.size() + 11);
+  EXPECT_EQ(fs_->CheckCached("/")->cached_bytes(), big_.size() + 11);
+  EXPECT_EQ(UfsBytes(), big_.size() + 11);
+  EXPECT_TRUE(ReadAll("/big.bin") == big_);
+  EXPECT_EQ(UfsBytes(), big_.size() + 11);  // served entirely from the cache
+
+  auto freed = fs_->Free("/tree");
+  ASSERT_TRUE(freed.ok());
+  EXPECT_EQ(freed->files(), 2u);
+  EXPECT_EQ(freed->cached_bytes(), 11u);
+  EXPECT_EQ(fs_->CheckCached("/tree")->cached_bytes(), 0u);
+  EXPECT_EQ(fs_->CheckCached("/big.bin")->cached_bytes(), big_.size());
+
+  auto bad = fs_->Load("/nope");
+  ASSERT_TRUE(bad.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return fs_->JobStatus(*bad)->state() != "running"; }, 10s));
+  auto failed = *fs_->JobStatus(*bad);
+  EXPECT_EQ(failed.state(), "failed");
+  ASSERT_EQ(failed.failures_size(), 1);
+  EXPECT_NE(failed.failures(0).find("nope"), std::string::npos) << failed.failures(0);
+  EXPECT_EQ(fs_->Load("/../x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(fs_->JobStatus("load-999").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(WorkerTest, UnderStoreDownServesCachedAndNamesTheMountForTheRest) {
+  auto server = FaultyHttpServer::Serve(ufs_dir_);
+  ASSERT_TRUE(server.ok());
+  Mount("/web", (*server)->url());
+  EXPECT_TRUE(ReadAll("/web/big.bin", 0, 2 * kPage) == big_.substr(0, 2 * kPage));
+  server->reset();  // the HTTP server is gone
+  EXPECT_TRUE(ReadAll("/web/big.bin", 0, 2 * kPage) == big_.substr(0, 2 * kPage));
+  auto cold = fs_->Read("/web/big.bin", 8 * kPage, 10, [](std::string_view) { return Status::Ok(); });
+  ASSERT_FALSE(cold.ok());
+  EXPECT_EQ(cold.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(cold.status().message().find("mount /web (http://127.0.0.1:"), std::string::npos)
+      << cold.status().message();
+}
+
+TEST_F(WorkerTest, WorkerDownFallsBackToTheUnderStore) {
+  EXPECT_EQ(ReadAll("/tree/a.txt"), "alpha");
+  worker_.reset();
+  EXPECT_EQ(ReadAll("/tree/a.txt"), "alpha");
+  EXPECT_TRUE(ReadAll("/big.bin", 5, 3 * kPage) == big_.substr(5, 3 * kPage));
+  EXPECT_EQ(fs_->Stat("/big.bin")->size, big_.size());
+  EXPECT_GE(fs_->Stats().fallback_reads, 2u);
+  EXPECT_EQ(fs_->Report().status().code(), StatusCode::kUnavailable);  // admin calls need the worker
+}
+
+TEST_F(WorkerTest, SequentialReadAheadAndRandomReads) {
+  auto file = fs_->Open("/big.bin");
+  ASSERT_TRUE(file.ok());
+  std::string got(big_.size(), '\0');
+  for (uint64_t off = 0; off < big_.size(); off += 100000) {
+    auto n = (*file)->ReadAt(off, 100000, got.data() + off);
+    ASSERT_TRUE(n.ok());
+  }
+  EXPECT_TRUE(got == big_);
+  EXPECT_GT(fs_->Stats().readahead_hits, 0u);
+  for (uint64_t off : {uint64_t{9 * kPage + 1}, uint64_t{3}, uint64_t{15 * kPage}, big_.size() - 10}) {
+    char buf[5000];
+    auto n = (*file)->ReadAt(off, sizeof(buf), buf);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(std::string(buf, *n), big_.substr(off, sizeof(buf)));
+  }
+  EXPECT_EQ(*(*file)->ReadAt(big_.size(), 10, got.data()), 0u);
+  EXPECT_EQ(fs_->Open("/tree").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(WorkerTest, MetricsAndReportPages) {
+  EXPECT_EQ(ReadAll("/tree/a.txt"), "alpha");
+  ufs::HttpClient http({});
+  ufs::HttpResponse r;
+  std::string base = "http://127.0.0.1:" + std::to_string(worker_->http_port());
+  ASSERT_TRUE(http.Send({"GET", base + "/metrics", {}, {}}, &r).ok());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("# TYPE sluice_page_hits_total counter"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("sluice_ufs_bytes_read_total{mount=\"/\"} 5\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("sluice_bytes_served_total 5\n"), std::string::npos) << r.body;
+  ASSERT_TRUE(http.Send({"GET", base + "/api/v1/report", {}, {}}, &r).ok());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\"workerId\": \"w1\""), std::string::npos) << r.body;
+  ASSERT_TRUE(http.Send({"GET", base + "/nope", {}, {}}, &r).ok());
+  EXPECT_EQ(r.status, 404);
+  ASSERT_TRUE(http.Send({"DELETE", base + "/metrics", {}, {}}, &r).ok());
+  EXPECT_EQ(r.status, 405);
+}
+
+}  // namespace
+}  // namespace sluice::worker
