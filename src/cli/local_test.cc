@@ -1,0 +1,148 @@
+// `sluice local` as a real process, driven by the `sluice` CLI as a user would: reads, load
+// with progress, report, and the faults: SIGKILL and restart (the disk cache survives and no
+// corrupt page is served), a bit-flipped or truncated page file, a wrong cluster secret.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/test_support.h"
+
+namespace sluice::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ReadFile;
+using testing::RunCommand;
+using testing::Subprocess;
+using testing::TempDir;
+using testing::TestBytes;
+using testing::WriteFile;
+
+class LocalProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = TestBytes(3 << 20, 42);
+    WriteFile(dir_.path() + "/ufs/train/shard-0.bin", data_);
+    WriteFile(dir_.path() + "/ufs/train/label.txt", "cat\n");
+    env_ = {{"SLUICE_HOME", dir_.path() + "/home"}};
+    Start();
+  }
+  void TearDown() override {
+    if (local_) local_->Stop(SIGTERM);
+  }
+
+  void Start() {
+    auto p = Subprocess::Start({SLUICE_BINARY, "local", "--ufs", "file://" + dir_.path() + "/ufs", "--rpc-port", "0",
+                                "--http-port", "0", "--memory-size", "1MiB", "--cache-dir",
+                                dir_.path() + "/cache", "--cache-size", "1GiB"},
+                               env_, dir_.path() + "/local.log");
+    ASSERT_TRUE(p.ok());
+    local_ = std::move(p).value();
+    std::string out;
+    ASSERT_TRUE(testing::WaitFor([&] { return Run({"report"}, &out) == 0; }, 20s))
+        << out << ReadFile(dir_.path() + "/local.log");
+  }
+
+  int Run(const std::vector<std::string>& args, std::string* out) {
+    std::vector<std::string> argv{SLUICE_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, out, env_);
+  }
+
+  std::vector<std::string> PageFiles() {
+    std::vector<std::string> out;
+    for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
+      if (e.is_regular_file()) out.push_back(e.path().string());
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::string data_;
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<Subprocess> local_;
+};
+
+TEST_F(LocalProcessTest, ReadsLoadsAndReports) {
+  std::string out;
+  ASSERT_EQ(Run({"fs", "ls", "/train"}, &out), 0) << out;
+  EXPECT_EQ(out, "label.txt\nshard-0.bin\n");
+  ASSERT_EQ(Run({"fs", "cat", "/train/label.txt"}, &out), 0);
+  EXPECT_EQ(out, "cat\n");
+  ASSERT_EQ(Run({"load", "/train", "--progress"}, &out), 0) << out;
+  EXPECT_NE(out.find("load load-1 done: 2 files, 3.00 MiB"), std::string::npos) << out;
+  EXPECT_NE(out.find("[##############################] 2/2 files"), std::string::npos) << out;
+  ASSERT_EQ(Run({"fs", "check-cached", "/train"}, &out), 0);
+  EXPECT_NE(out.find("2 files, 3.00 MiB of 3.00 MiB cached (100.0%)"), std::string::npos) << out;
+  ASSERT_EQ(Run({"fs", "cp", "/train/shard-0.bin", dir_.path() + "/copy.bin"}, &out), 0) << out;
+  EXPECT_TRUE(ReadFile(dir_.path() + "/copy.bin") == data_);
+  ASSERT_EQ(Run({"report"}, &out), 0);
+  EXPECT_NE(out.find("page hit ratio"), std::string::npos) << out;
+  EXPECT_NE(out.find("3.00 MiB read"), std::string::npos) << out;  // the under-store gave each byte once
+  EXPECT_EQ(Run({"fs", "cat", "/train/missing"}, &out), 1);
+  EXPECT_NE(out.find("mount / (file://"), std::string::npos) << out;
+  EXPECT_EQ(Run({"fs", "ls", "/../etc"}, &out), 2);
+  ASSERT_EQ(Run({"mount", "list"}, &out), 0);
+  EXPECT_NE(out.find("/ -> file://" + dir_.path() + "/ufs (read-only"), std::string::npos) << out;
+}
+
+TEST_F(LocalProcessTest, SurvivesSigkillWithTheCacheIntact) {
+  std::string out;
+  ASSERT_EQ(Run({"load", "/train", "--wait"}, &out), 0) << out;
+  local_->Stop(SIGKILL);
+  local_.reset();
+  Start();
+  ASSERT_EQ(Run({"fs", "check-cached", "/train"}, &out), 0);
+  EXPECT_NE(out.find("3.00 MiB of 3.00 MiB cached (100.0%)"), std::string::npos) << out;
+  ASSERT_EQ(Run({"fs", "cat", "/train/shard-0.bin"}, &out), 0);
+  EXPECT_TRUE(out == data_);
+  ASSERT_EQ(Run({"report"}, &out), 0);
+  EXPECT_NE(out.find("0 B read"), std::string::npos) << out;  // all from the surviving cache
+}
+
+TEST_F(LocalProcessTest, CorruptPageFilesAreNeverServed) {
+  std::string out;
+  ASSERT_EQ(Run({"load", "/train", "--wait"}, &out), 0) << out;
+  local_->Stop(SIGTERM);
+  local_.reset();
+  auto pages = PageFiles();
+  ASSERT_EQ(pages.size(), 4u);  // 3 MiB in 1 MiB pages, and the label
+  for (const auto& p : pages) {
+    if (std::filesystem::file_size(p) < 1000) continue;
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(5000);
+    f.put('\x7f');  // flip bytes in every big page...
+  }
+  std::filesystem::resize_file(pages[0], 10);  // ...and truncate one
+  Start();
+  ASSERT_EQ(Run({"fs", "cat", "/train/shard-0.bin"}, &out), 0);
+  EXPECT_TRUE(out == data_);  // refetched from the under-store
+  ASSERT_EQ(Run({"fs", "cat", "/train/label.txt"}, &out), 0);
+  EXPECT_EQ(out, "cat\n");
+  ASSERT_EQ(Run({"report"}, &out), 0);
+  EXPECT_TRUE(out.find("3 corrupt pages dropped") != std::string::npos ||
+              out.find("4 corrupt pages dropped") != std::string::npos)
+      << out;
+}
+
+TEST_F(LocalProcessTest, WrongSecretIsRefused) {
+  WriteFile(dir_.path() + "/bad.yaml", "cluster: {dir: " + dir_.path() + "/home, secret: not-it}\n");
+  std::string out;
+  EXPECT_EQ(Run({"fs", "ls", "/", "--config", dir_.path() + "/bad.yaml"}, &out), 1);
+  EXPECT_NE(out.find("wrong cluster secret"), std::string::npos) << out;
+}
+
+TEST_F(LocalProcessTest, SigtermStopsCleanlyAndUnregisters) {
+  int status = local_->Stop(SIGTERM);
+  local_.reset();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::string out;
+  EXPECT_EQ(Run({"fs", "ls", "/"}, &out), 1);
+  EXPECT_NE(out.find("no running sluice worker found"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace sluice::cli
