@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -172,10 +173,14 @@ class PageStore::DiskTier {
     }
     auto data = std::make_shared<std::string>(length, '\0');
     PageHeader header{};
-    bool ok = ReadFull(fd, &header, sizeof(header), 0) && header.magic == kMagic && header.format == kFormat &&
-              header.length == length && ReadFull(fd, data->data(), length, sizeof(header));
-    char extra;
-    ok = ok && ::pread(fd, &extra, 1, static_cast<off_t>(sizeof(header) + length)) == 0;
+    // Header and bytes in one call; then the file must end exactly there (not truncated,
+    // nothing appended).
+    iovec parts[2] = {{&header, sizeof(header)}, {data->data(), length}};
+    ssize_t got = ::preadv(fd, parts, 2, 0);
+    struct stat st;
+    bool ok = got == static_cast<ssize_t>(sizeof(header) + length) && ::fstat(fd, &st) == 0 &&
+              static_cast<uint64_t>(st.st_size) == sizeof(header) + length && header.magic == kMagic &&
+              header.format == kFormat && header.length == length;
     ::close(fd);
     if (!ok || Checksum(key, *data) != header.checksum) {
       SLUICE_LOG_WARN("dropping corrupt cache page {} (failed checksum or truncated)", path);
@@ -247,19 +252,6 @@ class PageStore::DiskTier {
   }
 
  private:
-  static bool ReadFull(int fd, void* buf, size_t n, off_t offset) {
-    auto* p = static_cast<char*>(buf);
-    while (n > 0) {
-      ssize_t r = ::pread(fd, p, n, offset);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
-      p += r;
-      n -= static_cast<size_t>(r);
-      offset += r;
-    }
-    return true;
-  }
-
   static bool ParseName(std::string_view name, PageKey* key, uint64_t* length) {
     // <32 hex>-<index>-<length>
     if (name.size() < 36 || name[32] != '-') return false;

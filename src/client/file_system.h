@@ -35,8 +35,8 @@ struct ClientOptions {
   bool fallback_to_ufs = true;       // read the under-store directly when the worker is down
   cluster::ClusterStore* cluster = nullptr;  // mount table for the fallback; must outlive the client
   UfsConfig ufs;                     // retries and timeouts for the fallback
-  uint64_t readahead_chunk = 4ull << 20;
-  uint64_t readahead_per_handle = 16ull << 20;
+  uint64_t readahead_chunk = 8ull << 20;
+  uint64_t readahead_per_handle = 32ull << 20;
   uint64_t readahead_total = 256ull << 20;
 };
 

@@ -43,6 +43,8 @@ class RpcClient::Connection {
     }
     return true;
   }
+  std::string& payload_buffer() { return payload_; }
+
   bool ReadAll(char* p, size_t n) {
     while (n > 0) {
       ssize_t r = ::recv(fd_, p, n, 0);
@@ -56,6 +58,7 @@ class RpcClient::Connection {
 
  private:
   int fd_;
+  std::string payload_;
 };
 
 RpcClient::RpcClient(RpcClientOptions options) : options_(std::move(options)) {}
@@ -129,10 +132,16 @@ Status RpcClient::CallOn(Connection& c, FrameType type, const std::string& reque
     *got_reply = true;
     auto rh = DecodeFrameHeader(fixed);
     if (!rh.ok()) return rh.status().WithContext("bad frame from " + Endpoint());
-    std::string header(rh->header_len, '\0'), payload(rh->payload_len, '\0');
-    if (!c.ReadAll(header.data(), header.size()) || !c.ReadAll(payload.data(), payload.size())) return lost("receiving");
+    std::string header(rh->header_len, '\0');
+    // The payload buffer lives with the connection and only grows, so a stream of 1 MiB
+    // pages costs no allocation or zero-filling per frame.
+    std::string& payload = c.payload_buffer();
+    if (payload.size() < rh->payload_len) payload.resize(rh->payload_len);
+    if (!c.ReadAll(header.data(), header.size()) || !c.ReadAll(payload.data(), rh->payload_len)) {
+      return lost("receiving");
+    }
     if (rh->type == FrameType::kReadData && type == FrameType::kRead) {
-      if (data && sink_status.ok()) sink_status = (*data)(payload);
+      if (data && sink_status.ok()) sink_status = (*data)(std::string_view(payload).substr(0, rh->payload_len));
       continue;  // keep draining so the connection stays usable
     }
     if (rh->type != type) return Corruption("unexpected frame type from " + Endpoint());
