@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh - the README's run command: on a fresh Debian 12 machine (as root) it installs the
 # packages, builds sluice, starts a local Ceph RGW (a real S3 server), uploads a generated
-# sample dataset to it, then lists and reads the dataset back through sluice's under-store
-# layer, comparing with reading the same files from local disk. Everything it starts is
-# stopped at the end; everything it writes is in one temp directory, removed at the end.
+# sample dataset to it, runs `sluice local` over the bucket, and reads the dataset through the
+# cache twice: a cold pass (from S3) and a warm pass (from the cache), with their speeds and
+# hit ratios; then a preload. Everything it starts is stopped at the end; everything it
+# writes is in one temp directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,7 +14,12 @@ SLUICE=$PWD/build/release/src/cli/sluice
 
 WORK=$(mktemp -d /tmp/sluice-demo-XXXXXX)
 RGW=$WORK/rgw
-cleanup() { bash tests/fixtures/radosgw.sh stop "$RGW" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+LOCAL_PID=
+cleanup() {
+  [ -n "$LOCAL_PID" ] && kill "$LOCAL_PID" 2>/dev/null && wait "$LOCAL_PID" 2>/dev/null
+  bash tests/fixtures/radosgw.sh stop "$RGW" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -56,15 +62,38 @@ dd if="$WORK/dataset/train/shards/shard-00.tar" bs=1 skip=1048570 count=16 statu
 "$SLUICE" ufs cat s3://datasets/train/images/img_00007.jpg | cmp - "$WORK/dataset/train/images/img_00007.jpg" &&
   echo "img_00007.jpg: identical"
 
-step "Reading the whole dataset, 8 threads: S3 through sluice vs. local disk"
+step "Reading the whole dataset straight from S3 (no cache) vs. local disk, 8 threads"
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 printf 'S3 (RGW):   '; "$SLUICE" ufs read -j 8 s3://datasets/train
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 printf 'local disk: '; "$SLUICE" ufs read -j 8 "$WORK/dataset/train"
 
+step "Starting sluice local over s3://datasets/train (1 GiB memory + 2 GiB disk cache)"
+export SLUICE_HOME=$WORK/home
+"$SLUICE" local --ufs s3://datasets/train -o "endpoint=$AWS_ENDPOINT_URL" --cache-dir "$WORK/cache" \
+  --cache-size 2GiB --memory-size 1GiB --rpc-port 0 --http-port 0 >"$WORK/local.log" 2>&1 &
+LOCAL_PID=$!
+for _ in $(seq 100); do "$SLUICE" report >/dev/null 2>&1 && break; sleep 0.1; done
+head -n 4 "$WORK/local.log"
+run "$SLUICE" fs ls -l /shards
+run "$SLUICE" mount list
+
+step "Cold pass through the cache (every byte comes from S3 once), then a warm pass"
+sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+printf 'cold: '; "$SLUICE" fs read -j 8 /
+sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+printf 'warm: '; "$SLUICE" fs read -j 8 /
+run "$SLUICE" report
+
+step "Preloading: free the cache, then load it back with a progress bar"
+run "$SLUICE" free /
+run "$SLUICE" load / --progress
+run "$SLUICE" fs check-cached /
+
 step "Errors name what went wrong"
 "$SLUICE" ufs cat s3://datasets/train/missing.bin || echo "(exit code $?)"
 "$SLUICE" ufs ls -o secret_key=wrong s3://datasets/train || echo "(exit code $?)"
 "$SLUICE" ufs cat 's3://datasets/train/../../etc/passwd' || echo "(exit code $?)"
+"$SLUICE" fs cat /images/missing.jpg || echo "(exit code $?)"
 echo
-echo "demo finished; stopping the S3 server"
+echo "demo finished; stopping sluice local and the S3 server"

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "cli/context.h"
@@ -251,6 +252,72 @@ int Cp(const Flags& f) {
   });
 }
 
+// Every file below `path` (or the file itself), walking directories through the worker.
+Result<std::vector<client::FileInfo>> FilesBelow(client::FileSystem& fs, const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(client::FileInfo info, fs.Stat(path));
+  if (!info.is_dir) return std::vector<client::FileInfo>{info};
+  std::vector<client::FileInfo> files;
+  std::vector<std::string> dirs{info.path};
+  while (!dirs.empty()) {
+    std::string dir = dirs.back();
+    dirs.pop_back();
+    SLUICE_ASSIGN_OR_RETURN(auto entries, fs.List(dir));
+    for (auto& e : entries) {
+      if (e.is_dir) dirs.push_back(e.path);
+      else files.push_back(std::move(e));
+    }
+  }
+  return files;
+}
+
+// Reads every file below PATH through the cache with N readers; reports the throughput.
+int ReadAll(const Flags& f, int threads) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto files = FilesBelow(fs, f.path);
+    if (!files.ok()) return Fail(files.status());
+    auto before = fs.Report();
+    auto t0 = std::chrono::steady_clock::now();
+    std::atomic<size_t> next{0};
+    std::atomic<uint64_t> bytes{0};
+    std::mutex mu;
+    Status first_error;
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < files->size(); i = next++) {
+          auto n = fs.Read((*files)[i].path, 0, (*files)[i].size + 1, [](std::string_view) { return Status::Ok(); });
+          if (n.ok()) {
+            bytes += *n;
+          } else {
+            std::lock_guard<std::mutex> lock(mu);
+            if (first_error.ok()) first_error = n.status();
+          }
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+    if (!first_error.ok()) return Fail(first_error);
+    double secs = std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    auto after = fs.Report();
+    std::string hits;
+    if (before.ok() && after.ok()) {
+      uint64_t h = after->page_hits() - before->page_hits(), m = after->page_misses() - before->page_misses();
+      uint64_t ufs = 0;
+      for (int i = 0; i < after->mounts_size(); ++i) {
+        ufs += after->mounts(i).ufs_bytes_read() - (i < before->mounts_size() ? before->mounts(i).ufs_bytes_read() : 0);
+      }
+      char buf[160];
+      std::snprintf(buf, sizeof(buf), "; page hit ratio %.1f%%, %s from the under-store",
+                    h + m ? 100.0 * static_cast<double>(h) / static_cast<double>(h + m) : 0.0, FormatSize(ufs).c_str());
+      hits = buf;
+    }
+    std::printf("read %zu files, %s in %.2fs: %.1f MiB/s, %.0f files/s%s\n", files->size(),
+                FormatSize(bytes).c_str(), secs, static_cast<double>(bytes) / (1 << 20) / secs,
+                static_cast<double>(files->size()) / secs, hits.c_str());
+    return 0;
+  });
+}
+
 int SyncCmd(const Flags& f) {
   return WithClient(f, [&](client::FileSystem& fs) {
     auto changed = fs.Sync(f.path);
@@ -444,6 +511,11 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   path_cmd("sync", "Forget cached metadata below PATH; changed files lose their cached pages",
            [f] { return SyncCmd(*f); });
   path_cmd("check-cached", "Show how much of PATH is cached", [f] { return CheckCached(*f); });
+  auto threads = std::make_shared<int>(8);
+  path_cmd("read", "Read every file below PATH through the cache and report speed and hit ratio",
+           [f, threads] { return ReadAll(*f, *threads); })
+      ->add_option("-j,--threads", *threads, "Parallel readers")
+      ->check(CLI::Range(1, 256));
 
   auto* load = app.add_subcommand("load", "Preload PATH into the cache (or: load status|cancel JOB)");
   load->add_option("PATH", f->path, "Namespace path to preload");
