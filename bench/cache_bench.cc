@@ -175,16 +175,21 @@ int WarmDisk(const std::string& dir) {
   Rig rig(dir, dir + "/ufs", 8 * kMiB);               // tiny memory tier: reads come from disk
   auto job = *rig.fs->Load("/f.bin");
   while (rig.fs->JobStatus(job)->state() == "running") std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::vector<double> cached, direct;
+  std::vector<double> cached, direct, stream;
   for (int i = 0; i < 3; ++i) {
+    DropCaches();
+    auto t0 = Clock::now();
+    (void)rig.fs->Read("/f.bin", 0, size, [](std::string_view) { return Status::Ok(); });
+    stream.push_back(static_cast<double>(size) / kMiB / Seconds(t0));
     DropCaches();
     cached.push_back(rig.ReadThroughClient("/f.bin"));
     DropCaches();
     direct.push_back(ReadFileDirect(dir + "/cache/direct.bin"));
   }
   double c = Median(cached), d = Median(direct);
-  std::printf("{\"bench\": \"warm-disk\", \"sluice_mib_s\": %.0f, \"disk_mib_s\": %.0f, \"ratio\": %.2f, \"target\": 0.80}\n",
-              c, d, c / d);
+  std::printf("{\"bench\": \"warm-disk\", \"sluice_mib_s\": %.0f, \"disk_mib_s\": %.0f, \"ratio\": %.2f, "
+              "\"sluice_one_stream_mib_s\": %.0f, \"target\": 0.80}\n",
+              c, d, c / d, Median(stream));
   return 0;
 }
 

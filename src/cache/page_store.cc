@@ -9,34 +9,17 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/uio.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
+#include "cache/page_file.h"
 #include "common/logging.h"
 
 namespace sluice::cache {
 namespace {
-
-constexpr uint32_t kMagic = 0x47504c53;  // "SLPG"
-constexpr uint32_t kFormat = 1;
-
-struct PageHeader {
-  uint32_t magic;
-  uint32_t format;
-  uint64_t length;
-  uint64_t checksum;
-};
-static_assert(sizeof(PageHeader) == 24);
-
-uint64_t Checksum(const PageKey& key, std::string_view data) {
-  // Seeded with the key, so a page file renamed onto another key fails the check too.
-  return XXH3_64bits_withSeed(data.data(), data.size(), key.file.lo ^ key.file.hi ^ (key.index * 0x9E3779B97F4A7C15ull));
-}
 
 std::atomic<uint64_t> g_tmp_counter{0};
 
@@ -166,30 +149,26 @@ class PageStore::DiskTier {
       policy_->OnAccess(key);
     }
     std::string path = PathOf(key, length);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      Forget(key);  // evicted meanwhile, or removed behind our back
+    auto data = ReadPageFile(path, length, PageSeed(key));
+    if (!data.ok()) {
+      if (data.status().code() == StatusCode::kCorruption) {
+        SLUICE_LOG_WARN("dropping corrupt cache page: {}", data.status().message());
+        ::unlink(path.c_str());
+        *corrupt = true;
+      }
+      Forget(key);  // gone (evicted meanwhile, or removed behind our back) or bad
       return nullptr;
     }
-    auto data = std::make_shared<std::string>(length, '\0');
-    PageHeader header{};
-    // Header and bytes in one call; then the file must end exactly there (not truncated,
-    // nothing appended).
-    iovec parts[2] = {{&header, sizeof(header)}, {data->data(), length}};
-    ssize_t got = ::preadv(fd, parts, 2, 0);
-    struct stat st;
-    bool ok = got == static_cast<ssize_t>(sizeof(header) + length) && ::fstat(fd, &st) == 0 &&
-              static_cast<uint64_t>(st.st_size) == sizeof(header) + length && header.magic == kMagic &&
-              header.format == kFormat && header.length == length;
-    ::close(fd);
-    if (!ok || Checksum(key, *data) != header.checksum) {
-      SLUICE_LOG_WARN("dropping corrupt cache page {} (failed checksum or truncated)", path);
-      ::unlink(path.c_str());
-      Forget(key);
-      *corrupt = true;
-      return nullptr;
-    }
-    return data;
+    return *data;
+  }
+
+  // Where the page's file is, for a short-circuit reader; nullopt when not on this tier.
+  std::optional<PageLocation> Locate(const PageKey& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return std::nullopt;
+    policy_->OnAccess(key);
+    return PageLocation{PathOf(key, it->second), it->second, PageSeed(key)};
   }
 
   bool Contains(const PageKey& key) {
@@ -286,8 +265,8 @@ class PageStore::DiskTier {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return false;
-    PageHeader header{kMagic, kFormat, data.size(), Checksum(key, data)};
-    bool ok = WriteAll(fd, &header, sizeof(header)) && WriteAll(fd, data.data(), data.size());
+    std::string header = EncodePageHeader(PageSeed(key), data);
+    bool ok = WriteAll(fd, header.data(), header.size()) && WriteAll(fd, data.data(), data.size());
     ok = (::close(fd) == 0) && ok;
     if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
     if (!ok) {
@@ -352,6 +331,14 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
 PageStore::DiskTier* PageStore::DiskFor(const PageKey& key) {
   if (disks_.empty()) return nullptr;
   return disks_[PageKeyHash()(key) % disks_.size()].get();
+}
+
+std::optional<PageLocation> PageStore::Locate(const PageKey& key) {
+  DiskTier* disk = DiskFor(key);
+  if (!disk) return std::nullopt;
+  auto loc = disk->Locate(key);
+  if (loc) ++hits_disk_;
+  return loc;
 }
 
 PageData PageStore::Get(const PageKey& key) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,13 @@ struct PageStoreStats {
   std::vector<TierStats> tiers;
 };
 
+// A page's file on a disk tier (see page_file.h), for readers on the same host.
+struct PageLocation {
+  std::string path;
+  uint64_t length = 0;
+  uint64_t seed = 0;  // checksum seed
+};
+
 class PageStore {
  public:
   // Creates the tiers; rescans each disk directory and drops leftover temporary files.
@@ -60,6 +68,9 @@ class PageStore {
 
   // Caches a page in memory and on disk, evicting per policy; best effort.
   void Put(const PageKey& key, PageData data);
+
+  // The page's file when a disk tier holds it (counted as a disk hit); nullopt otherwise.
+  std::optional<PageLocation> Locate(const PageKey& key);
 
   // True when some tier holds the page (no checksum check, no policy update).
   bool Contains(const PageKey& key);

@@ -1,9 +1,13 @@
 // RPC calls, the direct under-store fallback, and read-ahead.
 #include "client/file_system.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
+#include "cache/page_file.h"
 #include "cluster/mount_table.h"
 #include "common/logging.h"
 
@@ -167,7 +171,70 @@ Result<rpc::ReportResponse> FileSystem::Report() {
 }
 
 ClientStats FileSystem::Stats() const {
-  return ClientStats{fallback_reads_.load(), readahead_hits_.load(), readahead_bytes_.load()};
+  return ClientStats{fallback_reads_.load(), readahead_hits_.load(), readahead_bytes_.load(),
+                     short_circuit_bytes_.load()};
+}
+
+bool FileSystem::ShortCircuitPossible() const {
+  const std::string& h = options_.worker.host;
+  return options_.short_circuit && (h == "127.0.0.1" || h == "localhost" || h == "::1");
+}
+
+Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length, uint64_t hint,
+                                            char* out) {
+  const uint64_t end = std::min(info.size, offset + length);
+  if (offset >= end) return size_t{0};
+  rpc::ReadRequest req;
+  req.set_path(info.path);
+  req.set_offset(offset);
+  req.set_length(end - offset + hint);
+  rpc::LocateResponse where;
+  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kLocate, req, &where));
+  if (where.info().version() != info.version) return Status(StatusCode::kStale, info.path + " changed");
+  const uint64_t ps = where.page_size();
+  if (ps == 0) return Internal("worker reported no page size");
+  // Fills out[from - offset, to - offset) over RPC.
+  auto fill_rpc = [&](uint64_t from, uint64_t to) -> Status {
+    if (from >= to) return Status::Ok();
+    size_t at = static_cast<size_t>(from - offset);
+    auto n = Read(info.path, from, to - from, [&](std::string_view c) {
+      if (at + c.size() > end - offset) return Corruption("worker sent more bytes than asked");
+      std::memcpy(out + at, c.data(), c.size());
+      at += c.size();
+      return Status::Ok();
+    });
+    if (n.ok() && *n != to - from) return Status(StatusCode::kStale, info.path + " changed size");
+    return n.status();
+  };
+  std::string partial;    // for pages only partly inside the range
+  uint64_t pos = offset;  // everything before pos is filled
+  for (const auto& ref : where.pages()) {
+    uint64_t page_start = ref.index() * ps;
+    if (page_start >= end) {  // beyond the read: a hint for the kernel only
+      int fd = ::open(ref.file().c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+        ::close(fd);
+      }
+      continue;
+    }
+    uint64_t from = std::max(pos, page_start), to = std::min(end, page_start + ref.length());
+    if (from >= to) continue;
+    Status st;
+    if (from == page_start && to == page_start + ref.length()) {
+      st = cache::ReadPageFileInto(ref.file(), ref.length(), ref.seed(), out + (from - offset));
+    } else {
+      partial.resize(static_cast<size_t>(ref.length()));
+      st = cache::ReadPageFileInto(ref.file(), ref.length(), ref.seed(), partial.data());
+      if (st.ok()) std::memcpy(out + (from - offset), partial.data() + (from - page_start), to - from);
+    }
+    if (!st.ok()) continue;  // evicted or bad: RPC covers it below (and the worker drops a bad page)
+    SLUICE_RETURN_IF_ERROR(fill_rpc(pos, from));
+    short_circuit_bytes_ += to - from;
+    pos = to;
+  }
+  SLUICE_RETURN_IF_ERROR(fill_rpc(pos, end));
+  return static_cast<size_t>(end - offset);
 }
 
 File::~File() {
@@ -213,6 +280,19 @@ void File::Prefetch(uint64_t from) {
 Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
   if (offset >= info_.size || length == 0) return size_t{0};
   length = static_cast<size_t>(std::min<uint64_t>(length, info_.size - offset));
+  if (fs_->ShortCircuitPossible()) {
+    // Same host as the worker: read its page files straight into `out`; the kernel reads
+    // ahead for sequential readers (hinted), so no read-ahead buffers of our own.
+    uint64_t hint;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      bool sequential = offset == next_sequential_;
+      next_sequential_ = offset + length;
+      hint = sequential ? fs_->options_.readahead_per_handle : 0;
+    }
+    auto n = fs_->ReadShortCircuit(info_, offset, length, hint, out);
+    if (n.ok()) return n;
+  }
   std::unique_lock<std::mutex> lock(mu_);
   bool sequential = offset == next_sequential_;
   streak_ = sequential ? streak_ + 1 : 0;

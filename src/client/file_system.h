@@ -33,6 +33,7 @@ struct FileInfo {
 struct ClientOptions {
   rpc::RpcClientOptions worker;      // host, port, secret
   bool fallback_to_ufs = true;       // read the under-store directly when the worker is down
+  bool short_circuit = true;         // with a worker on this host, read its page files directly
   cluster::ClusterStore* cluster = nullptr;  // mount table for the fallback; must outlive the client
   UfsConfig ufs;                     // retries and timeouts for the fallback
   uint64_t readahead_chunk = 8ull << 20;
@@ -41,7 +42,7 @@ struct ClientOptions {
 };
 
 struct ClientStats {
-  uint64_t fallback_reads = 0, readahead_hits = 0, readahead_bytes = 0;
+  uint64_t fallback_reads = 0, readahead_hits = 0, readahead_bytes = 0, short_circuit_bytes = 0;
 };
 
 class File;
@@ -77,13 +78,19 @@ class FileSystem {
   Result<std::pair<ufs::UnderStore*, std::string>> Direct(const std::string& path);
   static bool WorkerDown(const Status& st);
   Result<uint64_t> DirectRead(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
+  bool ShortCircuitPossible() const;
+  // Reads [offset, offset + length) of `info`'s file (clipped at its end) into `out`: from the
+  // worker's page files where they exist (verifying each), the rest over RPC. Page files of
+  // the next `hint` bytes are announced to the kernel (WILLNEED) so sequential readers find
+  // them in memory. kStale when the file's version moved on.
+  Result<size_t> ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length, uint64_t hint, char* out);
 
   const ClientOptions options_;
   rpc::RpcClient rpc_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<ufs::UnderStore>> direct_;  // GUARDED_BY(mu_): by mount URI
   std::atomic<uint64_t> readahead_in_use_{0};
-  std::atomic<uint64_t> fallback_reads_{0}, readahead_hits_{0}, readahead_bytes_{0};
+  std::atomic<uint64_t> fallback_reads_{0}, readahead_hits_{0}, readahead_bytes_{0}, short_circuit_bytes_{0};
 };
 
 class File {

@@ -110,6 +110,7 @@ std::string FormatSize(uint64_t bytes) {
 std::string FormatDuration(std::chrono::nanoseconds d) {
   double s = std::chrono::duration<double>(d).count();
   char buf[48];
+  if (d.count() == 0) return "0s";
   if (s < 1e-3) std::snprintf(buf, sizeof(buf), "%.0fus", s * 1e6);
   else if (s < 1) std::snprintf(buf, sizeof(buf), "%.1fms", s * 1e3);
   else if (s < 60) std::snprintf(buf, sizeof(buf), "%.2fs", s);

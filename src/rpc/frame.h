@@ -32,6 +32,7 @@ enum class FrameType : uint16_t {
   kJobStatus = 10,
   kJobCancel = 11,
   kReport = 12,
+  kLocate = 13,
 };
 
 struct FrameHeader {

@@ -192,6 +192,35 @@ Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t
   return n;
 }
 
+Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t offset, uint64_t length) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  auto info = state->meta->Stat(key);
+  if (!info.ok()) return info.status().WithContext(state->Name());
+  if (info->is_dir) return InvalidArgument(path + " is a directory");
+  rpc::LocateResponse out;
+  Entry e = state->ToEntry(*info);
+  out.mutable_info()->set_path(e.path);
+  out.mutable_info()->set_size(e.size);
+  out.mutable_info()->set_mtime_ns(e.mtime_ns);
+  out.mutable_info()->set_version(e.version);
+  const uint64_t ps = pages_->page_size();
+  out.set_page_size(ps);
+  if (offset >= info->size || length == 0) return out;
+  const uint64_t last = (std::min(info->size, offset + std::min(length, info->size - offset)) - 1) / ps;
+  const cache::FileId id = state->IdOf(*info);
+  for (uint64_t i = offset / ps; i <= last; ++i) {
+    if (auto loc = pages_->Locate(cache::PageKey{id, i})) {
+      auto* ref = out.add_pages();
+      ref->set_index(i);
+      ref->set_file(loc->path);
+      ref->set_length(loc->length);
+      ref->set_seed(loc->seed);
+    }
+  }
+  return out;
+}
+
 Result<uint64_t> Worker::Sync(const std::string& path) {
   SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
   auto& [state, key] = resolved;

@@ -58,6 +58,8 @@ class Worker {
   Result<std::vector<Entry>> List(const std::string& path);
   // Reads a file through the cache; bytes go to `sink` in order.
   Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
+  // The cached pages of [offset, offset + length) that lie in page files on this host.
+  Result<rpc::LocateResponse> Locate(const std::string& path, uint64_t offset, uint64_t length);
   // Drops cached metadata below `path`; files found changed lose their cached pages.
   Result<uint64_t> Sync(const std::string& path);
   // Drops the cached pages of every file below `path`.

@@ -74,6 +74,14 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       if (n.ok()) resp.set_bytes(*n);
       return Answer(out, req, resp, n.status());
     }
+    case rpc::FrameType::kLocate: {
+      rpc::ReadRequest in;
+      rpc::LocateResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed LOCATE request"));
+      auto located = Locate(in.path(), in.offset(), in.length());
+      if (located.ok()) resp = *located;
+      return Answer(out, req, resp, located.status());
+    }
     case rpc::FrameType::kSync: {
       rpc::PathRequest in;
       rpc::PathResponse resp;

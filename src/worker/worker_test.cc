@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "client/file_system.h"
@@ -53,13 +54,18 @@ class WorkerTest : public ::testing::Test {
     auto w = Worker::Start(c, store_.get(), "w1");
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     worker_ = std::move(w).value();
+    fs_ = Client(/*short_circuit=*/true);
+  }
+
+  std::unique_ptr<client::FileSystem> Client(bool short_circuit) {
     client::ClientOptions o;
     o.worker.port = worker_->rpc_port();
     o.worker.secret = "test-secret";
     o.cluster = store_.get();
+    o.short_circuit = short_circuit;
     o.readahead_chunk = kPage;
     o.readahead_per_handle = 4 * kPage;
-    fs_ = std::make_unique<client::FileSystem>(o);
+    return std::make_unique<client::FileSystem>(o);
   }
 
   std::string ReadAll(const std::string& path, uint64_t offset = 0, uint64_t length = UINT64_MAX / 2) {
@@ -226,6 +232,7 @@ TEST_F(WorkerTest, WorkerDownFallsBackToTheUnderStore) {
 }
 
 TEST_F(WorkerTest, SequentialReadAheadAndRandomReads) {
+  fs_ = Client(/*short_circuit=*/false);  // the read-ahead of remote clients
   auto file = fs_->Open("/big.bin");
   ASSERT_TRUE(file.ok());
   std::string got(big_.size(), '\0');
@@ -243,6 +250,32 @@ TEST_F(WorkerTest, SequentialReadAheadAndRandomReads) {
   }
   EXPECT_EQ(*(*file)->ReadAt(big_.size(), 10, got.data()), 0u);
   EXPECT_EQ(fs_->Open("/tree").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(WorkerTest, ShortCircuitReadsPageFilesAndSurvivesBadOnes) {
+  auto job = *fs_->Load("/big.bin");
+  ASSERT_TRUE(testing::WaitFor([&] { return fs_->JobStatus(job)->state() == "done"; }, 30s));
+  // Damage two page files behind the worker's back: a truncation and a flipped byte.
+  std::vector<std::string> pages;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
+    if (e.is_regular_file()) pages.push_back(e.path().string());
+  }
+  ASSERT_EQ(pages.size(), 17u);
+  std::sort(pages.begin(), pages.end());
+  std::filesystem::resize_file(pages[3], 100);
+  {
+    std::fstream f(pages[7], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1000);
+    f.put('\x01');
+  }
+  auto file = *fs_->Open("/big.bin");
+  std::string got(big_.size(), '\0');
+  for (uint64_t off = 0; off < big_.size(); off += 300000) {
+    ASSERT_TRUE(file->ReadAt(off, 300000, got.data() + off).ok());
+  }
+  EXPECT_TRUE(got == big_);
+  EXPECT_GT(fs_->Stats().short_circuit_bytes, 10 * kPage);  // most pages came straight from disk
+  EXPECT_LT(fs_->Stats().short_circuit_bytes, big_.size());  // the damaged ones did not
 }
 
 TEST_F(WorkerTest, MetricsAndReportPages) {
