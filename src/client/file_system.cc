@@ -180,14 +180,14 @@ bool FileSystem::ShortCircuitPossible() const {
   return options_.short_circuit && (h == "127.0.0.1" || h == "localhost" || h == "::1");
 }
 
-Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length, uint64_t hint,
-                                            char* out) {
+Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length,
+                                            uint64_t hint_from, uint64_t hint_to, char* out) {
   const uint64_t end = std::min(info.size, offset + length);
   if (offset >= end) return size_t{0};
   rpc::ReadRequest req;
   req.set_path(info.path);
   req.set_offset(offset);
-  req.set_length(end - offset + hint);
+  req.set_length(std::max(end, hint_to) - offset);
   rpc::LocateResponse where;
   SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kLocate, req, &where));
   if (where.info().version() != info.version) return Status(StatusCode::kStale, info.path + " changed");
@@ -211,6 +211,7 @@ Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offse
   for (const auto& ref : where.pages()) {
     uint64_t page_start = ref.index() * ps;
     if (page_start >= end) {  // beyond the read: a hint for the kernel only
+      if (page_start < hint_from) continue;
       int fd = ::open(ref.file().c_str(), O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
         ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
@@ -283,14 +284,22 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
   if (fs_->ShortCircuitPossible()) {
     // Same host as the worker: read its page files straight into `out`; the kernel reads
     // ahead for sequential readers (hinted), so no read-ahead buffers of our own.
-    uint64_t hint;
+    uint64_t hint_from = 0, hint_to = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       bool sequential = offset == next_sequential_;
       next_sequential_ = offset + length;
-      hint = sequential ? fs_->options_.readahead_per_handle : 0;
+      // Announce only the stretch not announced yet, in steps of half the window, so each
+      // page file is hinted once.
+      const uint64_t window = fs_->options_.readahead_per_handle;
+      uint64_t window_end = offset + length + window;
+      if (sequential && window_end >= hinted_until_ + window / 2) {
+        hint_from = std::max(offset + length, hinted_until_);
+        hint_to = window_end;
+        hinted_until_ = window_end;
+      }
     }
-    auto n = fs_->ReadShortCircuit(info_, offset, length, hint, out);
+    auto n = fs_->ReadShortCircuit(info_, offset, length, hint_from, hint_to, out);
     if (n.ok()) return n;
   }
   std::unique_lock<std::mutex> lock(mu_);

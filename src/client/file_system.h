@@ -80,10 +80,11 @@ class FileSystem {
   Result<uint64_t> DirectRead(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
   bool ShortCircuitPossible() const;
   // Reads [offset, offset + length) of `info`'s file (clipped at its end) into `out`: from the
-  // worker's page files where they exist (verifying each), the rest over RPC. Page files of
-  // the next `hint` bytes are announced to the kernel (WILLNEED) so sequential readers find
+  // worker's page files where they exist (verifying each), the rest over RPC. Page files in
+  // [hint_from, hint_to) are announced to the kernel (WILLNEED) so a sequential reader finds
   // them in memory. kStale when the file's version moved on.
-  Result<size_t> ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length, uint64_t hint, char* out);
+  Result<size_t> ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length, uint64_t hint_from,
+                                  uint64_t hint_to, char* out);
 
   const ClientOptions options_;
   rpc::RpcClient rpc_;
@@ -117,6 +118,7 @@ class File {
   std::mutex mu_;
   uint64_t next_sequential_ = 0;  // GUARDED_BY(mu_)
   int streak_ = 0;                // GUARDED_BY(mu_)
+  uint64_t hinted_until_ = 0;     // GUARDED_BY(mu_): page files up to here were announced
   std::vector<Chunk> chunks_;     // GUARDED_BY(mu_): read-ahead, in offset order
 };
 
