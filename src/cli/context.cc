@@ -68,6 +68,10 @@ Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx) 
   o.worker.secret = secret;
   o.cluster = ctx.store.get();
   o.ufs = ctx.config.ufs;
+  o.fallback_to_ufs = ctx.config.client.fallback_to_ufs;
+  o.short_circuit = ctx.config.client.short_circuit;
+  o.readahead_per_handle = ctx.config.client.readahead_per_handle;
+  o.readahead_total = ctx.config.client.readahead_total;
   return std::make_unique<client::FileSystem>(o);
 }
 

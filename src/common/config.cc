@@ -40,6 +40,15 @@ class Section {
     });
   }
 
+  void Bool(const std::string& name, bool* out) {
+    Field(name, [this, out](const YAML::Node& n, const std::string& key) -> Status {
+      bool v;
+      if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) return Error(key, "expected true or false");
+      *out = v;
+      return Status::Ok();
+    });
+  }
+
   void Int(const std::string& name, int64_t* out, int64_t min, int64_t max) {
     Field(name, [this, out, min, max](const YAML::Node& n, const std::string& key) -> Status {
       int64_t v;
@@ -159,7 +168,14 @@ Status BindSections(const YAML::Node& root, const std::string& source, Config* c
   ufs.Size("multipart_threshold", &cfg->ufs.multipart_threshold, 5ull << 20, 5 * kTiB);
   ufs.Size("multipart_part_size", &cfg->ufs.multipart_part_size, 5ull << 20, 5ull << 30);
 
+  Section client(source, "client");
+  client.Bool("fallback_to_ufs", &cfg->client.fallback_to_ufs);
+  client.Bool("short_circuit", &cfg->client.short_circuit);
+  client.Size("readahead_per_handle", &cfg->client.readahead_per_handle, 0, 1ull << 30);
+  client.Size("readahead_total", &cfg->client.readahead_total, 0, 64ull << 30);
+
   Section top(source, "");
+  top.Field("client", [&](const YAML::Node& n, const std::string&) { return client.Apply(n); });
   top.Field("log", [&](const YAML::Node& n, const std::string&) { return log.Apply(n); });
   top.Field("cluster", [&](const YAML::Node& n, const std::string&) { return cluster.Apply(n); });
   top.Field("worker", [&](const YAML::Node& n, const std::string&) { return worker.Apply(n); });

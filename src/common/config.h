@@ -50,8 +50,17 @@ struct UfsConfig {
   uint64_t multipart_part_size = 16ull << 20;
 };
 
+// How clients (CLI, FUSE, Python) read.
+struct ClientConfig {
+  bool fallback_to_ufs = true;  // read the under-store directly when the worker is unreachable
+  bool short_circuit = true;    // on the worker's host, read its page files directly
+  uint64_t readahead_per_handle = 32ull << 20;
+  uint64_t readahead_total = 256ull << 20;
+};
+
 struct Config {
   LogConfig log;
+  ClientConfig client;
   ClusterConfig cluster;
   WorkerConfig worker;
   UfsConfig ufs;

@@ -63,6 +63,7 @@ TEST(ConfigTest, ErrorsNameFileAndKey) {
   ExpectError("worker: {disks: [{dir: /x}]}", "worker.disks[0].quota: is required");
   ExpectError("worker: {disks: [{dir: /x, quota: 1GiB, speed: 3}]}", "worker.disks[0].speed: unknown key");
   ExpectError("worker: [1, 2]", "worker: expected a mapping");
+  ExpectError("client: {short_circuit: perhaps}", "client.short_circuit: expected true or false");
   ExpectError("worker: {rpc_port: [1}", "line 1");
 }
 
