@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "common/path.h"
 #include "common/units.h"
+#include "fuse/fuse_mount.h"
 #include "worker/worker.h"
 
 namespace sluice::cli {
@@ -51,13 +52,29 @@ void WaitForSignal() {
   sigwait(&set, &sig);
 }
 
-// Serves a worker until a signal: registered in the cluster store meanwhile.
-int Serve(Context& ctx, const std::string& banner) {
+// Blocks SIGINT and SIGTERM in every thread started from here on, so WaitForSignal gets them.
+void BlockStopSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts, so sigwait gets them
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+// The FUSE attribute timeout: the root mount's metadata TTL.
+std::chrono::nanoseconds AttrTimeout(Context& ctx) {
+  auto table = ctx.store->LoadMounts();
+  if (table.ok()) {
+    auto root = table->Resolve("/");
+    if (root.ok()) return root->mount->options.metadata_ttl;
+  }
+  return std::chrono::seconds(60);
+}
+
+// Serves a worker until a signal: registered in the cluster store meanwhile, and mounted
+// with FUSE at `mountpoint` when one is given.
+int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint = "") {
+  BlockStopSignals();
 
   auto secret = ClusterSecret(ctx, true);
   if (!secret.ok()) return Fail(secret.status());
@@ -67,11 +84,24 @@ int Serve(Context& ctx, const std::string& banner) {
   if (!worker.ok()) return Fail(worker.status());
   Status st = ctx.store->RegisterWorker((*worker)->Info());
   if (!st.ok()) return Fail(st);
+  std::unique_ptr<client::FileSystem> client;
+  std::unique_ptr<fuse::FuseMount> mount;
+  if (!mountpoint.empty()) {
+    client = ClientFor(ctx, (*worker)->Info(), *secret);
+    auto m = fuse::FuseMount::Mount(mountpoint, client.get(), fuse::FuseOptions{AttrTimeout(ctx), 16, false});
+    if (!m.ok()) {
+      (void)ctx.store->UnregisterWorker(id);
+      return Fail(m.status());
+    }
+    mount = std::move(m).value();
+  }
   std::printf("%s\nworker %s: RPC %s:%d, metrics http://%s:%d/metrics, cluster store %s\n", banner.c_str(),
               id.c_str(), ctx.config.worker.host.c_str(), (*worker)->rpc_port(), ctx.config.worker.host.c_str(),
               (*worker)->http_port(), ctx.cluster_dir.c_str());
+  if (mount) std::printf("mounted at %s (read-only); stop with Ctrl-C or SIGTERM\n", mount->mountpoint().c_str());
   std::fflush(stdout);
   WaitForSignal();
+  if (mount) mount->Unmount();
   std::printf("stopping worker %s\n", id.c_str());
   (void)ctx.store->UnregisterWorker(id);
   worker->reset();
@@ -118,7 +148,35 @@ int Local(Flags& f) {
   for (const auto& m : mounts->mounts()) banner += "\n  " + m.Describe();
   banner += "\ncache: " + FormatSize(c.worker.memory_quota) + " memory + " + FormatSize(c.worker.disks[0].quota) +
             " in " + c.worker.disks[0].dir + "; try `sluice fs ls /` in another shell";
-  return Serve(*ctx, banner);
+  return Serve(*ctx, banner, f.path2);
+}
+
+int FuseCmd(Flags& f) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  BlockStopSignals();
+  auto fs = ConnectToWorker(*ctx);
+  if (!fs.ok()) return Fail(fs.status());
+  fuse::FuseOptions o{AttrTimeout(*ctx), 16, false};
+  for (const auto& opt : f.options) {
+    if (opt == "allow_other") {
+      o.allow_other = true;
+    } else if (opt.rfind("attr_timeout=", 0) == 0) {
+      auto d = ParseDuration(opt.substr(13));
+      if (!d.ok()) return Fail(d.status().WithContext("-o attr_timeout"));
+      o.attr_timeout = *d;
+    } else {
+      return Fail(InvalidArgument("unknown FUSE option '" + opt + "' (known: allow_other, attr_timeout=DUR)"));
+    }
+  }
+  auto mount = fuse::FuseMount::Mount(f.path, fs->get(), o);
+  if (!mount.ok()) return Fail(mount.status());
+  std::printf("mounted at %s (read-only); stop with Ctrl-C, SIGTERM or `fusermount3 -u %s`\n",
+              (*mount)->mountpoint().c_str(), (*mount)->mountpoint().c_str());
+  std::fflush(stdout);
+  WaitForSignal();
+  (*mount)->Unmount();
+  return 0;
 }
 
 int WorkerCmd(Flags& f) {
@@ -460,12 +518,15 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
       ->check(CLI::IsMember({"lru", "stable"}));
   local->add_option("--rpc-port", f->rpc_port, "RPC port (0: any free port)");
   local->add_option("--http-port", f->http_port, "HTTP port for /metrics (0: any free port)");
-  local->add_option("--mountpoint", f->path2, "FUSE mount point (not available yet)");
+  local->add_option("--mountpoint", f->path2, "Also mount the namespace here with FUSE (an empty directory)");
   config(local);
-  run(local, [f] {
-    if (!f->path2.empty()) return Fail(Status(StatusCode::kNotSupported, "--mountpoint: the FUSE mount is not available yet"));
-    return Local(*f);
-  });
+  run(local, [f] { return Local(*f); });
+
+  auto* fuse_cmd = app.add_subcommand("fuse", "Mount the namespace of a running worker at MOUNTPOINT (read-only)");
+  fuse_cmd->add_option("MOUNTPOINT", f->path, "An empty directory")->required();
+  fuse_cmd->add_option("-o", f->options, "allow_other, attr_timeout=DUR")->delimiter(',');
+  config(fuse_cmd);
+  run(fuse_cmd, [f] { return FuseCmd(*f); });
 
   auto* worker = app.add_subcommand("worker", "Run a cache worker as configured in --config");
   config(worker);

@@ -62,9 +62,14 @@ Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx) 
                                                 "SLUICE_CONFIG at the cluster's config)");
   }
   SLUICE_ASSIGN_OR_RETURN(std::string secret, ClusterSecret(ctx, false));
+  return ClientFor(ctx, workers[0], secret);
+}
+
+std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster::WorkerInfo& info,
+                                              const std::string& secret) {
   client::ClientOptions o;
-  o.worker.host = workers[0].host;
-  o.worker.port = workers[0].rpc_port;
+  o.worker.host = info.host;
+  o.worker.port = info.rpc_port;
   o.worker.secret = secret;
   o.cluster = ctx.store.get();
   o.ufs = ctx.config.ufs;

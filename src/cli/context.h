@@ -28,6 +28,10 @@ Result<std::string> ClusterSecret(const Context& ctx, bool create);
 // A client of the first live worker registered in the store.
 Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx);
 
+// A client of the worker at `info`, with the config's client settings.
+std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster::WorkerInfo& info,
+                                              const std::string& secret);
+
 // Prints "sluice: MESSAGE" to stderr and returns the exit code for `st` (2 for bad input).
 int Fail(const Status& st);
 

@@ -1,0 +1,503 @@
+// libfuse3 low-level callbacks over client::FileSystem.
+#define FUSE_USE_VERSION 312
+#include "fuse/fuse_mount.h"
+
+#include <dirent.h>
+#include <fuse3/fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/path.h"
+
+namespace sluice::fuse {
+
+int ErrnoFor(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kOk: return 0;
+    case StatusCode::kNotFound: return ENOENT;
+    case StatusCode::kInvalidArgument:
+      return st.message().find("is a directory") != std::string::npos ? EISDIR : EINVAL;
+    case StatusCode::kPermissionDenied: return EACCES;
+    case StatusCode::kAlreadyExists: return EEXIST;
+    case StatusCode::kNotSupported: return EROFS;
+    case StatusCode::kOutOfRange: return EINVAL;
+    case StatusCode::kTimeout: return ETIMEDOUT;
+    case StatusCode::kUnavailable:
+    case StatusCode::kIoError:
+    case StatusCode::kCorruption:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kStale:
+    case StatusCode::kInternal:
+      return EIO;
+  }
+  return EIO;
+}
+
+namespace {
+
+constexpr const char* kCachedXattr = "user.sluice.cached";
+constexpr const char* kVersionXattr = "user.sluice.version";
+
+// Whether `dir` appears as a mount point in /proc/self/mountinfo.
+bool IsMountPoint(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root MOUNTPOINT ...
+    size_t p = 0;
+    for (int field = 0; field < 4 && p != std::string::npos; ++field) p = line.find(' ', p + 1);
+    if (p == std::string::npos) continue;
+    size_t end = line.find(' ', p + 1);
+    if (line.substr(p + 1, end - p - 1) == dir) return true;
+  }
+  return false;
+}
+
+Status CheckMountPoint(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOTCONN) {
+      return InvalidArgument(dir + " is a dead FUSE mount (\"Transport endpoint is not connected\"); clear it with "
+                             "`fusermount3 -u " + dir + "` and try again");
+    }
+    return InvalidArgument("mount point " + dir + ": " + std::strerror(errno) + " (create the directory first)");
+  }
+  if (!S_ISDIR(st.st_mode)) return InvalidArgument("mount point " + dir + " is not a directory");
+  if (IsMountPoint(dir)) {
+    return InvalidArgument(dir + " is already a mount point (unmount it first with `fusermount3 -u " + dir + "`)");
+  }
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return InvalidArgument("mount point " + dir + ": " + std::strerror(errno));
+  bool empty = true;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) empty = false;
+  }
+  ::closedir(d);
+  if (!empty) return InvalidArgument("mount point " + dir + " is not empty; mounting would hide its files");
+  return Status::Ok();
+}
+
+class LowLevelMount final : public FuseMount {
+ public:
+  LowLevelMount(std::string mountpoint, client::FileSystem* fs, FuseOptions options)
+      : mountpoint_(std::move(mountpoint)), fs_(fs), options_(options) {
+    nodes_[FUSE_ROOT_ID] = Node{"/", 1, ""};
+    by_path_["/"] = FUSE_ROOT_ID;
+  }
+  ~LowLevelMount() override { Unmount(); }
+
+  Status Start() {
+    static const fuse_lowlevel_ops ops = MakeOps();
+    std::vector<std::string> argv_storage{"sluice", "-o", "fsname=sluice,subtype=sluice,default_permissions"};
+    if (options_.allow_other) argv_storage.back() += ",allow_other";
+    std::vector<char*> argv;
+    for (auto& a : argv_storage) argv.push_back(a.data());
+    fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    session_ = fuse_session_new(&args, &ops, sizeof(ops), this);
+    fuse_opt_free_args(&args);
+    if (!session_) return Internal("fuse_session_new failed");
+    if (fuse_session_mount(session_, mountpoint_.c_str()) != 0) {
+      fuse_session_destroy(session_);
+      session_ = nullptr;
+      return Status(StatusCode::kPermissionDenied, "cannot mount FUSE at " + mountpoint_ +
+                                                       " (is /dev/fuse available, and are you root?)");
+    }
+    loop_ = std::thread([this] {
+      fuse_loop_config* cfg = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
+      fuse_session_loop_mt(session_, cfg);
+      fuse_loop_cfg_destroy(cfg);
+    });
+    return Status::Ok();
+  }
+
+  void Unmount() override {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    if (!session_) return;
+    fuse_session_exit(session_);
+    fuse_session_unmount(session_);  // wakes the loop: its /dev/fuse reads now fail
+    if (loop_.joinable()) loop_.join();
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+    SLUICE_LOG_INFO("unmounted {}", mountpoint_);
+  }
+
+  const std::string& mountpoint() const override { return mountpoint_; }
+
+ private:
+  struct Node {
+    std::string path;
+    uint64_t nlookup = 0;
+    std::string version;  // of the last open, to tell the kernel when its cached pages are stale
+  };
+
+  static LowLevelMount* Self(fuse_req_t req) { return static_cast<LowLevelMount*>(fuse_req_userdata(req)); }
+
+  std::string PathOf(fuse_ino_t ino) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = nodes_.find(ino);
+    return it == nodes_.end() ? std::string() : it->second.path;
+  }
+
+  fuse_ino_t Remember(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_path_.find(path);
+    fuse_ino_t ino;
+    if (it != by_path_.end()) {
+      ino = it->second;
+    } else {
+      ino = next_ino_++;
+      by_path_[path] = ino;
+      nodes_[ino] = Node{path, 0, ""};
+    }
+    ++nodes_[ino].nlookup;
+    return ino;
+  }
+
+  void Forget(fuse_ino_t ino, uint64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end() || ino == FUSE_ROOT_ID) return;
+    it->second.nlookup -= std::min(n, it->second.nlookup);
+    if (it->second.nlookup == 0) {
+      by_path_.erase(it->second.path);
+      nodes_.erase(it);
+    }
+  }
+
+  struct stat Attr(fuse_ino_t ino, const client::FileInfo& info) const {
+    struct stat st {};
+    st.st_ino = ino;
+    st.st_mode = info.is_dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+    st.st_nlink = info.is_dir ? 2 : 1;
+    st.st_size = static_cast<off_t>(info.size);
+    st.st_blocks = static_cast<blkcnt_t>((info.size + 511) / 512);
+    st.st_blksize = 1 << 20;
+    st.st_mtim.tv_sec = static_cast<time_t>(info.mtime_ns / 1000000000);
+    st.st_mtim.tv_nsec = static_cast<long>(info.mtime_ns % 1000000000);
+    st.st_ctim = st.st_mtim;
+    st.st_atim = st.st_mtim;
+    return st;
+  }
+
+  double Timeout() const { return std::chrono::duration<double>(options_.attr_timeout).count(); }
+
+  fuse_entry_param Entry(fuse_ino_t ino, const client::FileInfo& info) const {
+    fuse_entry_param e{};
+    e.ino = ino;
+    e.attr = Attr(ino, info);
+    e.attr_timeout = Timeout();
+    e.entry_timeout = Timeout();
+    return e;
+  }
+
+  static void ReplyError(fuse_req_t req, const Status& st, const char* op, const std::string& path) {
+    int err = ErrnoFor(st);
+    if (err == EIO) SLUICE_LOG_WARN("{} {}: {}", op, path, st.ToString());
+    fuse_reply_err(req, err);
+  }
+
+  static void ReadOnly(fuse_req_t req, const char* op, const std::string& what) {
+    SLUICE_LOG_WARN("refused {} {}: the mount is read-only", op, what);
+    fuse_reply_err(req, EROFS);
+  }
+
+  // --- callbacks -----------------------------------------------------------------------
+  static void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto* self = Self(req);
+    if (std::strlen(name) > kMaxNameBytes) return (void)fuse_reply_err(req, ENAMETOOLONG);
+    std::string path = JoinPath(self->PathOf(parent), name);
+    auto info = self->fs_->Stat(path);
+    if (!info.ok()) {
+      if (info.status().code() == StatusCode::kNotFound) {
+        fuse_entry_param e{};  // a negative entry, cached by the kernel for the TTL
+        e.entry_timeout = self->Timeout();
+        return (void)fuse_reply_entry(req, &e);
+      }
+      return ReplyError(req, info.status(), "lookup", path);
+    }
+    fuse_ino_t ino = self->Remember(path);
+    fuse_entry_param e = self->Entry(ino, *info);
+    fuse_reply_entry(req, &e);
+  }
+
+  static void OnForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    Self(req)->Forget(ino, nlookup);
+    fuse_reply_none(req);
+  }
+
+  static void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    for (size_t i = 0; i < count; ++i) Self(req)->Forget(forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+  }
+
+  static void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    auto* self = Self(req);
+    std::string path = self->PathOf(ino);
+    auto info = self->fs_->Stat(path);
+    if (!info.ok()) return ReplyError(req, info.status(), "getattr", path);
+    struct stat st = self->Attr(ino, *info);
+    fuse_reply_attr(req, &st, self->Timeout());
+  }
+
+  struct DirHandle {
+    std::vector<client::FileInfo> entries;
+  };
+
+  static void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto* self = Self(req);
+    std::string path = self->PathOf(ino);
+    auto listing = self->fs_->List(path);
+    if (!listing.ok()) return ReplyError(req, listing.status(), "opendir", path);
+    auto handle = std::make_unique<DirHandle>();
+    handle->entries = std::move(listing).value();
+    fi->fh = reinterpret_cast<uint64_t>(handle.release());
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+    fuse_reply_open(req, fi);
+  }
+
+  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+    auto* self = Self(req);
+    auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
+    std::vector<char> buf(size);
+    size_t used = 0;
+    // Offsets: 1 = ".", 2 = "..", 3 + i = entry i.
+    for (off_t i = off; i < static_cast<off_t>(handle->entries.size()) + 2; ++i) {
+      std::string name;
+      struct stat st {};
+      fuse_entry_param e{};
+      if (i < 2) {
+        name = i == 0 ? "." : "..";
+        st.st_ino = ino;
+        st.st_mode = S_IFDIR;
+        e.attr = st;
+      } else {
+        const auto& entry = handle->entries[static_cast<size_t>(i - 2)];
+        name = BaseName(entry.path);
+        if (plus) {
+          e = self->Entry(self->Remember(entry.path), entry);
+          st = e.attr;
+        } else {
+          st.st_mode = entry.is_dir ? S_IFDIR : S_IFREG;
+        }
+      }
+      size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, i + 1)
+                         : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, i + 1);
+      if (need > size - used) {
+        if (plus && i >= 2) self->Forget(e.ino, 1);  // not returned after all
+        break;
+      }
+      used += need;
+    }
+    fuse_reply_buf(req, buf.data(), used);
+  }
+
+  static void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    ReadDir(req, ino, size, off, fi, false);
+  }
+  static void OnReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    ReadDir(req, ino, size, off, fi, true);
+  }
+
+  static void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    std::unique_ptr<DirHandle>(reinterpret_cast<DirHandle*>(fi->fh));
+    fuse_reply_err(req, 0);
+  }
+
+  static void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto* self = Self(req);
+    std::string path = self->PathOf(ino);
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return ReadOnly(req, "open for writing", path);
+    auto file = self->fs_->Open(path);
+    if (!file.ok()) return ReplyError(req, file.status(), "open", path);
+    {
+      // Keep the kernel's cached pages only while the content is the one they came from.
+      std::lock_guard<std::mutex> lock(self->mu_);
+      auto& node = self->nodes_[ino];
+      fi->keep_cache = node.version == (*file)->info().version ? 1 : 0;
+      node.version = (*file)->info().version;
+    }
+    fi->fh = reinterpret_cast<uint64_t>(file->release());
+    fuse_reply_open(req, fi);
+  }
+
+  static void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+    auto* file = reinterpret_cast<client::File*>(fi->fh);
+    thread_local std::vector<char> buf;
+    if (buf.size() < size) buf.resize(size);
+    auto n = file->ReadAt(static_cast<uint64_t>(off), size, buf.data());
+    if (!n.ok()) return ReplyError(req, n.status(), "read", file->info().path);
+    fuse_reply_buf(req, buf.data(), *n);
+  }
+
+  static void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    std::unique_ptr<client::File>(reinterpret_cast<client::File*>(fi->fh));
+    fuse_reply_err(req, 0);
+  }
+
+  static void OnStatfs(fuse_req_t req, fuse_ino_t) {
+    auto* self = Self(req);
+    struct statvfs st {};
+    st.f_bsize = st.f_frsize = 4096;
+    st.f_namemax = kMaxNameBytes;
+    st.f_flag = ST_RDONLY;
+    auto report = self->fs_->Report();
+    if (report.ok()) {
+      uint64_t quota = 0, used = 0;
+      for (const auto& t : report->tiers()) {
+        if (t.name() == "memory") continue;  // capacity is what the disks hold
+        quota += t.quota();
+        used += t.bytes();
+      }
+      st.f_blocks = quota / st.f_frsize;
+      st.f_bfree = st.f_bavail = (quota - std::min(quota, used)) / st.f_frsize;
+    }
+    fuse_reply_statfs(req, &st);
+  }
+
+  static void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    auto* self = Self(req);
+    std::string path = self->PathOf(ino);
+    std::string value;
+    if (std::strcmp(name, kCachedXattr) == 0) {
+      auto r = self->fs_->CheckCached(path);
+      if (!r.ok()) return ReplyError(req, r.status(), "getxattr", path);
+      value = std::to_string(r->cached_bytes()) + "/" + std::to_string(r->bytes());
+    } else if (std::strcmp(name, kVersionXattr) == 0) {
+      auto info = self->fs_->Stat(path);
+      if (!info.ok()) return ReplyError(req, info.status(), "getxattr", path);
+      value = info->version;
+    } else {
+      return (void)fuse_reply_err(req, ENODATA);
+    }
+    if (size == 0) return (void)fuse_reply_xattr(req, value.size());
+    if (size < value.size()) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+
+  static void OnListxattr(fuse_req_t req, fuse_ino_t, size_t size) {
+    std::string names = std::string(kCachedXattr) + '\0' + kVersionXattr + '\0';
+    if (size == 0) return (void)fuse_reply_xattr(req, names.size());
+    if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, names.data(), names.size());
+  }
+
+  static void OnAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+    if (mask & W_OK) return ReadOnly(req, "write access to", Self(req)->PathOf(ino));
+    fuse_reply_err(req, 0);
+  }
+
+  // Every operation that would change the namespace.
+  static void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
+    ReadOnly(req, "mkdir", JoinPath(Self(req)->PathOf(parent), name));
+  }
+  static void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, dev_t) {
+    ReadOnly(req, "mknod", JoinPath(Self(req)->PathOf(parent), name));
+  }
+  static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info*) {
+    ReadOnly(req, "create", JoinPath(Self(req)->PathOf(parent), name));
+  }
+  static void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    ReadOnly(req, "unlink", JoinPath(Self(req)->PathOf(parent), name));
+  }
+  static void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    ReadOnly(req, "rmdir", JoinPath(Self(req)->PathOf(parent), name));
+  }
+  static void OnSymlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
+    ReadOnly(req, "symlink", JoinPath(Self(req)->PathOf(parent), name));
+  }
+  static void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t, const char*, unsigned) {
+    ReadOnly(req, "rename", JoinPath(Self(req)->PathOf(parent), name));
+  }
+  static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t, const char*) {
+    ReadOnly(req, "link", Self(req)->PathOf(ino));
+  }
+  static void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat*, int, fuse_file_info*) {
+    ReadOnly(req, "setattr", Self(req)->PathOf(ino));
+  }
+  static void OnWrite(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_file_info*) {
+    ReadOnly(req, "write", Self(req)->PathOf(ino));
+  }
+  static void OnSetxattr(fuse_req_t req, fuse_ino_t ino, const char*, const char*, size_t, int) {
+    ReadOnly(req, "setxattr", Self(req)->PathOf(ino));
+  }
+  static void OnRemovexattr(fuse_req_t req, fuse_ino_t ino, const char*) {
+    ReadOnly(req, "removexattr", Self(req)->PathOf(ino));
+  }
+
+  static void OnInit(void*, fuse_conn_info* conn) {
+    conn->max_readahead = UINT32_MAX;  // the kernel caps it at what it allows
+    conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+  }
+
+  static fuse_lowlevel_ops MakeOps() {
+    fuse_lowlevel_ops ops{};
+    ops.init = OnInit;
+    ops.lookup = OnLookup;
+    ops.forget = OnForget;
+    ops.forget_multi = OnForgetMulti;
+    ops.getattr = OnGetattr;
+    ops.opendir = OnOpendir;
+    ops.readdir = OnReaddir;
+    ops.readdirplus = OnReaddirplus;
+    ops.releasedir = OnReleasedir;
+    ops.open = OnOpen;
+    ops.read = OnRead;
+    ops.release = OnRelease;
+    ops.statfs = OnStatfs;
+    ops.getxattr = OnGetxattr;
+    ops.listxattr = OnListxattr;
+    ops.access = OnAccess;
+    ops.mkdir = OnMkdir;
+    ops.mknod = OnMknod;
+    ops.create = OnCreate;
+    ops.unlink = OnUnlink;
+    ops.rmdir = OnRmdir;
+    ops.symlink = OnSymlink;
+    ops.rename = OnRename;
+    ops.link = OnLink;
+    ops.setattr = OnSetattr;
+    ops.write = OnWrite;
+    ops.setxattr = OnSetxattr;
+    ops.removexattr = OnRemovexattr;
+    return ops;
+  }
+
+  const std::string mountpoint_;
+  client::FileSystem* const fs_;
+  const FuseOptions options_;
+  std::mutex mu_;
+  std::unordered_map<fuse_ino_t, Node> nodes_;          // GUARDED_BY(mu_)
+  std::unordered_map<std::string, fuse_ino_t> by_path_;  // GUARDED_BY(mu_)
+  fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;               // GUARDED_BY(mu_)
+  std::mutex stop_mu_;
+  fuse_session* session_ = nullptr;
+  std::thread loop_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<FuseMount>> FuseMount::Mount(const std::string& mountpoint, client::FileSystem* fs,
+                                                   FuseOptions options) {
+  std::error_code ec;
+  std::string dir = std::filesystem::absolute(mountpoint, ec).lexically_normal().string();
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  SLUICE_RETURN_IF_ERROR(CheckMountPoint(dir));
+  auto mount = std::make_unique<LowLevelMount>(dir, fs, options);
+  SLUICE_RETURN_IF_ERROR(mount->Start());
+  return std::unique_ptr<FuseMount>(std::move(mount));
+}
+
+}  // namespace sluice::fuse

@@ -1,0 +1,39 @@
+// FuseMount: the namespace as a read-only POSIX file system, on the libfuse3 low-level API
+// with a multi-threaded loop. Inodes map to namespace paths; attributes and listings come
+// from the worker (its metadata cache, so one under-store LIST per directory per TTL);
+// reads go through client::File (read-ahead, short-circuit, fallback). The kernel keeps a
+// file's cached pages while its version is unchanged. Writes fail with EROFS and a log line.
+// Mount() checks the mount point first (missing, not a directory, not empty, already
+// mounted) and explains what is wrong. Thread-safe; Unmount() (or the destructor) ends it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "client/file_system.h"
+#include "common/status.h"
+
+namespace sluice::fuse {
+
+struct FuseOptions {
+  std::chrono::nanoseconds attr_timeout = std::chrono::seconds(60);  // the mount's metadata TTL
+  int max_threads = 16;
+  bool allow_other = false;
+};
+
+// StatusCode -> errno, the one translation point of this edge.
+int ErrnoFor(const Status& st);
+
+class FuseMount {
+ public:
+  // Mounts at `mountpoint` and starts serving; `fs` must outlive the mount.
+  static Result<std::unique_ptr<FuseMount>> Mount(const std::string& mountpoint, client::FileSystem* fs,
+                                                 FuseOptions options);
+  virtual ~FuseMount() = default;
+  // Unmounts and waits for the request loop to end. Idempotent.
+  virtual void Unmount() = 0;
+  virtual const std::string& mountpoint() const = 0;
+};
+
+}  // namespace sluice::fuse
