@@ -289,6 +289,9 @@ class LowLevelMount final : public FuseMount {
           e = self->Entry(self->Remember(entry.path), entry);
           st = e.attr;
         } else {
+          // readdir's d_ino is informational (lookup assigns the real inode), but it must not
+          // be 0: readers skip such entries as deleted.
+          st.st_ino = std::hash<std::string>()(entry.path) | 1;
           st.st_mode = entry.is_dir ? S_IFDIR : S_IFREG;
         }
       }

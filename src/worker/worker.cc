@@ -152,8 +152,28 @@ Result<std::pair<std::shared_ptr<Worker::MountState>, std::string>> Worker::Reso
   return std::make_pair(it->second, r.key);
 }
 
+std::optional<std::vector<std::string>> Worker::MountsBelow(const std::string& path) {
+  auto normalized = NormalizePath(path);
+  if (!normalized.ok()) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> names;
+  for (const auto& m : table_.mounts()) {
+    if (m.path == *normalized || !PathIsUnder(m.path, *normalized)) continue;
+    std::string rest = m.path.substr(*normalized == "/" ? 1 : normalized->size() + 1);
+    std::string name = rest.substr(0, rest.find('/'));
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  if (names.empty()) return std::nullopt;
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 Result<Entry> Worker::Stat(const std::string& path) {
-  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto found = Resolve(path);
+  if (!found.ok() && found.status().code() == StatusCode::kNotFound && MountsBelow(path)) {
+    return Entry{*NormalizePath(path), true, 0, 0, ""};  // a directory that only holds mount points
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, std::move(found));
   auto& [state, key] = resolved;
   auto info = state->meta->Stat(key);
   if (!info.ok()) return info.status().WithContext(state->Name());
@@ -161,7 +181,15 @@ Result<Entry> Worker::Stat(const std::string& path) {
 }
 
 Result<std::vector<Entry>> Worker::List(const std::string& path) {
-  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto found = Resolve(path);
+  if (!found.ok() && found.status().code() == StatusCode::kNotFound) {
+    if (auto names = MountsBelow(path)) {
+      std::vector<Entry> out;
+      for (const auto& n : *names) out.push_back(Entry{JoinPath(*NormalizePath(path), n), true, 0, 0, ""});
+      return out;
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, std::move(found));
   auto& [state, key] = resolved;
   auto listing = state->meta->List(key);
   if (!listing.ok()) return listing.status().WithContext(state->Name());

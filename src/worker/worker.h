@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -84,6 +85,9 @@ class Worker {
   Result<std::shared_ptr<MountState>> StateFor(const cluster::MountPoint& mount);
   // Resolves a namespace path to its mount state and key, reloading the table if it changed.
   Result<std::pair<std::shared_ptr<MountState>, std::string>> Resolve(const std::string& path);
+  // For a path above some mount points but inside none ("/" with only /data mounted): the
+  // next component of each mount below it; nullopt when no mount lies below.
+  std::optional<std::vector<std::string>> MountsBelow(const std::string& path);
   // Every file below `path` (or the file itself).
   Result<std::vector<std::pair<std::shared_ptr<MountState>, ufs::ObjectInfo>>> FilesBelow(const std::string& path);
   void HandleRpc(const rpc::Request& request, rpc::Responder& responder);

@@ -138,6 +138,13 @@ TEST_F(WorkerTest, ErrorsNameThePathAndTheMount) {
   EXPECT_EQ(fs_->Read("/data/tree", 0, 1, [](std::string_view) { return Status::Ok(); }).status().code(),
             StatusCode::kInvalidArgument);  // a directory
   EXPECT_EQ(ReadAll("/data/tree/a.txt"), "alpha");  // the new mount was picked up live
+  // Above the mounts, the namespace shows the mount points as directories.
+  auto root = fs_->List("/");
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  ASSERT_EQ(root->size(), 1u);
+  EXPECT_EQ((*root)[0].path, "/data");
+  EXPECT_TRUE((*root)[0].is_dir);
+  EXPECT_TRUE(fs_->Stat("/")->is_dir);
 }
 
 TEST_F(WorkerTest, ChangedFilesNeverMixVersions) {

@@ -1,0 +1,224 @@
+// The FUSE mount for real (root): `sluice local --mountpoint` as a process, read with plain
+// POSIX calls and compared byte for byte with the under-store; errno for missing files,
+// writes and paths outside every mount; xattrs; clean unmounts; a worker killed under a live
+// `sluice fuse` mount.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <dirent.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "support/test_support.h"
+
+namespace sluice::fuse {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ReadFile;
+using testing::RunCommand;
+using testing::Subprocess;
+using testing::TempDir;
+using testing::TestBytes;
+using testing::WriteFile;
+
+constexpr size_t kPage = 1 << 20;
+
+bool Mounted(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(" " + dir + " ") != std::string::npos) return true;
+  }
+  return false;
+}
+
+class FuseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "needs /dev/fuse (root)";
+    ufs_ = dir_.path() + "/ufs";
+    mnt_ = dir_.path() + "/mnt";
+    std::filesystem::create_directories(mnt_);
+    for (size_t size : {size_t{0}, size_t{1}, kPage, kPage + 1, 3 * kPage + 5}) {
+      WriteFile(ufs_ + "/sizes/f" + std::to_string(size), TestBytes(size, size));
+    }
+    WriteFile(ufs_ + "/names/with space ünïcødé 文件.txt", "unicode");
+    env_ = {{"SLUICE_HOME", dir_.path() + "/home"}};
+  }
+  void TearDown() override {
+    if (local_) local_->Stop(SIGTERM);
+    if (Mounted(mnt_)) RunCommand({"fusermount3", "-u", mnt_}, nullptr);
+  }
+
+  int Run(const std::vector<std::string>& args, std::string* out) {
+    std::vector<std::string> argv{SLUICE_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, out, env_);
+  }
+
+  // Starts `sluice local` with EXTRA args (and --mountpoint unless `mount` is false).
+  void StartLocal(std::vector<std::string> extra, bool mount = true) {
+    std::vector<std::string> argv{SLUICE_BINARY, "local", "--rpc-port", "0", "--http-port", "0", "--cache-dir",
+                                  dir_.path() + "/cache", "--cache-size", "1GiB"};
+    if (mount) argv.insert(argv.end(), {"--mountpoint", mnt_});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = Subprocess::Start(argv, env_, dir_.path() + "/local.log");
+    ASSERT_TRUE(p.ok());
+    local_ = std::move(p).value();
+    std::string out;
+    ASSERT_TRUE(testing::WaitFor([&] { return Run({"report"}, &out) == 0 && (!mount || Mounted(mnt_)); }, 20s))
+        << ReadFile(dir_.path() + "/local.log");
+  }
+
+  TempDir dir_;
+  std::string ufs_, mnt_;
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<Subprocess> local_;
+};
+
+TEST_F(FuseTest, ReadsEdgeSizesAndAwkwardNames) {
+  StartLocal({"--ufs", "file://" + ufs_});
+  for (size_t size : {size_t{0}, size_t{1}, kPage, kPage + 1, 3 * kPage + 5}) {
+    std::string name = "/sizes/f" + std::to_string(size);
+    struct stat st;
+    ASSERT_EQ(::stat((mnt_ + name).c_str(), &st), 0) << name;
+    EXPECT_EQ(static_cast<size_t>(st.st_size), size);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name)) << name;
+  }
+  EXPECT_EQ(ReadFile(mnt_ + "/names/with space ünïcødé 文件.txt"), "unicode");
+  // A read in the middle, across a page boundary.
+  int fd = ::open((mnt_ + "/sizes/f" + std::to_string(3 * kPage + 5)).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::string buf(100, '\0');
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), kPage - 50), 100);
+  ::close(fd);
+  EXPECT_EQ(buf, TestBytes(3 * kPage + 5, 3 * kPage + 5).substr(kPage - 50, 100));
+}
+
+TEST_F(FuseTest, ListsTenThousandEntries) {
+  for (int i = 0; i < 10000; ++i) WriteFile(ufs_ + "/many/f" + std::to_string(i), "");
+  StartLocal({"--ufs", "file://" + ufs_});
+  size_t count = 0;
+  DIR* d = ::opendir((mnt_ + "/many").c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d)) count += e->d_name[0] != '.';
+  ::closedir(d);
+  EXPECT_EQ(count, 10000u);
+  struct stat st;
+  EXPECT_EQ(::stat((mnt_ + "/many/f9999").c_str(), &st), 0);
+}
+
+TEST_F(FuseTest, ConcurrentReadersOfOneFile) {
+  StartLocal({"--ufs", "file://" + ufs_});
+  std::string want = ReadFile(ufs_ + "/sizes/f" + std::to_string(3 * kPage + 5));
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 8; ++i) {
+    readers.emplace_back([&] {
+      if (ReadFile(mnt_ + "/sizes/f" + std::to_string(3 * kPage + 5)) != want) ++wrong;
+    });
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST_F(FuseTest, ErrnoForMissingWritesAndOutsideMounts) {
+  std::string out;
+  ASSERT_EQ(Run({"mount", "add", "/data", "file://" + ufs_}, &out), 0) << out;
+  StartLocal({});
+  EXPECT_EQ(ReadFile(mnt_ + "/data/sizes/f1"), ReadFile(ufs_ + "/sizes/f1"));
+  struct stat st;
+  ASSERT_EQ(::stat(mnt_.c_str(), &st), 0);  // "/" only holds the /data mount point
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  errno = 0;
+  EXPECT_EQ(::open((mnt_ + "/data/missing").c_str(), O_RDONLY), -1);
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(::stat((mnt_ + "/elsewhere/x").c_str(), &st), -1);  // outside every mount
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(::open((mnt_ + "/data/sizes/f1").c_str(), O_WRONLY), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::open((mnt_ + "/data/new").c_str(), O_CREAT | O_WRONLY, 0644), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::mkdir((mnt_ + "/data/d").c_str(), 0755), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::unlink((mnt_ + "/data/sizes/f1").c_str()), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::open((mnt_ + "/data/" + std::string(300, 'n')).c_str(), O_RDONLY), -1);
+  EXPECT_EQ(errno, ENAMETOOLONG);
+  EXPECT_NE(ReadFile(dir_.path() + "/local.log").find("the mount is read-only"), std::string::npos);
+}
+
+TEST_F(FuseTest, CacheStateInXattrsAndStatfs) {
+  StartLocal({"--ufs", "file://" + ufs_});
+  std::string path = mnt_ + "/sizes/f" + std::to_string(kPage + 1);
+  char value[64];
+  ssize_t n = ::getxattr(path.c_str(), "user.sluice.cached", value, sizeof(value));
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(value, static_cast<size_t>(n)), "0/" + std::to_string(kPage + 1));
+  (void)ReadFile(path);
+  n = ::getxattr(path.c_str(), "user.sluice.cached", value, sizeof(value));
+  EXPECT_EQ(std::string(value, static_cast<size_t>(n)), std::to_string(kPage + 1) + "/" + std::to_string(kPage + 1));
+  char names[128];
+  n = ::listxattr(path.c_str(), names, sizeof(names));
+  EXPECT_EQ(std::string(names, static_cast<size_t>(n)), std::string("user.sluice.cached\0user.sluice.version\0", 39));
+  EXPECT_EQ(::getxattr(path.c_str(), "user.other", value, sizeof(value)), -1);
+  EXPECT_EQ(errno, ENODATA);
+  struct statvfs vfs;
+  ASSERT_EQ(::statvfs(mnt_.c_str(), &vfs), 0);
+  EXPECT_EQ(static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize, 1ull << 30);  // the disk cache quota
+}
+
+TEST_F(FuseTest, UnmountsCleanlyAndRefusesBadMountPoints) {
+  StartLocal({"--ufs", "file://" + ufs_});
+  std::string out;
+  // Already mounted.
+  EXPECT_EQ(Run({"fuse", mnt_}, &out), 2);
+  EXPECT_NE(out.find("is already a mount point"), std::string::npos) << out;
+  // Not empty.
+  std::filesystem::create_directories(dir_.path() + "/full");
+  WriteFile(dir_.path() + "/full/keep.txt", "x");
+  EXPECT_EQ(Run({"fuse", dir_.path() + "/full"}, &out), 2);
+  EXPECT_NE(out.find("is not empty"), std::string::npos) << out;
+  EXPECT_EQ(Run({"fuse", dir_.path() + "/absent"}, &out), 2);
+  EXPECT_NE(out.find("create the directory first"), std::string::npos) << out;
+  // SIGTERM: unmounted, exit 0.
+  int status = local_->Stop(SIGTERM);
+  local_.reset();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_FALSE(Mounted(mnt_));
+}
+
+TEST_F(FuseTest, FusermountUnmountWorks) {
+  StartLocal({"--ufs", "file://" + ufs_});
+  std::string out;
+  ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_}, &out), 0) << out;
+  EXPECT_FALSE(Mounted(mnt_));
+}
+
+TEST_F(FuseTest, WorkerKilledUnderALiveMountKeepsReadsGoing) {
+  StartLocal({"--ufs", "file://" + ufs_}, /*mount=*/false);
+  auto fuse = Subprocess::Start({SLUICE_BINARY, "fuse", mnt_}, env_, dir_.path() + "/fuse.log");
+  ASSERT_TRUE(fuse.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return Mounted(mnt_); }, 10s)) << ReadFile(dir_.path() + "/fuse.log");
+  std::string name = "/sizes/f" + std::to_string(3 * kPage + 5);
+  EXPECT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name));
+  local_->Stop(SIGKILL);
+  local_.reset();
+  // The mount reads the under-store directly now.
+  EXPECT_TRUE(ReadFile(mnt_ + "/sizes/f" + std::to_string(kPage + 1)) == ReadFile(ufs_ + "/sizes/f" + std::to_string(kPage + 1)));
+  (*fuse)->Stop(SIGTERM);
+  EXPECT_FALSE(Mounted(mnt_));
+}
+
+}  // namespace
+}  // namespace sluice::fuse
