@@ -181,7 +181,7 @@ bool FileSystem::ShortCircuitPossible() const {
 }
 
 Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length,
-                                            uint64_t hint_from, uint64_t hint_to, char* out) {
+                                            uint64_t hint_from, uint64_t hint_to, char* out, PageMemo* memo) {
   const uint64_t end = std::min(info.size, offset + length);
   if (offset >= end) return size_t{0};
   rpc::ReadRequest req;
@@ -193,6 +193,7 @@ Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offse
   if (where.info().version() != info.version) return Status(StatusCode::kStale, info.path + " changed");
   const uint64_t ps = where.page_size();
   if (ps == 0) return Internal("worker reported no page size");
+  memo->page_size = ps;
   // Fills out[from - offset, to - offset) over RPC.
   auto fill_rpc = [&](uint64_t from, uint64_t to) -> Status {
     if (from >= to) return Status::Ok();
@@ -206,7 +207,6 @@ Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offse
     if (n.ok() && *n != to - from) return Status(StatusCode::kStale, info.path + " changed size");
     return n.status();
   };
-  std::string partial;    // for pages only partly inside the range
   uint64_t pos = offset;  // everything before pos is filled
   for (const auto& ref : where.pages()) {
     uint64_t page_start = ref.index() * ps;
@@ -225,9 +225,10 @@ Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offse
     if (from == page_start && to == page_start + ref.length()) {
       st = cache::ReadPageFileInto(ref.file(), ref.length(), ref.seed(), out + (from - offset));
     } else {
-      partial.resize(static_cast<size_t>(ref.length()));
-      st = cache::ReadPageFileInto(ref.file(), ref.length(), ref.seed(), partial.data());
-      if (st.ok()) std::memcpy(out + (from - offset), partial.data() + (from - page_start), to - from);
+      memo->data.resize(static_cast<size_t>(ref.length()));
+      st = cache::ReadPageFileInto(ref.file(), ref.length(), ref.seed(), memo->data.data());
+      memo->index = st.ok() ? ref.index() : UINT64_MAX;
+      if (st.ok()) std::memcpy(out + (from - offset), memo->data.data() + (from - page_start), to - from);
     }
     if (!st.ok()) continue;  // evicted or bad: RPC covers it below (and the worker drops a bad page)
     SLUICE_RETURN_IF_ERROR(fill_rpc(pos, from));
@@ -287,6 +288,14 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
     uint64_t hint_from = 0, hint_to = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      const uint64_t ps = memo_.page_size;
+      if (ps && offset / ps == memo_.index && (offset + length - 1) / ps == memo_.index &&
+          offset + length <= memo_.index * ps + memo_.data.size()) {
+        // Inside the page read last time (already verified).
+        std::memcpy(out, memo_.data.data() + (offset - memo_.index * ps), length);
+        next_sequential_ = offset + length;
+        return length;
+      }
       bool sequential = offset == next_sequential_;
       next_sequential_ = offset + length;
       // Announce only the stretch not announced yet, in steps of half the window, so each
@@ -299,7 +308,8 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
         hinted_until_ = window_end;
       }
     }
-    auto n = fs_->ReadShortCircuit(info_, offset, length, hint_from, hint_to, out);
+    std::lock_guard<std::mutex> lock(mu_);  // guards last_page_; one short-circuit read at a time per handle
+    auto n = fs_->ReadShortCircuit(info_, offset, length, hint_from, hint_to, out, &memo_);
     if (n.ok()) return n;
   }
   std::unique_lock<std::mutex> lock(mu_);

@@ -83,8 +83,15 @@ class FileSystem {
   // worker's page files where they exist (verifying each), the rest over RPC. Page files in
   // [hint_from, hint_to) are announced to the kernel (WILLNEED) so a sequential reader finds
   // them in memory. kStale when the file's version moved on.
+  // `memo` keeps the most recent page read only in part, so small sequential reads (FUSE
+  // sends 128 KiB) read and verify each page file once.
+  struct PageMemo {
+    std::string data;
+    uint64_t index = UINT64_MAX;
+    uint64_t page_size = 0;
+  };
   Result<size_t> ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length, uint64_t hint_from,
-                                  uint64_t hint_to, char* out);
+                                  uint64_t hint_to, char* out, PageMemo* memo);
 
   const ClientOptions options_;
   rpc::RpcClient rpc_;
@@ -119,6 +126,7 @@ class File {
   uint64_t next_sequential_ = 0;  // GUARDED_BY(mu_)
   int streak_ = 0;                // GUARDED_BY(mu_)
   uint64_t hinted_until_ = 0;     // GUARDED_BY(mu_): page files up to here were announced
+  FileSystem::PageMemo memo_;     // GUARDED_BY(mu_): short-circuit: the last page read in part
   std::vector<Chunk> chunks_;     // GUARDED_BY(mu_): read-ahead, in offset order
 };
 

@@ -250,6 +250,8 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
       ref->set_file(loc->path);
       ref->set_length(loc->length);
       ref->set_seed(loc->seed);
+      ++located_pages_;
+      located_bytes_ += loc->length;
     }
   }
   return out;
@@ -341,7 +343,8 @@ rpc::ReportResponse Worker::Report() {
     tier->set_pages(t.pages);
   }
   r.set_corrupt_pages(stats.corrupt_pages);
-  r.set_bytes_served(bytes_served_);
+  r.set_bytes_served(bytes_served_ + located_bytes_);  // short-circuit pages count as served
+  r.set_page_hits(located_pages_);
   r.set_uptime_s(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()));
   (void)Resolve("/");  // refresh the mount table; a missing root mount is fine here

@@ -106,6 +106,7 @@ class Worker {
   std::map<std::string, std::shared_ptr<MountState>> states_;  // GUARDED_BY(mu_): by mount path
 
   std::atomic<uint64_t> bytes_served_{0};
+  std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<rpc::RpcServer> rpc_;
   std::unique_ptr<HttpEndpoint> http_;
