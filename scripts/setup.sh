@@ -14,7 +14,7 @@ PACKAGES=(
   # test servers and tools: Ceph RGW (the reference S3, verifies SigV4), etcd, Python
   radosgw ceph-mon ceph-osd etcd-server etcd-client python3
   # benchmark contenders
-  s3fs rclone fio
+  s3fs rclone fio python3-matplotlib
 )
 
 missing=()

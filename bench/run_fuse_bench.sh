@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# run_fuse_bench.sh - sluice's FUSE mount against what users would pick instead, in one run,
+# on one bucket of a local Ceph RGW, page cache dropped before every pass (BENCHMARKS.md):
+# local disk, s3fs (disk cache), rclone mount (VFS cache full), direct GETs, and sluice.
+# Scenarios: a 256 MiB file read sequentially; 1000 x 100 KiB files with 8 readers;
+# `ls -l` of that 1000-entry directory and time to first byte; a resnet50-like DLIO run
+# (records of 114,660 B). Each: a cold pass, then a warm pass.
+# Writes bench/results/fuse.json, fuse.md and (with python3-matplotlib) fuse.png.
+#   SCALE    multiplies dataset sizes (default 1: about 6 minutes here)
+#   SCRATCH  scratch directory (default /var/tmp/sluice-fuse-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release --target sluice dlio_bench | grep -v '^\[' || true
+SLUICE=$PWD/build/release/src/cli/sluice
+DLIO=$PWD/build/release/bench/dlio_bench
+SCALE=${SCALE:-1}
+S=${SCRATCH:-/var/tmp/sluice-fuse-bench}
+OUT=$PWD/bench/results
+mkdir -p "$OUT"
+rm -rf "$S"; mkdir -p "$S"/{data,mnt}
+PIDS=()
+cleanup() {
+  for m in "$S"/mnt/*; do umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  bash tests/fixtures/radosgw.sh stop "$S/rgw" >/dev/null 2>&1 || true
+  rm -rf "$S"
+}
+trap cleanup EXIT
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+log() { echo "== $*" >&2; }
+
+log "dataset (scale $SCALE)"
+/usr/bin/python3 - "$S/data" "$SCALE" <<'PY'
+import os, random, sys
+root, scale = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+os.makedirs(f"{root}/big"); os.makedirs(f"{root}/small"); os.makedirs(f"{root}/resnet")
+with open(f"{root}/big/file.bin", "wb") as f:
+    for _ in range(256 * scale): f.write(rng.randbytes(1 << 20))
+for i in range(1000 * scale):
+    with open(f"{root}/small/img_{i:06d}.jpg", "wb") as f: f.write(rng.randbytes(100 * 1024))
+for i in range(8 * scale):
+    with open(f"{root}/resnet/shard_{i:04d}.rec", "wb") as f: f.write(rng.randbytes(256 * 114660))
+PY
+PORT=$((20000 + RANDOM % 20000))
+eval "$(bash tests/fixtures/radosgw.sh start "$S/rgw" "$PORT" bench)"
+export AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
+"$SLUICE" ufs cp -R "$S/data" s3://bench >/dev/null 2>&1
+
+RESULTS="$S/results.jsonl"
+: >"$RESULTS"
+record() {  # contender scenario pass json
+  echo "{\"contender\": \"$1\", \"scenario\": \"$2\", \"pass\": \"$3\", \"result\": $4}" >>"$RESULTS"
+  echo "$1 $2 $3: $4" >&2
+}
+wait_mount() { for _ in $(seq 200); do grep -q " $1 " /proc/self/mountinfo && return 0; sleep 0.05; done; return 1; }
+
+# Runs every scenario on DIR (a mount or the local copy) for contender $2: for each, the
+# cold-reset command $3 (empty caches, fresh metadata), a cold pass, then a warm pass.
+scenarios() {
+  local dir=$1 who=$2 reset=$3 pass name
+  local -A cmd=(
+    [seq-256MiB]="$DLIO seq $dir/big/file.bin --jobs 1"
+    [lsl-1000]="$DLIO lsl $dir/small"
+    [small-100KiB-8threads]="$DLIO small $dir/small --jobs 8"
+    [ttfb]="$DLIO ttfb $dir/small"
+    [resnet50-like]="$DLIO train $dir/resnet --record-size 114660 --batch 64 --readers 8 --compute 0.05 --accelerators 2 --epochs 1"
+  )
+  for name in seq-256MiB lsl-1000 small-100KiB-8threads ttfb resnet50-like; do
+    eval "$reset"
+    for pass in cold warm; do
+      drop; record "$who" "$name" "$pass" "$(${cmd[$name]})"
+    done
+  done
+}
+
+log "local disk"
+scenarios "$S/data" local true
+
+log "direct GETs (sluice ufs read -j 8, no cache)"
+drop; record direct seq-256MiB cold "$("$SLUICE" ufs read -j 8 s3://bench/big | sed -E 's/.*: ([0-9.]+) MiB\/s.*/{"mib_per_second": \1}/')"
+drop; record direct small-100KiB-8threads cold "$("$SLUICE" ufs read -j 8 s3://bench/small | sed -E 's/.*: ([0-9.]+) MiB\/s, ([0-9]+) files\/s.*/{"files_per_second": \2, "mib_per_second": \1}/')"
+
+log "s3fs"
+echo "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$S/s3fs.passwd"; chmod 600 "$S/s3fs.passwd"
+s3fs_mount() {
+  umount "$S/mnt/s3fs" 2>/dev/null || true; rm -rf "$S/s3fs-cache"; mkdir -p "$S/mnt/s3fs" "$S/s3fs-cache"
+  s3fs bench "$S/mnt/s3fs" -o "url=$AWS_ENDPOINT_URL,use_path_request_style,passwd_file=$S/s3fs.passwd" \
+    -o "use_cache=$S/s3fs-cache,parallel_count=30,multireq_max=30"
+  wait_mount "$S/mnt/s3fs"
+}
+scenarios "$S/mnt/s3fs" s3fs s3fs_mount
+umount "$S/mnt/s3fs"
+
+log "rclone mount"
+cat >"$S/rclone.conf" <<CONF
+[s3]
+type = s3
+provider = Other
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
+endpoint = $AWS_ENDPOINT_URL
+force_path_style = true
+CONF
+rclone_mount() {
+  umount "$S/mnt/rclone" 2>/dev/null || true; rm -rf "$S/rclone-cache"; mkdir -p "$S/mnt/rclone"
+  env -u AWS_CA_BUNDLE rclone --config "$S/rclone.conf" mount s3:bench "$S/mnt/rclone" --vfs-cache-mode full \
+    --cache-dir "$S/rclone-cache" --daemon
+  wait_mount "$S/mnt/rclone"
+}
+scenarios "$S/mnt/rclone" rclone rclone_mount
+umount "$S/mnt/rclone"
+
+log "sluice (local --mountpoint)"
+export SLUICE_HOME=$S/sluice-home
+mkdir -p "$S/mnt/sluice"
+"$SLUICE" local --ufs s3://bench -o "endpoint=$AWS_ENDPOINT_URL" --cache-dir "$S/sluice-cache" --cache-size 4GiB \
+  --memory-size 512MiB --rpc-port 0 --http-port 0 --mountpoint "$S/mnt/sluice" >"$S/sluice.log" 2>&1 &
+PIDS+=($!)
+wait_mount "$S/mnt/sluice" || { cat "$S/sluice.log" >&2; exit 1; }
+sluice_reset() { "$SLUICE" free / >/dev/null; "$SLUICE" fs sync / >/dev/null; }
+scenarios "$S/mnt/sluice" sluice sluice_reset
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/${PIDS[0]}/status")
+record sluice rss all "{\"peak_rss_mib\": $((hwm / 1024)), \"memory_quota_mib\": 512}"
+
+/usr/bin/python3 - "$RESULTS" "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+out = sys.argv[2]
+json.dump(rows, open(f"{out}/fuse.json", "w"), indent=1)
+def metric(r):
+    x = r["result"]
+    for k, unit in (("mib_per_second", "MiB/s"), ("files_per_second", "files/s"), ("ms", "ms"),
+                    ("p50_ms", "ms p50"), ("train_au_percentage", "% AU"), ("peak_rss_mib", "MiB RSS")):
+        if k in x:
+            return f'{x[k]:g} {unit}' + (f' (p99 {x["p99_ms"]:g})' if k == "p50_ms" else "")
+    return json.dumps(x)
+scen = sorted({(r["scenario"], r["pass"]) for r in rows})
+who = ["local", "direct", "s3fs", "rclone", "sluice"]
+lines = ["| scenario | pass | " + " | ".join(who) + " |", "|---|---|" + "---|" * len(who)]
+for s, p in scen:
+    cells = []
+    for w in who:
+        m = [metric(r) for r in rows if r["contender"] == w and r["scenario"] == s and r["pass"] == p]
+        cells.append(m[0] if m else "")
+    lines.append(f"| {s} | {p} | " + " | ".join(cells) + " |")
+open(f"{out}/fuse.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+try:
+    import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, (s, key, label) in zip(axes, [("seq-256MiB", "mib_per_second", "MiB/s, 256 MiB sequential"),
+                                          ("small-100KiB-8threads", "files_per_second", "files/s, 100 KiB x 8 threads")]):
+        xs, cold, warm = [], [], []
+        for w in who:
+            c = [r["result"].get(key, 0) for r in rows if r["contender"] == w and r["scenario"] == s and r["pass"] == "cold"]
+            h = [r["result"].get(key, 0) for r in rows if r["contender"] == w and r["scenario"] == s and r["pass"] == "warm"]
+            xs.append(w); cold.append(c[0] if c else 0); warm.append(h[0] if h else 0)
+        idx = range(len(xs))
+        ax.bar([i - 0.2 for i in idx], cold, 0.4, label="cold"); ax.bar([i + 0.2 for i in idx], warm, 0.4, label="warm")
+        ax.set_xticks(list(idx)); ax.set_xticklabels(xs); ax.set_title(label); ax.legend()
+    fig.tight_layout(); fig.savefig(f"{out}/fuse.png", dpi=100)
+except ImportError:
+    print("(python3-matplotlib not installed: no chart)")
+PY
