@@ -32,16 +32,6 @@ struct Flags {
   uint64_t offset = 0, length = UINT64_MAX / 2;
 };
 
-std::string FormatTime(int64_t ns) {
-  if (ns == 0) return "-";
-  std::time_t t = static_cast<std::time_t>(ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 // Blocks until SIGINT or SIGTERM.
 void WaitForSignal() {
   sigset_t set;

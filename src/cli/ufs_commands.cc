@@ -31,20 +31,13 @@ struct Location {
 };
 
 Result<ufs::UnderStoreOptions> MakeOptions(const UfsFlags& flags) {
-  ufs::UnderStoreOptions o;
   Config cfg;
   std::string file = flags.config_file;
   if (file.empty() && std::getenv("SLUICE_CONFIG")) file = std::getenv("SLUICE_CONFIG");
   if (!file.empty()) {
     SLUICE_ASSIGN_OR_RETURN(cfg, LoadConfigFile(file));
   }
-  o.max_attempts = static_cast<int>(cfg.ufs.max_attempts);
-  o.retry_base_delay = cfg.ufs.retry_base_delay;
-  o.retry_max_delay = cfg.ufs.retry_max_delay;
-  o.connect_timeout = cfg.ufs.connect_timeout;
-  o.request_timeout = cfg.ufs.request_timeout;
-  o.multipart_threshold = cfg.ufs.multipart_threshold;
-  o.multipart_part_size = cfg.ufs.multipart_part_size;
+  auto o = ufs::UnderStoreOptions::FromConfig(cfg.ufs);
   for (const auto& kv : flags.options) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) return InvalidArgument("option '" + kv + "' is not key=value");
@@ -77,16 +70,6 @@ Result<Location> Locate(std::string uri, const UfsFlags& flags) {
   SLUICE_ASSIGN_OR_RETURN(auto store, ufs::OpenUnderStore(root, opts));
   SLUICE_ASSIGN_OR_RETURN(std::string normalized, ufs::NormalizeKey(key));
   return Location{std::move(store), normalized};
-}
-
-std::string FormatTime(int64_t ns) {
-  if (ns == 0) return "-";
-  std::time_t t = static_cast<std::time_t>(ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
 }
 
 int Ls(const std::string& uri, bool recursive, bool long_format, const UfsFlags& flags) {

@@ -33,14 +33,8 @@ Result<std::pair<ufs::UnderStore*, std::string>> FileSystem::Direct(const std::s
   std::lock_guard<std::mutex> lock(mu_);
   auto& store = direct_[r.mount->uri];
   if (!store) {
-    ufs::UnderStoreOptions o;
-    o.options = r.mount->options.ufs_options;
-    o.max_attempts = static_cast<int>(options_.ufs.max_attempts);
-    o.retry_base_delay = options_.ufs.retry_base_delay;
-    o.retry_max_delay = options_.ufs.retry_max_delay;
-    o.connect_timeout = options_.ufs.connect_timeout;
-    o.request_timeout = options_.ufs.request_timeout;
-    SLUICE_ASSIGN_OR_RETURN(store, ufs::OpenUnderStore(r.mount->uri, o));
+    SLUICE_ASSIGN_OR_RETURN(
+        store, ufs::OpenUnderStore(r.mount->uri, ufs::UnderStoreOptions::FromConfig(options_.ufs, r.mount->options.ufs_options)));
   }
   return std::make_pair(store.get(), r.key);
 }
@@ -188,6 +182,10 @@ Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offse
   req.set_path(info.path);
   req.set_offset(offset);
   req.set_length(std::max(end, hint_to) - offset);
+  if (hint_to > end) {  // a sequential reader: have the worker fetch what is missing ahead of it
+    req.set_prefetch(true);
+    req.set_prefetch_from(std::max(end, hint_from));
+  }
   rpc::LocateResponse where;
   SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kLocate, req, &where));
   if (where.info().version() != info.version) return Status(StatusCode::kStale, info.path + " changed");

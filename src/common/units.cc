@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <limits>
 #include <string>
 
@@ -104,6 +105,16 @@ std::string FormatSize(uint64_t bytes) {
   char buf[32];
   if (u == 0) std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(bytes));
   else std::snprintf(buf, sizeof(buf), "%.*f %s", v < 10 ? 2 : 1, v, kUnits[u]);
+  return buf;
+}
+
+std::string FormatTime(int64_t ns) {
+  if (ns == 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
   return buf;
 }
 

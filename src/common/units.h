@@ -22,6 +22,9 @@ Result<std::chrono::nanoseconds> ParseDuration(std::string_view text);
 // 1536 -> "1.5 KiB", 0 -> "0 B".
 std::string FormatSize(uint64_t bytes);
 
+// ns since the epoch -> "2026-11-26 08:12:48" (UTC); 0 -> "-".
+std::string FormatTime(int64_t ns_since_epoch);
+
 // 1500ms -> "1.5s", 90s -> "1m30s".
 std::string FormatDuration(std::chrono::nanoseconds d);
 

@@ -44,6 +44,9 @@ TEST(UnitsTest, Formatting) {
   EXPECT_EQ(FormatSize(256ull << 20), "256.0 MiB");
   EXPECT_EQ(FormatDuration(std::chrono::milliseconds(1500)), "1.50s");
   EXPECT_EQ(FormatDuration(std::chrono::seconds(90)), "1m30s");
+  EXPECT_EQ(FormatDuration(std::chrono::seconds(0)), "0s");
+  EXPECT_EQ(FormatTime(1369353600ll * 1000000000), "2013-05-24 00:00:00");
+  EXPECT_EQ(FormatTime(0), "-");
 }
 
 }  // namespace

@@ -16,30 +16,13 @@ using testing::RgwServer;
 using testing::TestBytes;
 
 constexpr const char* kBucket = "sluice-test";  // S3 bucket names need 3+ characters
-RgwServer* g_rgw = nullptr;
-
-class RgwEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto rgw = RgwServer::Start({kBucket});
-    ASSERT_TRUE(rgw.ok()) << rgw.status().ToString();
-    server_ = std::move(rgw).value();
-    g_rgw = server_.get();
-  }
-  void TearDown() override {
-    g_rgw = nullptr;
-    server_.reset();
-  }
-
- private:
-  std::unique_ptr<RgwServer> server_;
-};
+RgwServer* Rgw() { return testing::RgwEnvironment::server(); }
 
 UnderStoreOptions Options(const std::string& endpoint, const std::string& secret = "") {
   UnderStoreOptions o;
   o.options = {{"endpoint", endpoint},
-               {"access_key", g_rgw->access_key()},
-               {"secret_key", secret.empty() ? g_rgw->secret_key() : secret}};
+               {"access_key", Rgw()->access_key()},
+               {"secret_key", secret.empty() ? Rgw()->secret_key() : secret}};
   o.retry_base_delay = std::chrono::milliseconds(10);
   o.retry_max_delay = std::chrono::milliseconds(50);
   o.connect_timeout = std::chrono::seconds(2);
@@ -50,7 +33,7 @@ UnderStoreOptions Options(const std::string& endpoint, const std::string& secret
 class S3StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_rgw, nullptr) << "radosgw did not start";
+    ASSERT_NE(Rgw(), nullptr) << "radosgw did not start";
     store_ = Open("s3://" + std::string(kBucket) + "/" + prefix_);
   }
   std::unique_ptr<UnderStore> Open(const std::string& uri, const UnderStoreOptions& opts) {
@@ -58,7 +41,7 @@ class S3StoreTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(s).value() : nullptr;
   }
-  std::unique_ptr<UnderStore> Open(const std::string& uri) { return Open(uri, Options(g_rgw->endpoint())); }
+  std::unique_ptr<UnderStore> Open(const std::string& uri) { return Open(uri, Options(Rgw()->endpoint())); }
 
   // Each test writes under its own prefix.
   std::string prefix_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
@@ -204,7 +187,7 @@ TEST_F(S3StoreTest, DeleteAndMkdir) {
 }
 
 TEST_F(S3StoreTest, WrongSecretIsAClearAuthenticationError) {
-  auto bad = Open("s3://" + std::string(kBucket), Options(g_rgw->endpoint(), "not-the-secret"));
+  auto bad = Open("s3://" + std::string(kBucket), Options(Rgw()->endpoint(), "not-the-secret"));
   auto st = bad->Stat("anything");
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), StatusCode::kPermissionDenied);
@@ -231,7 +214,7 @@ class S3RetryTest : public S3StoreTest {
  protected:
   void SetUp() override {
     S3StoreTest::SetUp();
-    auto proxy = FaultyHttpServer::Proxy(g_rgw->endpoint());
+    auto proxy = FaultyHttpServer::Proxy(Rgw()->endpoint());
     ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
     proxy_ = std::move(proxy).value();
     via_proxy_ = Open("s3://" + std::string(kBucket) + "/" + prefix_, Options(proxy_->url()));
@@ -296,6 +279,6 @@ TEST_F(S3RetryTest, PersistentFailureGivesUp) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new sluice::ufs::RgwEnvironment());
+  ::testing::AddGlobalTestEnvironment(new sluice::testing::RgwEnvironment({"sluice-test"}));
   return RUN_ALL_TESTS();
 }

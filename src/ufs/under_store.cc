@@ -46,6 +46,20 @@ Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool r
   return all;
 }
 
+UnderStoreOptions UnderStoreOptions::FromConfig(const UfsConfig& config,
+                                                std::vector<std::pair<std::string, std::string>> options) {
+  UnderStoreOptions o;
+  o.options = std::move(options);
+  o.max_attempts = static_cast<int>(config.max_attempts);
+  o.retry_base_delay = config.retry_base_delay;
+  o.retry_max_delay = config.retry_max_delay;
+  o.connect_timeout = config.connect_timeout;
+  o.request_timeout = config.request_timeout;
+  o.multipart_threshold = config.multipart_threshold;
+  o.multipart_part_size = config.multipart_part_size;
+  return o;
+}
+
 std::string UnderStoreOptions::Get(std::string_view key, std::string_view fallback) const {
   for (const auto& [k, v] : options) {
     if (k == key) return v;

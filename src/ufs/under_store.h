@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/config.h"
 #include "common/status.h"
 
 namespace sluice::ufs {
@@ -98,6 +99,10 @@ struct UnderStoreOptions {
   std::chrono::nanoseconds request_timeout = std::chrono::seconds(60);
   uint64_t multipart_threshold = 64ull << 20;
   uint64_t multipart_part_size = 16ull << 20;
+
+  // Retry, timeout and multipart settings from the config's ufs: section; `options` as given.
+  static UnderStoreOptions FromConfig(const UfsConfig& config,
+                                      std::vector<std::pair<std::string, std::string>> options = {});
 
   // The value of option `key`, or `fallback`.
   std::string Get(std::string_view key, std::string_view fallback = "") const;

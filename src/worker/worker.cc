@@ -9,6 +9,7 @@
 #include "common/units.h"
 #include "worker/http_endpoint.h"
 #include "worker/jobs.h"
+#include "worker/prefetcher.h"
 
 namespace sluice::worker {
 
@@ -49,6 +50,7 @@ Worker::Worker(Config config, cluster::ClusterStore* store, std::string id)
 Worker::~Worker() {
   http_.reset();
   rpc_.reset();
+  prefetcher_.reset();
   jobs_.reset();
 }
 
@@ -66,6 +68,7 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   po.policy = config.worker.cache_policy;
   SLUICE_ASSIGN_OR_RETURN(w->pages_, cache::PageStore::Open(po));
   w->jobs_ = std::make_unique<JobManager>(4);
+  w->prefetcher_ = std::make_unique<Prefetcher>(4, 64);
 
   rpc::RpcServerOptions ro;
   ro.host = config.worker.host;
@@ -96,16 +99,7 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
   auto state = std::make_shared<MountState>();
   state->mount = mount;
   state->fingerprint = Fingerprint(mount);
-  ufs::UnderStoreOptions uo;
-  uo.options = mount.options.ufs_options;
-  uo.max_attempts = static_cast<int>(config_.ufs.max_attempts);
-  uo.retry_base_delay = config_.ufs.retry_base_delay;
-  uo.retry_max_delay = config_.ufs.retry_max_delay;
-  uo.connect_timeout = config_.ufs.connect_timeout;
-  uo.request_timeout = config_.ufs.request_timeout;
-  uo.multipart_threshold = config_.ufs.multipart_threshold;
-  uo.multipart_part_size = config_.ufs.multipart_part_size;
-  auto store = ufs::OpenUnderStore(mount.uri, uo);
+  auto store = ufs::OpenUnderStore(mount.uri, ufs::UnderStoreOptions::FromConfig(config_.ufs, mount.options.ufs_options));
   if (!store.ok()) return store.status().WithContext("mount " + mount.path);
   state->ufs = std::make_unique<ufs::CountingStore>(std::move(store).value());
   cache::PageStore* pages = pages_.get();
@@ -226,7 +220,8 @@ Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t
   return n;
 }
 
-Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t offset, uint64_t length) {
+Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t offset, uint64_t length, bool prefetch,
+                                           uint64_t prefetch_from) {
   SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
   auto& [state, key] = resolved;
   auto info = state->meta->Stat(key);
@@ -243,8 +238,11 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
   if (offset >= info->size || length == 0) return out;
   const uint64_t last = (std::min(info->size, offset + std::min(length, info->size - offset)) - 1) / ps;
   const cache::FileId id = state->IdOf(*info);
+  uint64_t missing_from = UINT64_MAX;  // first missing page at or after prefetch_from
   for (uint64_t i = offset / ps; i <= last; ++i) {
-    if (auto loc = pages_->Locate(cache::PageKey{id, i})) {
+    auto loc = pages_->Locate(cache::PageKey{id, i});
+    if (!loc && i * ps >= prefetch_from && missing_from == UINT64_MAX) missing_from = i;
+    if (loc) {
       auto* ref = out.add_pages();
       ref->set_index(i);
       ref->set_file(loc->path);
@@ -252,6 +250,16 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
       ref->set_seed(loc->seed);
       ++located_pages_;
       located_bytes_ += loc->length;
+    }
+  }
+  if (prefetch && missing_from != UINT64_MAX) {
+    // In 4-page chunks, so the under-store sees a few ranged GETs in parallel.
+    const cache::CachedFile file = state->FileOf(*info);
+    const uint64_t chunk = 4 * ps, end = (last + 1) * ps;
+    for (uint64_t from = missing_from * ps; from < end; from += chunk) {
+      prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from)] {
+        (void)state->reader->Load(file, from, len);
+      });
     }
   }
   return out;

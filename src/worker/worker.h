@@ -26,6 +26,7 @@
 namespace sluice::worker {
 
 class JobManager;
+class Prefetcher;
 class HttpEndpoint;
 
 // A file or directory of the namespace, as the worker reports it.
@@ -59,8 +60,10 @@ class Worker {
   Result<std::vector<Entry>> List(const std::string& path);
   // Reads a file through the cache; bytes go to `sink` in order.
   Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
-  // The cached pages of [offset, offset + length) that lie in page files on this host.
-  Result<rpc::LocateResponse> Locate(const std::string& path, uint64_t offset, uint64_t length);
+  // The cached pages of [offset, offset + length) that lie in page files on this host. With
+  // `prefetch`, the missing pages from `prefetch_from` on are fetched in the background.
+  Result<rpc::LocateResponse> Locate(const std::string& path, uint64_t offset, uint64_t length, bool prefetch = false,
+                                     uint64_t prefetch_from = 0);
   // Drops cached metadata below `path`; files found changed lose their cached pages.
   Result<uint64_t> Sync(const std::string& path);
   // Drops the cached pages of every file below `path`.
@@ -108,6 +111,7 @@ class Worker {
   std::atomic<uint64_t> bytes_served_{0};
   std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
   std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<Prefetcher> prefetcher_;
   std::unique_ptr<rpc::RpcServer> rpc_;
   std::unique_ptr<HttpEndpoint> http_;
 };

@@ -18,30 +18,16 @@ using testing::RgwServer;
 using testing::TempDir;
 using testing::TestBytes;
 
-RgwServer* g_rgw = nullptr;
-
-class RgwEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto rgw = RgwServer::Start({"worker-test"});
-    ASSERT_TRUE(rgw.ok()) << rgw.status().ToString();
-    server_ = std::move(rgw).value();
-    g_rgw = server_.get();
-  }
-  void TearDown() override { server_.reset(); }
-
- private:
-  std::unique_ptr<RgwServer> server_;
-};
+RgwServer* Rgw() { return testing::RgwEnvironment::server(); }
 
 class WorkerRgwTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_rgw, nullptr);
-    proxy_ = *FaultyHttpServer::Proxy(g_rgw->endpoint());
+    ASSERT_NE(Rgw(), nullptr);
+    proxy_ = *FaultyHttpServer::Proxy(Rgw()->endpoint());
     data_ = TestBytes(64 << 20, 64);
     ufs::UnderStoreOptions uo;
-    uo.options = Creds(g_rgw->endpoint());
+    uo.options = Creds(Rgw()->endpoint());
     auto s3 = *ufs::OpenUnderStore("s3://worker-test", uo);
     ASSERT_TRUE(s3->Write("shard.bin", data_).ok());
     store_ = *cluster::OpenFileClusterStore(dir_.path() + "/cluster");
@@ -65,7 +51,7 @@ class WorkerRgwTest : public ::testing::Test {
   }
 
   std::vector<std::pair<std::string, std::string>> Creds(const std::string& endpoint) {
-    return {{"endpoint", endpoint}, {"access_key", g_rgw->access_key()}, {"secret_key", g_rgw->secret_key()}};
+    return {{"endpoint", endpoint}, {"access_key", Rgw()->access_key()}, {"secret_key", Rgw()->secret_key()}};
   }
 
   TempDir dir_;
@@ -122,6 +108,6 @@ TEST_F(WorkerRgwTest, S3DownKeepsServingCachedData) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new sluice::worker::RgwEnvironment());
+  ::testing::AddGlobalTestEnvironment(new sluice::testing::RgwEnvironment({"worker-test"}));
   return RUN_ALL_TESTS();
 }

@@ -78,7 +78,7 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       rpc::ReadRequest in;
       rpc::LocateResponse resp;
       if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed LOCATE request"));
-      auto located = Locate(in.path(), in.offset(), in.length());
+      auto located = Locate(in.path(), in.offset(), in.length(), in.prefetch(), in.prefetch_from());
       if (located.ok()) resp = *located;
       return Answer(out, req, resp, located.status());
     }

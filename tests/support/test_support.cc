@@ -185,6 +185,24 @@ RgwServer::~RgwServer() {
   if (!dir_.empty()) RunCommand({"bash", SLUICE_FIXTURES_DIR "/radosgw.sh", "stop", dir_}, &ignored);
 }
 
+namespace {
+RgwServer* g_rgw = nullptr;
+}  // namespace
+
+void RgwEnvironment::SetUp() {
+  auto rgw = RgwServer::Start(buckets_);
+  ASSERT_TRUE(rgw.ok()) << rgw.status().ToString();
+  server_ = std::move(rgw).value();
+  g_rgw = server_.get();
+}
+
+void RgwEnvironment::TearDown() {
+  g_rgw = nullptr;
+  server_.reset();
+}
+
+RgwServer* RgwEnvironment::server() { return g_rgw; }
+
 Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Serve(const std::string& root_dir) {
   return Launch({"serve", root_dir});
 }

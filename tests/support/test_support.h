@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "common/status.h"
 
 namespace sluice::testing {
@@ -82,6 +84,21 @@ class RgwServer {
   std::unique_ptr<TempDir> parent_;
   std::string dir_;
   std::string endpoint_, access_key_, secret_key_;
+};
+
+// A gtest Environment that holds one RgwServer for a whole test binary (RGW takes seconds to
+// start): register it in main(), then reach the server with RgwEnvironment::server().
+class RgwEnvironment : public ::testing::Environment {
+ public:
+  explicit RgwEnvironment(std::vector<std::string> buckets) : buckets_(std::move(buckets)) {}
+  void SetUp() override;
+  void TearDown() override;
+  // The running server; nullptr if it failed to start (SetUp reported why).
+  static RgwServer* server();
+
+ private:
+  std::vector<std::string> buckets_;
+  std::unique_ptr<RgwServer> server_;
 };
 
 // tests/fixtures/http_server.py: a static file server ("serve", with Range and index pages)
