@@ -280,7 +280,15 @@ void File::Prefetch(uint64_t from) {
 Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
   if (offset >= info_.size || length == 0) return size_t{0};
   length = static_cast<size_t>(std::min<uint64_t>(length, info_.size - offset));
-  if (fs_->ShortCircuitPossible()) {
+  bool short_circuit = fs_->ShortCircuitPossible();
+  if (short_circuit) {
+    // A small read at a random place is cheaper over RPC: the worker answers it from its
+    // memory tier, where a page file would have to be read and verified whole.
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t ps = memo_.page_size ? memo_.page_size : (1 << 20);
+    short_circuit = offset == next_sequential_ || length >= ps;
+  }
+  if (short_circuit) {
     // Same host as the worker: read its page files straight into `out`; the kernel reads
     // ahead for sequential readers (hinted), so no read-ahead buffers of our own.
     uint64_t hint_from = 0, hint_to = 0;
