@@ -4,7 +4,8 @@
 # local disk, s3fs (disk cache), rclone mount (VFS cache full), direct GETs, and sluice.
 # Scenarios: a 256 MiB file read sequentially; 1000 x 100 KiB files with 8 readers;
 # `ls -l` of that 1000-entry directory and time to first byte; a resnet50-like DLIO run
-# (records of 114,660 B). Each: a cold pass, then a warm pass.
+# (records of 114,660 B), with the most simulated accelerators kept at AU >= 90% and an epoch 1
+# with `sluice load` started alongside. Each: a cold pass, then a warm pass.
 # Writes bench/results/fuse.json, fuse.md and (with python3-matplotlib) fuse.png.
 #   SCALE    multiplies dataset sizes (default 1: about 6 minutes here)
 #   SCRATCH  scratch directory (default /var/tmp/sluice-fuse-bench)
@@ -75,6 +76,16 @@ scenarios() {
       drop; record "$who" "$name" "$pass" "$(${cmd[$name]})"
     done
   done
+  # Warm epochs with more and more simulated accelerators: the most that stay at AU >= 90%.
+  local n best=0 au
+  for n in 1 2 4 8 16; do
+    drop
+    au=$("$DLIO" train "$dir/resnet" --record-size 114660 --batch 64 --readers 8 --compute 0.05 \
+      --accelerators "$n" --epochs 1 | sed -E 's/.*"train_au_percentage": ([0-9.]+).*/\1/')
+    echo "$who resnet50-like warm, $n accelerators: AU $au%" >&2
+    awk -v a="$au" 'BEGIN { exit !(a >= 90) }' && best=$n || break
+  done
+  record "$who" resnet50-like-max-accelerators warm "{\"accelerators_at_au90\": $best}"
 }
 
 log "local disk"
@@ -123,6 +134,12 @@ PIDS+=($!)
 wait_mount "$S/mnt/sluice" || { cat "$S/sluice.log" >&2; exit 1; }
 sluice_reset() { "$SLUICE" free / >/dev/null; "$SLUICE" fs sync / >/dev/null; }
 scenarios "$S/mnt/sluice" sluice sluice_reset
+# Epoch 1 with a preload started at the same moment as training.
+sluice_reset
+drop
+"$SLUICE" load /resnet >/dev/null
+record sluice resnet50-like cold+load "$("$DLIO" train "$S/mnt/sluice/resnet" --record-size 114660 --batch 64 \
+  --readers 8 --compute 0.05 --accelerators 2 --epochs 1)"
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/${PIDS[0]}/status")
 record sluice rss all "{\"peak_rss_mib\": $((hwm / 1024)), \"memory_quota_mib\": 512}"
 
@@ -134,7 +151,7 @@ json.dump(rows, open(f"{out}/fuse.json", "w"), indent=1)
 def metric(r):
     x = r["result"]
     for k, unit in (("mib_per_second", "MiB/s"), ("files_per_second", "files/s"), ("ms", "ms"),
-                    ("p50_ms", "ms p50"), ("train_au_percentage", "% AU"), ("peak_rss_mib", "MiB RSS")):
+                    ("p50_ms", "ms p50"), ("train_au_percentage", "% AU"), ("peak_rss_mib", "MiB RSS"), ("accelerators_at_au90", "accelerators at AU >= 90%")):
         if k in x:
             return f'{x[k]:g} {unit}' + (f' (p99 {x["p99_ms"]:g})' if k == "p50_ms" else "")
     return json.dumps(x)

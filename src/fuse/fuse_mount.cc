@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -46,6 +47,7 @@ int ErrnoFor(const Status& st) {
 namespace {
 
 constexpr const char* kCachedXattr = "user.sluice.cached";
+constexpr int kReadaheadKiB = 8192;
 constexpr const char* kVersionXattr = "user.sluice.version";
 
 // Whether `dir` appears as a mount point in /proc/self/mountinfo.
@@ -112,6 +114,7 @@ class LowLevelMount final : public FuseMount {
       return Status(StatusCode::kPermissionDenied, "cannot mount FUSE at " + mountpoint_ +
                                                        " (is /dev/fuse available, and are you root?)");
     }
+    RaiseKernelReadahead();
     loop_ = std::thread([this] {
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
@@ -119,6 +122,26 @@ class LowLevelMount final : public FuseMount {
       fuse_loop_cfg_destroy(cfg);
     });
     return Status::Ok();
+  }
+
+  // The kernel proposes a 128 KiB read-ahead window for FUSE; sequential training reads want
+  // far more in flight. The window lives in the mount's backing-device info in sysfs (root).
+  void RaiseKernelReadahead() {
+    // The device number comes from mountinfo: a stat() of the mount point would ask this
+    // very daemon, whose loop has not started yet.
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line, device;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string id, parent, dev, root, point;
+      fields >> id >> parent >> dev >> root >> point;
+      if (point == mountpoint_) device = dev;  // the last match is the newest mount
+    }
+    if (device.empty()) return;
+    std::string path = "/sys/class/bdi/" + device + "/read_ahead_kb";
+    std::ofstream out(path);
+    out << kReadaheadKiB << "\n";
+    if (!out) SLUICE_LOG_DEBUG("cannot raise read-ahead in {}", path);
   }
 
   void Unmount() override {
