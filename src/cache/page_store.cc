@@ -312,7 +312,49 @@ class PageStore::DiskTier {
 };
 
 PageStore::PageStore(PageStoreOptions options) : options_(std::move(options)) {}
-PageStore::~PageStore() = default;
+
+PageStore::~PageStore() {
+  if (!writer_.joinable()) return;
+  Flush();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    stopping_ = true;
+  }
+  write_cv_.notify_all();
+  writer_.join();
+}
+
+void PageStore::WriterLoop() {
+  while (true) {
+    PendingWrite w;
+    {
+      std::unique_lock<std::mutex> lock(write_mu_);
+      write_cv_.wait(lock, [this] { return stopping_ || !write_queue_.empty(); });
+      if (write_queue_.empty()) return;  // stopping, and nothing left
+      w = std::move(write_queue_.front());
+      write_queue_.pop_front();
+    }
+    WriteToDisk(w.key, w.data, w.in_memory);
+    std::lock_guard<std::mutex> lock(write_mu_);
+    pending_.erase(w.key);
+    pending_bytes_ -= w.data->size();
+    if (pending_.empty()) drained_cv_.notify_all();
+  }
+}
+
+void PageStore::Flush() {
+  std::unique_lock<std::mutex> lock(write_mu_);
+  drained_cv_.wait(lock, [this] { return pending_.empty(); });
+}
+
+void PageStore::WriteToDisk(const PageKey& key, const PageData& data, bool in_memory) {
+  DiskTier* disk = DiskFor(key);
+  uint64_t evictions = 0, errors = 0;
+  bool written = disk->Put(key, *data, &evictions, &errors);
+  disk_evictions_ += evictions;
+  disk_write_errors_ += errors;
+  if (!written && !in_memory) ++refused_;
+}
 
 Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& options) {
   if (options.page_size == 0) return InvalidArgument("page size must be positive");
@@ -324,6 +366,10 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
     auto tier = std::make_unique<DiskTier>(disk.dir + "/pages", disk.quota, options.disk_reserve, std::move(policy));
     SLUICE_RETURN_IF_ERROR(tier->Load());
     store->disks_.push_back(std::move(tier));
+  }
+  if (!store->disks_.empty()) {
+    PageStore* raw = store.get();
+    store->writer_ = std::thread([raw] { raw->WriterLoop(); });
   }
   return store;
 }
@@ -346,6 +392,14 @@ PageData PageStore::Get(const PageKey& key) {
     ++hits_memory_;
     return data;
   }
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    auto it = pending_.find(key);
+    if (it != pending_.end()) {
+      ++hits_memory_;  // still on its way to disk
+      return it->second;
+    }
+  }
   if (DiskTier* disk = DiskFor(key)) {
     bool corrupt = false;
     if (PageData data = disk->Get(key, &corrupt)) {
@@ -361,23 +415,37 @@ PageData PageStore::Get(const PageKey& key) {
 
 void PageStore::Put(const PageKey& key, PageData data) {
   ++puts_;
-  bool cached = memory_->Put(key, data);
-  if (DiskTier* disk = DiskFor(key)) {
-    uint64_t evictions = 0, errors = 0;
-    cached = disk->Put(key, *data, &evictions, &errors) || cached;
-    disk_evictions_ += evictions;
-    disk_write_errors_ += errors;
+  bool in_memory = memory_->Put(key, data);
+  if (!DiskFor(key)) {
+    if (!in_memory) ++refused_;
+    return;
   }
-  if (!cached) ++refused_;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (pending_.count(key)) return;
+    if (pending_bytes_ + data->size() <= options_.max_pending_write_bytes) {
+      pending_.emplace(key, data);
+      pending_bytes_ += data->size();
+      write_queue_.push_back(PendingWrite{key, std::move(data), in_memory});
+      write_cv_.notify_one();
+      return;
+    }
+  }
+  WriteToDisk(key, data, in_memory);  // the queue is full: write in place (back-pressure)
 }
 
 bool PageStore::Contains(const PageKey& key) {
   if (memory_->Contains(key)) return true;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (pending_.count(key)) return true;
+  }
   DiskTier* disk = DiskFor(key);
   return disk && disk->Contains(key);
 }
 
 uint64_t PageStore::EraseFile(const FileId& file) {
+  Flush();  // so no queued write brings a page back after it was erased
   uint64_t n = memory_->EraseFile(file);
   for (auto& d : disks_) n += d->EraseFile(file);
   return n;

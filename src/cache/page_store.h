@@ -8,6 +8,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,6 +34,9 @@ struct PageStoreOptions {
   std::vector<DiskTierConfig> disks;  // each dir gets a "pages" subdirectory
   std::string policy = "lru";         // for every tier: "lru" or "stable"
   uint64_t disk_reserve = 64ull << 20;  // keep this much free on each disk's file system
+  // Disk writes happen behind the reader's back (a page is served, from memory, while it is
+  // still being written); at most this many bytes wait, beyond that Put writes in place.
+  uint64_t max_pending_write_bytes = 64ull << 20;
 };
 
 struct TierStats {
@@ -66,8 +72,11 @@ class PageStore {
   // The page's bytes, from memory or (verified) from disk; nullptr on a miss.
   PageData Get(const PageKey& key);
 
-  // Caches a page in memory and on disk, evicting per policy; best effort.
+  // Caches a page in memory and (in the background) on disk, evicting per policy; best effort.
   void Put(const PageKey& key, PageData data);
+
+  // Waits until every queued disk write has finished.
+  void Flush();
 
   // The page's file when a disk tier holds it (counted as a disk hit); nullopt otherwise.
   std::optional<PageLocation> Locate(const PageKey& key);
@@ -86,12 +95,27 @@ class PageStore {
   class DiskTier;
   explicit PageStore(PageStoreOptions options);
   DiskTier* DiskFor(const PageKey& key);
+  void WriteToDisk(const PageKey& key, const PageData& data, bool in_memory);
+  void WriterLoop();
 
   const PageStoreOptions options_;
   std::unique_ptr<MemoryTier> memory_;
   std::vector<std::unique_ptr<DiskTier>> disks_;
   std::atomic<uint64_t> hits_memory_{0}, hits_disk_{0}, misses_{0}, puts_{0}, refused_{0}, corrupt_{0};
   std::atomic<uint64_t> disk_evictions_{0}, disk_write_errors_{0};
+
+  struct PendingWrite {
+    PageKey key;
+    PageData data;
+    bool in_memory;
+  };
+  std::mutex write_mu_;
+  std::condition_variable write_cv_, drained_cv_;
+  std::deque<PendingWrite> write_queue_;                          // GUARDED_BY(write_mu_)
+  std::unordered_map<PageKey, PageData, PageKeyHash> pending_;     // GUARDED_BY(write_mu_): queued or being written
+  uint64_t pending_bytes_ = 0;                                     // GUARDED_BY(write_mu_)
+  bool stopping_ = false;                                          // GUARDED_BY(write_mu_)
+  std::thread writer_;
 };
 
 }  // namespace sluice::cache

@@ -106,6 +106,7 @@ TEST(PageStoreTest, DiskQuotaEvicts) {
   TempDir dir;
   auto store = *PageStore::Open({kPage, kPage, {{dir.path(), 5 * kPage}}, "lru", 0});
   for (uint64_t i = 0; i < 8; ++i) store->Put(Key(i), Bytes(i));
+  store->Flush();
   auto stats = store->Stats();
   EXPECT_EQ(stats.tiers[1].pages, 5u);
   EXPECT_LE(stats.tiers[1].bytes, 5 * kPage);
@@ -171,6 +172,7 @@ TEST(PageStoreTest, FullDiskDegradesToUncached) {
   {
     auto store = *PageStore::Open({kPage, 4 * kPage, {{dir.path(), 1000 * kPage}}, "lru", 0});
     for (uint64_t i = 0; i < 400; ++i) store->Put(Key(i), Bytes(i));
+    store->Flush();
     auto stats = store->Stats();
     EXPECT_GT(stats.disk_write_errors, 0u);
     EXPECT_GT(stats.tiers[1].pages, 100u);

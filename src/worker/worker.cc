@@ -329,7 +329,11 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
     for (auto& [state, info] : files) {
       cache::CachedFile file = state->FileOf(info);
       items.push_back(LoadItem{state->NsPath(info.path), info.size,
-                               [state = state, file] { return state->reader->Load(file, 0, file.size); },
+                               [this, state = state, file] {
+                                 auto fetched = state->reader->Load(file, 0, file.size);
+                                 pages_->Flush();  // "done" means on disk, not just queued for it
+                                 return fetched;
+                               },
                                [state = state, file] { return state->reader->CachedBytes(file); }});
     }
     return items;
