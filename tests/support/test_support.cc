@@ -18,6 +18,8 @@
 
 #include "ufs/http_client.h"
 
+extern char** environ;
+
 namespace sluice::testing {
 namespace {
 
@@ -47,10 +49,39 @@ TempDir::~TempDir() {
 Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
                                                       const std::map<std::string, std::string>& env,
                                                       const std::string& log_file) {
+  // Everything the child needs is prepared here: between fork and exec a multi-threaded
+  // process may only make async-signal-safe calls (no malloc, no setenv, no PATH search).
+  std::string program = argv.at(0);
+  if (program.find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin";
+    for (size_t start = 0; start <= dirs.size();) {
+      size_t end = dirs.find(':', start);
+      if (end == std::string::npos) end = dirs.size();
+      std::string candidate = dirs.substr(start, end - start) + "/" + argv[0];
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        program = candidate;
+        break;
+      }
+      start = end + 1;
+    }
+  }
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    if (!env.count(entry.substr(0, entry.find('=')))) env_storage.push_back(entry);
+  }
+  for (const auto& [k, v] : env) env_storage.push_back(k + "=" + v);
+  std::vector<char*> envp, args;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> arg_storage = argv;
+  for (auto& a : arg_storage) args.push_back(a.data());
+  args.push_back(nullptr);
+
   pid_t pid = ::fork();
   if (pid < 0) return IoError("fork failed");
   if (pid == 0) {
-    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     if (!log_file.empty()) {
       int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
@@ -59,10 +90,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::str
         ::close(fd);
       }
     }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
+    ::execve(program.c_str(), args.data(), envp.data());
     ::_exit(127);
   }
   return std::unique_ptr<Subprocess>(new Subprocess(pid));
