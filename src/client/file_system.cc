@@ -285,8 +285,9 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
     // A small read at a random place is cheaper over RPC: the worker answers it from its
     // memory tier, where a page file would have to be read and verified whole.
     std::lock_guard<std::mutex> lock(mu_);
+    // A file of one page is one RPC either way; skip the LOCATE round trip.
     const uint64_t ps = memo_.page_size ? memo_.page_size : (1 << 20);
-    short_circuit = offset == next_sequential_ || length >= ps;
+    short_circuit = info_.size > ps && (offset == next_sequential_ || length >= ps);
   }
   if (short_circuit) {
     // Same host as the worker: read its page files straight into `out`; the kernel reads
