@@ -253,9 +253,9 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
     }
   }
   if (prefetch && missing_from != UINT64_MAX) {
-    // In 4-page chunks, so the under-store sees a few ranged GETs in parallel.
+    // In 8-page chunks, so the under-store sees a few large ranged GETs in parallel.
     const cache::CachedFile file = state->FileOf(*info);
-    const uint64_t chunk = 4 * ps, end = (last + 1) * ps;
+    const uint64_t chunk = 8 * ps, end = (last + 1) * ps;
     for (uint64_t from = missing_from * ps; from < end; from += chunk) {
       prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from)] {
         (void)state->reader->Load(file, from, len);
