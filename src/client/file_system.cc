@@ -321,7 +321,6 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
   }
   std::unique_lock<std::mutex> lock(mu_);
   bool sequential = offset == next_sequential_;
-  streak_ = sequential ? streak_ + 1 : 0;
   next_sequential_ = offset + length;
   const uint64_t chunk_size = fs_->options_.readahead_chunk;
 
@@ -348,7 +347,7 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
     fs_->readahead_bytes_ += n;
     if (from + n == data->size() && !chunks_.empty() && chunks_.front().offset == chunk_offset) drop_front();
   }
-  if (streak_ >= 1) Prefetch(offset + length);
+  if (sequential) Prefetch(offset + length);
   lock.unlock();
   if (done < length) {
     SLUICE_ASSIGN_OR_RETURN(std::string rest, Fetch(offset + done, length - done));

@@ -124,7 +124,6 @@ class File {
   const FileInfo info_;
   std::mutex mu_;
   uint64_t next_sequential_ = 0;  // GUARDED_BY(mu_)
-  int streak_ = 0;                // GUARDED_BY(mu_)
   uint64_t hinted_until_ = 0;     // GUARDED_BY(mu_): page files up to here were announced
   FileSystem::PageMemo memo_;     // GUARDED_BY(mu_): short-circuit: the last page read in part
   std::vector<Chunk> chunks_;     // GUARDED_BY(mu_): read-ahead, in offset order
