@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
+  build-essential cmake ninja-build ccache pkg-config git curl ca-certificates openssl
   # libraries (DESIGN.md, "Dependencies")
   libboost1.81-dev libboost-url1.81-dev libcurl4-openssl-dev libssl-dev
   libprotobuf-dev protobuf-compiler librocksdb-dev libfuse3-dev fuse3

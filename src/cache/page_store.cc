@@ -181,7 +181,9 @@ class PageStore::DiskTier {
     std::vector<std::string> doomed;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (index_.count(key)) return true;
+      // Cached already, or being written by another thread: reserving its bytes again would
+      // leak quota when the second writer's index insert finds the first one's entry.
+      if (index_.count(key) || pending_.count(key)) return true;
       if (data.size() > quota_) return false;
       while (bytes_ + data.size() > quota_) {
         auto victim = policy_->Victim();

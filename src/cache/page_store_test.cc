@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "support/test_support.h"
 
@@ -111,6 +112,23 @@ TEST(PageStoreTest, DiskQuotaEvicts) {
   EXPECT_EQ(stats.tiers[1].pages, 5u);
   EXPECT_LE(stats.tiers[1].bytes, 5 * kPage);
   EXPECT_EQ(PageFiles(dir.path()).size(), 5u);
+}
+
+TEST(PageStoreTest, ConcurrentPutsOfOnePageCountItOnce) {
+  TempDir dir;
+  // No queue: every Put writes in place, so the writers race inside the disk tier.
+  auto store = *PageStore::Open({kPage, 0, {{dir.path(), 100 * kPage}}, "lru", 0, /*max_pending_write_bytes=*/0});
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) store->Put(Key(7), Bytes(7));
+    });
+  }
+  for (auto& w : writers) w.join();
+  auto stats = store->Stats();
+  EXPECT_EQ(stats.tiers[1].pages, 1u);
+  EXPECT_EQ(stats.tiers[1].bytes, kPage);  // quota charged once
+  EXPECT_EQ(*store->Get(Key(7)), *Bytes(7));
 }
 
 TEST(PageStoreTest, CorruptOrTruncatedPagesAreDroppedNeverServed) {

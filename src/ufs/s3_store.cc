@@ -150,9 +150,10 @@ class S3Store final : public UnderStore {
 
   Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
                                const ByteSink& sink) override {
-    if (version.rfind("etag:", 0) != 0) return UnderStore::ReadVersion(path, offset, length, version, sink);
-    // If-Match pins the GET to this ETag: a changed object answers 412, never other bytes.
-    return ReadPinned(path, offset, length, std::string(version.substr(5)), sink);
+    // If-Match pins the GET to the ETag: a changed object answers 412, never other bytes.
+    std::string etag = EtagOfVersion(version);
+    if (etag.empty()) return UnderStore::ReadVersion(path, offset, length, version, sink);
+    return ReadPinned(path, offset, length, etag, sink);
   }
 
   Status Write(std::string_view path, std::string_view data) override {

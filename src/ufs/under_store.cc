@@ -23,6 +23,10 @@ Result<uint64_t> UnderStore::ReadVersion(std::string_view path, uint64_t offset,
   return Read(path, offset, length, sink);
 }
 
+std::string EtagOfVersion(std::string_view version) {
+  return version.rfind("etag:", 0) == 0 ? std::string(version.substr(5)) : std::string();
+}
+
 Result<std::string> UnderStore::ReadToString(std::string_view path, uint64_t offset, uint64_t length) {
   std::string out;
   auto n = Read(path, offset, length, [&out](std::string_view chunk) {

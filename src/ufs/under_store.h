@@ -29,6 +29,9 @@ struct ObjectInfo {
   std::string Version() const;
 };
 
+// The ETag inside a Version() string, or "" when the version is mtime+size based.
+std::string EtagOfVersion(std::string_view version);
+
 struct ListOptions {
   bool recursive = false;    // false: one level; subdirectories appear as is_dir entries
   std::string continuation;  // from a previous page's next_token; "" for the first page
