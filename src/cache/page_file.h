@@ -12,6 +12,7 @@
 
 #include "cache/page_key.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace sluice::cache {
 
@@ -30,5 +31,10 @@ Result<std::shared_ptr<const std::string>> ReadPageFile(const std::string& path,
 // The same, reading the page's bytes into `dest` (which has room for `length`). On an error
 // `dest` holds garbage.
 Status ReadPageFileInto(const std::string& path, uint64_t length, uint64_t seed, char* dest);
+
+// Verifies a page file without copying its bytes out (it maps them) and returns it open: the
+// page's bytes are at offset kPageHeaderBytes, ready to be spliced. A page file is replaced by
+// rename, never rewritten, so what the descriptor reads stays what was verified.
+Result<UniqueFd> OpenVerifiedPageFile(const std::string& path, uint64_t length, uint64_t seed);
 
 }  // namespace sluice::cache

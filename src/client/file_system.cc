@@ -174,67 +174,25 @@ bool FileSystem::ShortCircuitPossible() const {
   return options_.short_circuit && (h == "127.0.0.1" || h == "localhost" || h == "::1");
 }
 
-Result<size_t> FileSystem::ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length,
-                                            uint64_t hint_from, uint64_t hint_to, char* out, PageMemo* memo) {
-  const uint64_t end = std::min(info.size, offset + length);
-  if (offset >= end) return size_t{0};
+Result<std::vector<FileSystem::PageRef>> FileSystem::Locate(const FileInfo& info, uint64_t offset, uint64_t end,
+                                                           uint64_t prefetch_from, uint64_t* page_size) {
   rpc::ReadRequest req;
   req.set_path(info.path);
   req.set_offset(offset);
-  req.set_length(std::max(end, hint_to) - offset);
-  if (hint_to > end) {  // a sequential reader: have the worker fetch what is missing ahead of it
+  req.set_length(end - offset);
+  if (prefetch_from < end) {
     req.set_prefetch(true);
-    req.set_prefetch_from(std::max(end, hint_from));
+    req.set_prefetch_from(prefetch_from);
   }
   rpc::LocateResponse where;
   SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kLocate, req, &where));
   if (where.info().version() != info.version) return Status(StatusCode::kStale, info.path + " changed");
-  const uint64_t ps = where.page_size();
-  if (ps == 0) return Internal("worker reported no page size");
-  memo->page_size = ps;
-  // Fills out[from - offset, to - offset) over RPC.
-  auto fill_rpc = [&](uint64_t from, uint64_t to) -> Status {
-    if (from >= to) return Status::Ok();
-    size_t at = static_cast<size_t>(from - offset);
-    auto n = Read(info.path, from, to - from, [&](std::string_view c) {
-      if (at + c.size() > end - offset) return Corruption("worker sent more bytes than asked");
-      std::memcpy(out + at, c.data(), c.size());
-      at += c.size();
-      return Status::Ok();
-    });
-    if (n.ok() && *n != to - from) return Status(StatusCode::kStale, info.path + " changed size");
-    return n.status();
-  };
-  uint64_t pos = offset;  // everything before pos is filled
-  for (const auto& ref : where.pages()) {
-    uint64_t page_start = ref.index() * ps;
-    if (page_start >= end) {  // beyond the read: a hint for the kernel only
-      if (page_start < hint_from) continue;
-      int fd = ::open(ref.file().c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-        ::close(fd);
-      }
-      continue;
-    }
-    uint64_t from = std::max(pos, page_start), to = std::min(end, page_start + ref.length());
-    if (from >= to) continue;
-    Status st;
-    if (from == page_start && to == page_start + ref.length()) {
-      st = cache::ReadPageFileInto(ref.file(), ref.length(), ref.seed(), out + (from - offset));
-    } else {
-      memo->data.resize(static_cast<size_t>(ref.length()));
-      st = cache::ReadPageFileInto(ref.file(), ref.length(), ref.seed(), memo->data.data());
-      memo->index = st.ok() ? ref.index() : UINT64_MAX;
-      if (st.ok()) std::memcpy(out + (from - offset), memo->data.data() + (from - page_start), to - from);
-    }
-    if (!st.ok()) continue;  // evicted or bad: RPC covers it below (and the worker drops a bad page)
-    SLUICE_RETURN_IF_ERROR(fill_rpc(pos, from));
-    short_circuit_bytes_ += to - from;
-    pos = to;
-  }
-  SLUICE_RETURN_IF_ERROR(fill_rpc(pos, end));
-  return static_cast<size_t>(end - offset);
+  if (where.page_size() == 0) return Internal("worker reported no page size");
+  *page_size = where.page_size();
+  std::vector<PageRef> out;
+  out.reserve(static_cast<size_t>(where.pages_size()));
+  for (const auto& p : where.pages()) out.push_back(PageRef{p.index(), p.file(), p.length(), p.seed()});
+  return out;
 }
 
 File::~File() {
@@ -243,6 +201,118 @@ File::~File() {
     if (c.data.valid()) c.data.wait();  // the fetch thread uses this File
     fs_->readahead_in_use_ -= c.reserved;
   }
+}
+
+Status File::FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out) {
+  if (from >= to) return Status::Ok();
+  size_t at = static_cast<size_t>(from - offset);
+  const size_t limit = static_cast<size_t>(to - offset);
+  auto n = fs_->Read(info_.path, from, to - from, [&](std::string_view c) {
+    if (at + c.size() > limit) return Corruption("worker sent more bytes than asked");
+    std::memcpy(out + at, c.data(), c.size());
+    at += c.size();
+    return Status::Ok();
+  });
+  if (n.ok() && *n != to - from) return Status(StatusCode::kStale, info_.path + " changed size");
+  return n.status();
+}
+
+Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans) {
+  const uint64_t end = offset + length;  // within the file (ReadAt clipped it)
+  const uint64_t window = fs_->options_.readahead_per_handle;
+  std::vector<FileSystem::PageRef> refs;  // the located pages of this read, in order
+  bool locate = false, sequential = false;
+  uint64_t ps = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ps = page_size_;
+    if (ps && memo_index_ != UINT64_MAX && offset / ps == memo_index_ && (end - 1) / ps == memo_index_ &&
+        end <= memo_index_ * ps + memo_.size()) {
+      std::memcpy(out, memo_.data() + (offset - memo_index_ * ps), length);  // verified already
+      next_sequential_ = end;
+      furthest_read_ = std::max(furthest_read_, end);
+      return length;
+    }
+    sequential = offset <= furthest_read_ + std::max<uint64_t>(ps, length) && offset + window >= furthest_read_;
+    next_sequential_ = end;
+    furthest_read_ = sequential ? std::max(furthest_read_, end) : end;
+    if (!sequential) located_.clear(), located_until_ = 0;
+    locate = ps == 0 || (sequential && end + window / 2 > located_until_);
+    for (uint64_t i = ps ? offset / ps : 0; ps && !locate && i <= (end - 1) / ps; ++i) {
+      auto it = located_.find(i);
+      if (it == located_.end()) locate = true;
+      else refs.push_back(it->second);
+    }
+  }
+  if (locate) {
+    // Ask for the read and, for a sequential reader, the window ahead of it: the worker
+    // fetches what is missing there, and the kernel is told to read the rest ahead.
+    const uint64_t locate_end = sequential ? std::min(info_.size, end + window) : end;
+    uint64_t page_size = 0;
+    SLUICE_ASSIGN_OR_RETURN(auto pages, fs_->Locate(info_, offset, locate_end, end, &page_size));
+    refs.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    ps = page_size_ = page_size;
+    located_.erase(located_.begin(), located_.lower_bound(offset / ps));
+    for (auto& p : pages) {
+      if (p.index * ps < end) {
+        refs.push_back(p);
+      } else if (located_.emplace(p.index, p).second) {
+        int fd = ::open(p.file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+          ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+          ::close(fd);
+        }
+      }
+    }
+    if (sequential) located_until_ = std::max(located_until_, locate_end);
+  }
+  std::string memo;
+  uint64_t memo_index = UINT64_MAX;
+  uint64_t pos = offset;      // everything before pos is filled
+  uint64_t spanned = offset;  // everything before spanned is in `spans`
+  for (const auto& ref : refs) {
+    const uint64_t page_start = ref.index * ps;
+    const uint64_t from = std::max(pos, page_start), to = std::min(end, page_start + ref.length);
+    if (from >= to) continue;
+    Status st;
+    UniqueFd fd;
+    if (from == page_start && to == page_start + ref.length && spans) {
+      auto opened = cache::OpenVerifiedPageFile(ref.file, ref.length, ref.seed);
+      st = opened.status();
+      if (opened.ok()) fd = std::move(*opened);
+    } else if (from == page_start && to == page_start + ref.length) {
+      st = cache::ReadPageFileInto(ref.file, ref.length, ref.seed, out + (from - offset));
+    } else {
+      memo.resize(static_cast<size_t>(ref.length));
+      st = cache::ReadPageFileInto(ref.file, ref.length, ref.seed, memo.data());
+      if (st.ok()) {
+        memo_index = ref.index;
+        std::memcpy(out + (from - offset), memo.data() + (from - page_start), to - from);
+      }
+    }
+    if (!st.ok()) {  // evicted or bad: RPC covers it below (and the worker drops a bad page)
+      std::lock_guard<std::mutex> lock(mu_);
+      located_.erase(ref.index);
+      continue;
+    }
+    SLUICE_RETURN_IF_ERROR(FillOverRpc(offset, pos, from, out));
+    if (fd.valid()) {
+      if (from > spanned) spans->push_back(ReadSpan{UniqueFd(), 0, from - spanned});
+      spans->push_back(ReadSpan{std::move(fd), cache::kPageHeaderBytes, to - from});
+      spanned = to;
+    }
+    fs_->short_circuit_bytes_ += to - from;
+    pos = to;
+  }
+  SLUICE_RETURN_IF_ERROR(FillOverRpc(offset, pos, end, out));
+  if (spans && !spans->empty() && end > spanned) spans->push_back(ReadSpan{UniqueFd(), 0, end - spanned});
+  if (memo_index != UINT64_MAX) {
+    std::lock_guard<std::mutex> lock(mu_);
+    memo_ = std::move(memo);
+    memo_index_ = memo_index;
+  }
+  return length;
 }
 
 Result<std::string> File::Fetch(uint64_t offset, uint64_t length) {
@@ -277,7 +347,7 @@ void File::Prefetch(uint64_t from) {
   }
 }
 
-Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
+Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans) {
   if (offset >= info_.size || length == 0) return size_t{0};
   length = static_cast<size_t>(std::min<uint64_t>(length, info_.size - offset));
   bool short_circuit = fs_->ShortCircuitPossible();
@@ -286,38 +356,15 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out) {
     // memory tier, where a page file would have to be read and verified whole.
     std::lock_guard<std::mutex> lock(mu_);
     // A file of one page is one RPC either way; skip the LOCATE round trip.
-    const uint64_t ps = memo_.page_size ? memo_.page_size : (1 << 20);
-    short_circuit = info_.size > ps && (offset == next_sequential_ || length >= ps);
+    const uint64_t ps = page_size_ ? page_size_ : (1 << 20);
+    const bool near_sequential =
+        offset <= furthest_read_ + ps && offset + fs_->options_.readahead_per_handle >= furthest_read_;
+    short_circuit = info_.size > ps && (near_sequential || length >= ps);
   }
   if (short_circuit) {
-    // Same host as the worker: read its page files straight into `out`; the kernel reads
-    // ahead for sequential readers (hinted), so no read-ahead buffers of our own.
-    uint64_t hint_from = 0, hint_to = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      const uint64_t ps = memo_.page_size;
-      if (ps && offset / ps == memo_.index && (offset + length - 1) / ps == memo_.index &&
-          offset + length <= memo_.index * ps + memo_.data.size()) {
-        // Inside the page read last time (already verified).
-        std::memcpy(out, memo_.data.data() + (offset - memo_.index * ps), length);
-        next_sequential_ = offset + length;
-        return length;
-      }
-      bool sequential = offset == next_sequential_;
-      next_sequential_ = offset + length;
-      // Announce only the stretch not announced yet, in steps of half the window, so each
-      // page file is hinted once.
-      const uint64_t window = fs_->options_.readahead_per_handle;
-      uint64_t window_end = offset + length + window;
-      if (sequential && window_end >= hinted_until_ + window / 2) {
-        hint_from = std::max(offset + length, hinted_until_);
-        hint_to = window_end;
-        hinted_until_ = window_end;
-      }
-    }
-    std::lock_guard<std::mutex> lock(mu_);  // guards last_page_; one short-circuit read at a time per handle
-    auto n = fs_->ReadShortCircuit(info_, offset, length, hint_from, hint_to, out, &memo_);
+    auto n = ReadShortCircuit(offset, length, out, spans);
     if (n.ok()) return n;
+    if (spans) spans->clear();
   }
   std::unique_lock<std::mutex> lock(mu_);
   bool sequential = offset == next_sequential_;

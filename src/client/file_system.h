@@ -17,6 +17,7 @@
 
 #include "cluster/cluster_store.h"
 #include "common/config.h"
+#include "common/unique_fd.h"
 #include "rpc/client.h"
 #include "ufs/under_store.h"
 
@@ -39,6 +40,14 @@ struct ClientOptions {
   uint64_t readahead_chunk = 8ull << 20;
   uint64_t readahead_per_handle = 32ull << 20;
   uint64_t readahead_total = 256ull << 20;
+};
+
+// Part of a read's result, for callers that can splice (FUSE): either `length` bytes of an
+// open, verified page file at `fd_offset`, or (no fd) the same stretch of the read's buffer.
+struct ReadSpan {
+  UniqueFd fd;
+  uint64_t fd_offset = 0;
+  uint64_t length = 0;
 };
 
 struct ClientStats {
@@ -79,19 +88,18 @@ class FileSystem {
   static bool WorkerDown(const Status& st);
   Result<uint64_t> DirectRead(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
   bool ShortCircuitPossible() const;
-  // Reads [offset, offset + length) of `info`'s file (clipped at its end) into `out`: from the
-  // worker's page files where they exist (verifying each), the rest over RPC. Page files in
-  // [hint_from, hint_to) are announced to the kernel (WILLNEED) so a sequential reader finds
-  // them in memory. kStale when the file's version moved on.
-  // `memo` keeps the most recent page read only in part, so small sequential reads (FUSE
-  // sends 128 KiB) read and verify each page file once.
-  struct PageMemo {
-    std::string data;
-    uint64_t index = UINT64_MAX;
-    uint64_t page_size = 0;
+  // A page file of the worker's disk tier, as LOCATE reports it.
+  struct PageRef {
+    uint64_t index = 0;
+    std::string file;
+    uint64_t length = 0;
+    uint64_t seed = 0;
   };
-  Result<size_t> ReadShortCircuit(const FileInfo& info, uint64_t offset, uint64_t length, uint64_t hint_from,
-                                  uint64_t hint_to, char* out, PageMemo* memo);
+  // Asks the worker where the cached pages of [offset, end) of `info`'s file are; with
+  // `prefetch_from` < end, the worker also starts fetching the missing ones from there on.
+  // kStale when the file's version moved on.
+  Result<std::vector<PageRef>> Locate(const FileInfo& info, uint64_t offset, uint64_t end, uint64_t prefetch_from,
+                                      uint64_t* page_size);
 
   const ClientOptions options_;
   rpc::RpcClient rpc_;
@@ -105,8 +113,10 @@ class File {
  public:
   ~File();
   const FileInfo& info() const { return info_; }
-  // Reads up to `length` bytes at `offset` into `out`; fewer at the end of the file.
-  Result<size_t> ReadAt(uint64_t offset, size_t length, char* out);
+  // Reads up to `length` bytes at `offset` into `out`; fewer at the end of the file. With
+  // `spans`, whole pages cached on this host may come back as open page files instead of
+  // being copied into `out`; `spans` then lists the result in order (empty: all in `out`).
+  Result<size_t> ReadAt(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans = nullptr);
 
  private:
   friend class FileSystem;
@@ -119,13 +129,27 @@ class File {
   };
   Result<std::string> Fetch(uint64_t offset, uint64_t length);
   void Prefetch(uint64_t from);  // REQUIRES(mu_)
+  // Same host as the worker: reads [offset, offset + length) from its page files, verifying
+  // each, and over RPC what is not cached.
+  Result<size_t> ReadShortCircuit(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans);
+  // Fills out[from - offset, to - offset) over RPC.
+  Status FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out);
 
   FileSystem* const fs_;
   const FileInfo info_;
   std::mutex mu_;
   uint64_t next_sequential_ = 0;  // GUARDED_BY(mu_)
-  uint64_t hinted_until_ = 0;     // GUARDED_BY(mu_): page files up to here were announced
-  FileSystem::PageMemo memo_;     // GUARDED_BY(mu_): short-circuit: the last page read in part
+  // Short-circuit state. Reads of one handle run in parallel (the kernel's read-ahead sends
+  // several at once, slightly out of order), so "sequential" means near the furthest read.
+  uint64_t furthest_read_ = 0;  // GUARDED_BY(mu_)
+  uint64_t page_size_ = 0;      // GUARDED_BY(mu_): 0 until the first LOCATE
+  // Page files located ahead of a sequential reader, so it asks the worker once per half
+  // window rather than once per read; an evicted one is dropped when its open fails.
+  std::map<uint64_t, FileSystem::PageRef> located_;  // GUARDED_BY(mu_): by page index
+  uint64_t located_until_ = 0;                        // GUARDED_BY(mu_)
+  // The page read last in part, so small sequential reads read and verify a page file once.
+  std::string memo_;                 // GUARDED_BY(mu_)
+  uint64_t memo_index_ = UINT64_MAX;  // GUARDED_BY(mu_)
   std::vector<Chunk> chunks_;     // GUARDED_BY(mu_): read-ahead, in offset order
 };
 

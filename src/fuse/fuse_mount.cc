@@ -3,9 +3,11 @@
 #include "fuse/fuse_mount.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -47,7 +49,11 @@ int ErrnoFor(const Status& st) {
 namespace {
 
 constexpr const char* kCachedXattr = "user.sluice.cached";
-constexpr int kReadaheadKiB = 8192;
+constexpr int kReadaheadKiB = 16384;
+// The largest read libfuse asks for (its default max_write), and a pipe that holds such a
+// reply whole: splicing one needs the pipe to take header + data in one go.
+constexpr int kMaxReadBytes = 1 << 20;
+constexpr int kSplicePipeBytes = 2 << 20;
 constexpr const char* kVersionXattr = "user.sluice.version";
 
 // Whether `dir` appears as a mount point in /proc/self/mountinfo.
@@ -115,6 +121,7 @@ class LowLevelMount final : public FuseMount {
                                                        " (is /dev/fuse available, and are you root?)");
     }
     RaiseKernelReadahead();
+    splice_ = PipesCanHoldAReply();
     loop_ = std::thread([this] {
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
@@ -142,6 +149,30 @@ class LowLevelMount final : public FuseMount {
     std::ofstream out(path);
     out << kReadaheadKiB << "\n";
     if (!out) SLUICE_LOG_DEBUG("cannot raise read-ahead in {}", path);
+  }
+
+  // Cached pages are spliced from their page files into the kernel when a pipe can hold a
+  // whole reply. Pipes beyond fs.pipe-max-size (1 MiB by default) need CAP_SYS_RESOURCE, which
+  // containers often drop; as root we raise the limit to 2 MiB instead (it only bounds what
+  // one process may ask for). Without either, replies are copied: slower, still correct.
+  static bool PipesCanHoldAReply() {
+    auto try_pipe = [] {
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+      bool ok = ::fcntl(fds[0], F_SETPIPE_SZ, kSplicePipeBytes) >= kMaxReadBytes + 8 * 4096;
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return ok;
+    };
+    if (try_pipe()) return true;
+    std::ofstream("/proc/sys/fs/pipe-max-size") << kSplicePipeBytes << "\n";
+    if (try_pipe()) {
+      SLUICE_LOG_INFO("raised fs.pipe-max-size to {} so FUSE replies can be spliced", kSplicePipeBytes);
+      return true;
+    }
+    SLUICE_LOG_INFO("FUSE replies are copied, not spliced: pipes cannot grow to {} bytes (fs.pipe-max-size)",
+                    kSplicePipeBytes);
+    return false;
   }
 
   void Unmount() override {
@@ -362,9 +393,32 @@ class LowLevelMount final : public FuseMount {
     auto* file = reinterpret_cast<client::File*>(fi->fh);
     thread_local std::vector<char> buf;
     if (buf.size() < size) buf.resize(size);
-    auto n = file->ReadAt(static_cast<uint64_t>(off), size, buf.data());
+    std::vector<client::ReadSpan> spans;
+    auto n = file->ReadAt(static_cast<uint64_t>(off), size, buf.data(), Self(req)->splice_ ? &spans : nullptr);
     if (!n.ok()) return ReplyError(req, n.status(), "read", file->info().path);
-    fuse_reply_buf(req, buf.data(), *n);
+    if (spans.empty()) {
+      fuse_reply_buf(req, buf.data(), *n);
+      return;
+    }
+    // Cached pages go from their page files to the kernel by splice, never through our memory.
+    std::vector<char> storage(sizeof(fuse_bufvec) + (spans.size() - 1) * sizeof(fuse_buf));
+    auto* vec = new (storage.data()) fuse_bufvec{};
+    vec->count = spans.size();
+    size_t at = 0;
+    for (size_t i = 0; i < spans.size(); ++i) {
+      fuse_buf& b = vec->buf[i];
+      b = fuse_buf{};
+      b.size = spans[i].length;
+      if (spans[i].fd.valid()) {
+        b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+        b.fd = spans[i].fd.get();
+        b.pos = static_cast<off_t>(spans[i].fd_offset);
+      } else {
+        b.mem = buf.data() + at;
+      }
+      at += spans[i].length;
+    }
+    fuse_reply_data(req, vec, FUSE_BUF_SPLICE_MOVE);
   }
 
   static void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -462,10 +516,15 @@ class LowLevelMount final : public FuseMount {
     ReadOnly(req, "removexattr", Self(req)->PathOf(ino));
   }
 
-  static void OnInit(void*, fuse_conn_info* conn) {
+  static void OnInit(void* self, fuse_conn_info* conn) {
     conn->max_readahead = UINT32_MAX;  // the kernel caps it at what it allows
+    conn->max_background = 64;
+    conn->congestion_threshold = 48;
     conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
     conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+    auto* mount = static_cast<LowLevelMount*>(self);
+    mount->splice_ = mount->splice_ && (conn->capable & FUSE_CAP_SPLICE_WRITE);
+    if (mount->splice_) conn->want |= FUSE_CAP_SPLICE_WRITE;
   }
 
   static fuse_lowlevel_ops MakeOps() {
@@ -510,6 +569,7 @@ class LowLevelMount final : public FuseMount {
   fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;               // GUARDED_BY(mu_)
   std::mutex stop_mu_;
   fuse_session* session_ = nullptr;
+  bool splice_ = false;  // set before the loop starts
   std::thread loop_;
 };
 

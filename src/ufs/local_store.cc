@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/unique_fd.h"
 #include "ufs/stores.h"
 
 namespace sluice::ufs {
@@ -38,20 +39,6 @@ Status ErrnoStatus(int err, const std::string& what) {
       return IoError(msg);
   }
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 ObjectInfo InfoFromStat(const std::string& key, const struct stat& st) {
   ObjectInfo info;
@@ -96,7 +83,7 @@ class LocalStore final : public UnderStore {
   Result<uint64_t> ReadChecked(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
                                const ByteSink& sink) {
     SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
-    Fd fd(::open(FullPath(key).c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(FullPath(key).c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return ErrnoStatus(errno, Describe(key));
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, Describe(key));
@@ -136,7 +123,7 @@ class LocalStore final : public UnderStore {
     if (ec) return ErrnoStatus(ec.value(), Describe(key));
     std::string tmp = full + ".sluice-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(Counter());
     {
-      Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
       if (fd.get() < 0) return ErrnoStatus(errno, Describe(key));
       size_t done = 0;
       while (done < data.size()) {

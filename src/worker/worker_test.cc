@@ -283,6 +283,34 @@ TEST_F(WorkerTest, ShortCircuitReadsPageFilesAndSurvivesBadOnes) {
   EXPECT_TRUE(got == big_);
   EXPECT_GT(fs_->Stats().short_circuit_bytes, 10 * kPage);  // most pages came straight from disk
   EXPECT_LT(fs_->Stats().short_circuit_bytes, big_.size());  // the damaged ones did not
+
+  // As FUSE reads for splicing: whole pages come back as open page files, the rest in memory.
+  auto spliced = *fs_->Open("/big.bin");
+  std::string joined;
+  size_t fd_spans = 0;
+  for (uint64_t off = 0; off < big_.size(); off += 2 * kPage) {
+    std::string buf(2 * kPage, '\0');
+    std::vector<client::ReadSpan> spans;
+    auto n = spliced->ReadAt(off, buf.size(), buf.data(), &spans);
+    ASSERT_TRUE(n.ok());
+    if (spans.empty()) spans.push_back(client::ReadSpan{UniqueFd(), 0, *n});
+    size_t at = 0;
+    for (auto& span : spans) {
+      std::string part(span.length, '\0');
+      if (span.fd.valid()) {
+        ++fd_spans;
+        ASSERT_EQ(::pread(span.fd.get(), part.data(), part.size(), static_cast<off_t>(span.fd_offset)),
+                  static_cast<ssize_t>(part.size()));
+      } else {
+        part = buf.substr(at, span.length);
+      }
+      joined += part;
+      at += span.length;
+    }
+    EXPECT_EQ(at, *n);
+  }
+  EXPECT_TRUE(joined == big_);
+  EXPECT_GT(fd_spans, 10u);
 }
 
 TEST_F(WorkerTest, MetricsAndReportPages) {
