@@ -77,7 +77,10 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
   std::unique_ptr<client::FileSystem> client;
   std::unique_ptr<fuse::FuseMount> mount;
   if (!mountpoint.empty()) {
-    client = ClientFor(ctx, (*worker)->Info(), *secret);
+    // The mount lives in the worker's process: it calls the worker directly, not over TCP.
+    worker::Worker* w = worker->get();
+    client = ClientFor(ctx, w->Info(), *secret,
+                       [w](const rpc::Request& req, rpc::Responder& out) { w->HandleRpc(req, out); });
     auto m = fuse::FuseMount::Mount(mountpoint, client.get(), fuse::FuseOptions{AttrTimeout(ctx), 16, false});
     if (!m.ok()) {
       (void)ctx.store->UnregisterWorker(id);

@@ -181,8 +181,9 @@ int Mkdir(const std::string& uri, const UfsFlags& flags) {
   return st.ok() ? 0 : Fail(st);
 }
 
-// Reads every file under `uri` with `threads` readers and reports files/s and MiB/s.
-int ReadAll(const std::string& uri, int threads, const UfsFlags& flags) {
+// Reads every file under `uri` with `threads` readers, files larger than `part_size` as
+// ranged GETs of that size in parallel, and reports files/s and MiB/s.
+int ReadAll(const std::string& uri, int threads, uint64_t part_size, const UfsFlags& flags) {
   auto loc = Locate(uri, flags);
   if (!loc.ok()) return Fail(loc.status());
   auto info = loc->store->Stat(loc->key);
@@ -195,14 +196,25 @@ int ReadAll(const std::string& uri, int threads, const UfsFlags& flags) {
   } else {
     files.push_back(*info);
   }
+  struct Part {
+    const ufs::ObjectInfo* file;
+    uint64_t offset, length;
+  };
+  std::vector<Part> parts;
+  for (const auto& f : files) {
+    for (uint64_t off = 0; off == 0 || off < f.size; off += part_size) {
+      parts.push_back(Part{&f, off, std::min(part_size, f.size - off)});
+    }
+  }
   auto t0 = std::chrono::steady_clock::now();
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> bytes{0};
   std::mutex mu;
   Status first_error;
   auto worker = [&] {
-    for (size_t i = next++; i < files.size(); i = next++) {
-      auto n = loc->store->Read(files[i].path, 0, files[i].size + 1, [](std::string_view) { return Status::Ok(); });
+    for (size_t i = next++; i < parts.size(); i = next++) {
+      const Part& p = parts[i];
+      auto n = loc->store->Read(p.file->path, p.offset, p.length, [](std::string_view) { return Status::Ok(); });
       if (n.ok()) {
         bytes += *n;
       } else {
@@ -282,8 +294,17 @@ void AddUfsCommands(CLI::App& app, CommandResult* result) {
   auto* read = ufs->add_subcommand("read", "Read every file below URI and report the throughput");
   read->add_option("URI", *uri, kUriHelp)->required();
   read->add_option("-j,--threads", *threads, "Parallel readers")->check(CLI::Range(1, 256));
+  auto part_size = std::make_shared<std::string>("8MiB");
+  read->add_option("--part-size", *part_size, "Read larger files as parallel ranged GETs of this size (default 8MiB)");
   add_common(read);
-  read->callback([=] { result->exit_code = ReadAll(*uri, *threads, *flags); });
+  read->callback([=] {
+    auto size = ParseSize(*part_size);
+    if (!size.ok() || *size == 0) {
+      result->exit_code = Fail(InvalidArgument("--part-size: expected a size such as 8MiB, got '" + *part_size + "'"));
+      return;
+    }
+    result->exit_code = ReadAll(*uri, *threads, *size, *flags);
+  });
 }
 
 }  // namespace sluice::cli

@@ -111,6 +111,53 @@ Result<std::unique_ptr<RpcClient::Connection>> RpcClient::Connect() {
   return conn;
 }
 
+namespace {
+
+// The status field every response message carries.
+Status StatusOf(const google::protobuf::Message& response) {
+  const auto* field = response.GetDescriptor()->FindFieldByName("status");
+  return field ? FromProto(static_cast<const RpcStatus&>(response.GetReflection()->GetMessage(response, field)))
+               : Status::Ok();
+}
+
+// Collects a handler's answer in this process: READ_DATA payloads go straight to the sink
+// (a sink error stops the handler, as a vanished client would), the last frame is the reply.
+class InProcessResponder final : public Responder {
+ public:
+  InProcessResponder(FrameType type, google::protobuf::Message* response, const ufs::ByteSink* data)
+      : type_(type), response_(response), data_(data) {}
+
+  Status Send(FrameType type, uint64_t, const google::protobuf::MessageLite& header,
+              std::string_view payload) override {
+    if (type == FrameType::kReadData && type_ == FrameType::kRead) {
+      if (data_ && sink_status_.ok()) sink_status_ = (*data_)(payload);
+      return sink_status_;
+    }
+    if (type != type_ || !response_->ParseFromString(header.SerializeAsString())) {
+      reply_ = Corruption("unexpected answer from the in-process sluice worker");
+    } else {
+      reply_ = StatusOf(*response_);
+    }
+    answered_ = true;
+    return Status::Ok();
+  }
+
+  Status Result() const {
+    if (!sink_status_.ok()) return sink_status_;  // what stopped the stream
+    if (!answered_) return Internal("the in-process sluice worker did not answer");
+    return reply_;
+  }
+
+ private:
+  const FrameType type_;
+  google::protobuf::Message* const response_;
+  const ufs::ByteSink* const data_;
+  Status sink_status_, reply_;
+  bool answered_ = false;
+};
+
+}  // namespace
+
 Status RpcClient::CallOn(Connection& c, FrameType type, const std::string& request, google::protobuf::Message* response,
                          const ufs::ByteSink* data, bool* got_reply, bool* complete) {
   auto lost = [&](const std::string& what) {
@@ -147,17 +194,28 @@ Status RpcClient::CallOn(Connection& c, FrameType type, const std::string& reque
     if (rh->type != type) return Corruption("unexpected frame type from " + Endpoint());
     if (!response->ParseFromString(header)) return Corruption("unparsable response from " + Endpoint());
     *complete = true;  // the exchange is over: the connection can serve the next call
-    const auto* field = response->GetDescriptor()->FindFieldByName("status");
-    Status st = field ? FromProto(static_cast<const RpcStatus&>(response->GetReflection()->GetMessage(*response, field)))
-                      : Status::Ok();
+    Status st = StatusOf(*response);
     if (!st.ok()) return st;
     return sink_status;
   }
 }
 
+
+Status RpcClient::CallInProcess(FrameType type, const std::string& request, google::protobuf::Message* response,
+                                const ufs::ByteSink* data) {
+  Request req;
+  req.frame.type = type;
+  req.frame.header_len = static_cast<uint32_t>(request.size());
+  req.header = request;
+  InProcessResponder out(type, response, data);
+  options_.in_process(req, out);
+  return out.Result();
+}
+
 Status RpcClient::Call(FrameType type, const google::protobuf::MessageLite& request, google::protobuf::Message* response,
                        const ufs::ByteSink* data) {
   std::string bytes = request.SerializeAsString();
+  if (options_.in_process) return CallInProcess(type, bytes, response, data);
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Connection> conn;
     bool pooled = false;

@@ -1,7 +1,10 @@
 // RpcClient: the blocking client side of the RPC protocol, for the CLI, FUSE and Python
 // edges. It keeps a pool of authenticated connections to one worker and reuses them; a
 // pooled connection found dead (worker restarted) is replaced transparently once. Errors
-// reaching the worker are kUnavailable and retryable, naming host:port. Thread-safe.
+// reaching the worker are kUnavailable and retryable, naming host:port. A client living in
+// the worker's own process (`sluice local --mountpoint`) can call the worker's handler
+// directly: same frames and answers, no socket, and READ_DATA arrives without a copy.
+// Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -14,6 +17,7 @@
 
 #include "common/status.h"
 #include "rpc/frame.h"
+#include "rpc/server.h"
 #include "rpc/sluice_rpc.pb.h"
 #include "ufs/under_store.h"
 
@@ -26,6 +30,7 @@ struct RpcClientOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds io_timeout{120000};  // no byte moving for this long
   size_t max_idle_connections = 32;
+  Handler in_process;  // when set, calls go to this handler in this process, not to host:port
 };
 
 class RpcClient {
@@ -47,6 +52,8 @@ class RpcClient {
   Result<std::unique_ptr<Connection>> Connect();
   Status CallOn(Connection& c, FrameType type, const std::string& request, google::protobuf::Message* response,
                 const ufs::ByteSink* data, bool* got_reply, bool* complete);
+  Status CallInProcess(FrameType type, const std::string& request, google::protobuf::Message* response,
+                       const ufs::ByteSink* data);
 
   const RpcClientOptions options_;
   std::mutex mu_;

@@ -137,6 +137,35 @@ TEST(RpcTest, CallsAndStreamedReads) {
   EXPECT_EQ(server->Stats().connections, 1u);  // one pooled connection did it all
 }
 
+TEST(RpcTest, InProcessCallsReachTheHandlerDirectly) {
+  RpcClientOptions o;
+  o.port = 1;  // nothing listens there: every call must stay in this process
+  o.in_process = EchoHandler;
+  RpcClient client(o);
+  PathRequest req;
+  req.set_path("/a/b");
+  StatResponse resp;
+  ASSERT_TRUE(client.Call(FrameType::kStat, req, &resp).ok());
+  EXPECT_EQ(resp.info().size(), 4u);
+  req.set_path("/missing");
+  EXPECT_EQ(client.Call(FrameType::kStat, req, &resp).code(), StatusCode::kNotFound);
+
+  ReadRequest read;
+  read.set_length((3 << 20) + 7);
+  uint64_t got = 0;
+  ufs::ByteSink sink = [&](std::string_view c) {
+    got += c.size();
+    return Status::Ok();
+  };
+  ReadResponse done;
+  ASSERT_TRUE(client.Call(FrameType::kRead, read, &done, &sink).ok());
+  EXPECT_EQ(got, (3u << 20) + 7);
+  EXPECT_EQ(done.bytes(), got);
+  // A sink that refuses stops the handler's stream and its error comes back.
+  ufs::ByteSink refuse = [](std::string_view) { return Corruption("no room"); };
+  EXPECT_EQ(client.Call(FrameType::kRead, read, &done, &refuse).code(), StatusCode::kCorruption);
+}
+
 TEST(RpcTest, ConcurrentClientsShareThePool) {
   auto server = StartServer();
   RpcClient client(ClientFor(*server));

@@ -83,6 +83,9 @@ class Worker {
   // Internal: a mount's live state, shared with running jobs.
   struct MountState;
 
+  // Answers one RPC request: the RPC server's handler, and an in-process client's.
+  void HandleRpc(const rpc::Request& request, rpc::Responder& responder);
+
  private:
   Worker(Config config, cluster::ClusterStore* store, std::string id);
   Result<std::shared_ptr<MountState>> StateFor(const cluster::MountPoint& mount);
@@ -93,7 +96,6 @@ class Worker {
   std::optional<std::vector<std::string>> MountsBelow(const std::string& path);
   // Every file below `path` (or the file itself).
   Result<std::vector<std::pair<std::shared_ptr<MountState>, ufs::ObjectInfo>>> FilesBelow(const std::string& path);
-  void HandleRpc(const rpc::Request& request, rpc::Responder& responder);
   // The HTTP endpoint's pages: /metrics, /api/v1/report, /api/v1/jobs/ID. Sets the content type.
   Result<std::string> HttpGet(const std::string& target, std::string* content_type);
 
