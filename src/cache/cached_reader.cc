@@ -5,6 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "cache/page_buffers.h"
+
 namespace sluice::cache {
 
 // One page being fetched; readers that want it wait here.
@@ -80,20 +82,20 @@ CachedReader::~CachedReader() = default;
 
 Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
                               const std::vector<std::shared_ptr<Flight>>& flights,
-                              const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched) {
+                              const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched,
+                              bool readahead) {
   const uint64_t ps = store_->page_size();
   const uint64_t start = first * ps;
   const uint64_t end = std::min(file.size, (first + flights.size()) * ps);
   size_t next = 0;  // flight of the page being assembled
-  std::string buffer;
-  buffer.reserve(static_cast<size_t>(std::min(ps, end - start)));
+  PageBuffers& buffers = PageBuffers::Global();
+  std::unique_ptr<std::string> buffer = buffers.Take(static_cast<size_t>(std::min(ps, end - start)));
   Status consumer_status;  // an error from on_page stops handing pages out, not caching them
 
   auto finish_page = [&]() {
-    auto page = std::make_shared<const std::string>(std::move(buffer));
-    buffer = std::string();
+    PageData page = buffers.Share(std::move(buffer));
     uint64_t index = first + next;
-    store_->Put(PageKey{file.id, index}, page);
+    store_->Put(PageKey{file.id, index}, page, !readahead);
     {
       std::lock_guard<std::mutex> lock(mu_);
       flights_.erase(PageKey{file.id, index});
@@ -101,7 +103,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
     flights[next]->Complete(Status::Ok(), page);
     ++next;
     if (consumer_status.ok()) consumer_status = on_page(index, page);
-    if (next < flights.size()) buffer.reserve(static_cast<size_t>(std::min(ps, end - (first + next) * ps)));
+    if (next < flights.size()) buffer = buffers.Take(static_cast<size_t>(std::min(ps, end - (first + next) * ps)));
   };
 
   throttle_->Acquire();
@@ -109,11 +111,11 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
     throttle_->Spend(chunk.size());
     while (!chunk.empty() && next < flights.size()) {
       uint64_t page_end = std::min(end, (first + next + 1) * ps);
-      uint64_t want = page_end - (first + next) * ps - buffer.size();
+      uint64_t want = page_end - (first + next) * ps - buffer->size();
       size_t take = static_cast<size_t>(std::min<uint64_t>(want, chunk.size()));
-      buffer.append(chunk.substr(0, take));
+      buffer->append(chunk.substr(0, take));
       chunk.remove_prefix(take);
-      if (buffer.size() == page_end - (first + next) * ps) finish_page();
+      if (buffer->size() == page_end - (first + next) * ps) finish_page();
     }
     return Status::Ok();
   });
@@ -143,8 +145,8 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
 }
 
 Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
-                                 const std::function<Status(uint64_t, const PageData&)>& on_page,
-                                 uint64_t* fetched) {
+                                 const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched,
+                                 bool readahead) {
   const uint64_t ps = store_->page_size();
   if (offset >= file.size || length == 0) return Status::Ok();
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
@@ -153,6 +155,10 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
   uint64_t index = offset / ps;
   while (index <= last) {
     PageKey key{file.id, index};
+    if (readahead && store_->Contains(key)) {  // cached: nothing to fetch, nothing to read
+      ++index;
+      continue;
+    }
     if (PageData data = store_->Get(key)) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -183,12 +189,14 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
         stats_.page_misses += mine.size();
       }
     }
-    if (theirs) {
+    if (theirs && readahead) {
+      ++index;
+    } else if (theirs) {
       SLUICE_ASSIGN_OR_RETURN(PageData data, theirs->Wait());
       SLUICE_RETURN_IF_ERROR(on_page(index, data));
       ++index;
     } else if (!mine.empty()) {
-      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched));
+      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched, readahead));
       index += mine.size();
     }
     // else: the page landed in the store between Get and the claim; loop to read it.
@@ -218,6 +226,13 @@ Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uin
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(
       ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched));
+  return fetched;
+}
+
+Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset, uint64_t length) {
+  uint64_t fetched = 0;
+  SLUICE_RETURN_IF_ERROR(ForEachPage(
+      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, true));
   return fetched;
 }
 

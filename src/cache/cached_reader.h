@@ -55,6 +55,11 @@ class CachedReader {
   // from the under-store (0 when all was cached).
   Result<uint64_t> Load(const CachedFile& file, uint64_t offset, uint64_t length);
 
+  // Like Load, for read-ahead: pages another reader is already fetching are skipped rather
+  // than waited for, so a prefetch thread never idles behind someone else's fetch, and the
+  // fetched pages go to the disk tier only (see PageStore::Put).
+  Result<uint64_t> Prefetch(const CachedFile& file, uint64_t offset, uint64_t length);
+
   // How many bytes of the file are cached (in any tier).
   uint64_t CachedBytes(const CachedFile& file);
 
@@ -67,11 +72,15 @@ class CachedReader {
   // Fetches pages [first, first + flights.size()) with one ranged read, completing each
   // flight as its page arrives and passing completed pages to `on_page`.
   Status FetchRun(const CachedFile& file, uint64_t first, const std::vector<std::shared_ptr<Flight>>& flights,
-                  const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched);
+                  const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
+                  bool readahead);
 
   // Calls on_page for every page of the range, in order; adds under-store bytes to *fetched.
+  // For `readahead` (Prefetch), pages cached or being fetched by others are passed over (not
+  // handed to on_page).
   Status ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
-                     const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched);
+                     const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
+                     bool readahead = false);
 
   PageStore* const store_;
   ufs::UnderStore* const ufs_;

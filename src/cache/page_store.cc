@@ -415,10 +415,11 @@ PageData PageStore::Get(const PageKey& key) {
   return nullptr;
 }
 
-void PageStore::Put(const PageKey& key, PageData data) {
+void PageStore::Put(const PageKey& key, PageData data, bool memory) {
   ++puts_;
-  bool in_memory = memory_->Put(key, data);
-  if (!DiskFor(key)) {
+  const bool disk = DiskFor(key) != nullptr;
+  bool in_memory = (memory || !disk) && memory_->Put(key, data);
+  if (!disk) {
     if (!in_memory) ++refused_;
     return;
   }

@@ -73,7 +73,10 @@ class PageStore {
   PageData Get(const PageKey& key);
 
   // Caches a page in memory and (in the background) on disk, evicting per policy; best effort.
-  void Put(const PageKey& key, PageData data);
+  // With `memory` false and a disk tier for the page, it goes to disk only: read-ahead of a
+  // long sequential scan would otherwise push readers' pages out of memory, and each page it
+  // keeps there is fresh memory the kernel must fault in.
+  void Put(const PageKey& key, PageData data, bool memory = true);
 
   // Waits until every queued disk write has finished.
   void Flush();

@@ -253,12 +253,21 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
     }
   }
   if (prefetch && missing_from != UINT64_MAX) {
-    // In 8-page chunks, so the under-store sees a few large ranged GETs in parallel.
+    // Each stretch is queued once (readers ask again with every read while it is missing),
+    // in 8-page chunks, so the under-store sees a few large ranged GETs in parallel.
+    uint64_t first = missing_from;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (prefetched_until_.size() > 4096) prefetched_until_.clear();
+      uint64_t& until = prefetched_until_[{id.lo, id.hi}];
+      if (until > first && until <= last + 1) first = until;
+      until = last + 1;
+    }
     const cache::CachedFile file = state->FileOf(*info);
     const uint64_t chunk = 8 * ps, end = (last + 1) * ps;
-    for (uint64_t from = missing_from * ps; from < end; from += chunk) {
+    for (uint64_t from = first * ps; from < end; from += chunk) {
       prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from)] {
-        (void)state->reader->Load(file, from, len);
+        (void)state->reader->Prefetch(file, from, len);
       });
     }
   }

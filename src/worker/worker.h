@@ -109,6 +109,8 @@ class Worker {
   std::string mounts_version_;                                // GUARDED_BY(mu_)
   cluster::MountTable table_;                                 // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<MountState>> states_;  // GUARDED_BY(mu_): by mount path
+  // Per file (by id), the page up to which read-ahead was already queued.
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> prefetched_until_;  // GUARDED_BY(mu_)
 
   std::atomic<uint64_t> bytes_served_{0};
   std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
