@@ -80,6 +80,24 @@ TEST_F(CachedReaderTest, CoalescesSequentialMisses) {
   EXPECT_EQ(*reader.Load(file_, 0, data_.size()), 0u);  // all cached now
 }
 
+TEST_F(CachedReaderTest, PrefetchFillsTheDiskTierOnlyAndSkipsWhatIsCached) {
+  auto reader = Reader();
+  ASSERT_TRUE(reader.Read(file_, 0, kPage, [](std::string_view) { return Status::Ok(); }).ok());
+  EXPECT_EQ(*reader.Prefetch(file_, 0, 10 * kPage), 9 * kPage);  // page 0 was cached already
+  store_->Flush();
+  auto stats = store_->Stats();
+  EXPECT_EQ(stats.tiers[0].pages, 1u);   // memory: only the page a reader asked for
+  EXPECT_EQ(stats.tiers[1].pages, 10u);  // disk: all of them
+  EXPECT_EQ(*reader.Prefetch(file_, 0, 10 * kPage), 0u);
+  std::string got;
+  ASSERT_TRUE(reader.Read(file_, 0, 10 * kPage, [&](std::string_view c) {
+    got.append(c);
+    return Status::Ok();
+  }).ok());
+  EXPECT_EQ(got, data_.substr(0, 10 * kPage));
+  EXPECT_EQ(ufs_->counters().bytes_read.load(), 10 * kPage);
+}
+
 TEST_F(CachedReaderTest, ConcurrentColdReadersFetchEachPageOnce) {
   auto reader = Reader();
   std::vector<std::thread> threads;
