@@ -83,7 +83,7 @@ CachedReader::~CachedReader() = default;
 Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
                               const std::vector<std::shared_ptr<Flight>>& flights,
                               const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched,
-                              bool readahead) {
+                              bool memory) {
   const uint64_t ps = store_->page_size();
   const uint64_t start = first * ps;
   const uint64_t end = std::min(file.size, (first + flights.size()) * ps);
@@ -95,7 +95,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
   auto finish_page = [&]() {
     PageData page = buffers.Share(std::move(buffer));
     uint64_t index = first + next;
-    store_->Put(PageKey{file.id, index}, page, !readahead);
+    store_->Put(PageKey{file.id, index}, page, memory);
     {
       std::lock_guard<std::mutex> lock(mu_);
       flights_.erase(PageKey{file.id, index});
@@ -146,7 +146,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
 
 Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
                                  const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched,
-                                 bool readahead) {
+                                 bool readahead, bool memory) {
   const uint64_t ps = store_->page_size();
   if (offset >= file.size || length == 0) return Status::Ok();
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
@@ -196,7 +196,7 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
       SLUICE_RETURN_IF_ERROR(on_page(index, data));
       ++index;
     } else if (!mine.empty()) {
-      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched, readahead));
+      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched, memory));
       index += mine.size();
     }
     // else: the page landed in the store between Get and the claim; loop to read it.
@@ -204,7 +204,8 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
   return Status::Ok();
 }
 
-Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink) {
+Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
+                                    bool memory) {
   const uint64_t ps = store_->page_size();
   if (offset >= file.size || length == 0) return uint64_t{0};
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
@@ -217,7 +218,7 @@ Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uin
     SLUICE_RETURN_IF_ERROR(sink(std::string_view(*page).substr(from, to - from)));
     delivered += to - from;
     return Status::Ok();
-  }, &fetched);
+  }, &fetched, false, memory);
   if (!st.ok()) return st;
   return delivered;
 }
@@ -225,14 +226,14 @@ Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uin
 Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uint64_t length) {
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(
-      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched));
+      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, false, true));
   return fetched;
 }
 
 Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset, uint64_t length) {
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(ForEachPage(
-      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, true));
+      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, true, false));
   return fetched;
 }
 

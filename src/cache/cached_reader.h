@@ -49,7 +49,9 @@ class CachedReader {
 
   // Reads [offset, offset + length) of `file`, clipped at its size, into `sink` in order.
   // Returns the bytes delivered.
-  Result<uint64_t> Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
+  // With `memory` false, pages fetched for it go to the disk tier only (see PageStore::Put).
+  Result<uint64_t> Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
+                        bool memory = true);
 
   // Brings every page of [offset, offset + length) into the cache; returns the bytes fetched
   // from the under-store (0 when all was cached).
@@ -73,14 +75,14 @@ class CachedReader {
   // flight as its page arrives and passing completed pages to `on_page`.
   Status FetchRun(const CachedFile& file, uint64_t first, const std::vector<std::shared_ptr<Flight>>& flights,
                   const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
-                  bool readahead);
+                  bool memory);
 
   // Calls on_page for every page of the range, in order; adds under-store bytes to *fetched.
   // For `readahead` (Prefetch), pages cached or being fetched by others are passed over (not
-  // handed to on_page).
+  // handed to on_page). `memory`: whether fetched pages are also kept in the memory tier.
   Status ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
                      const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
-                     bool readahead = false);
+                     bool readahead, bool memory);
 
   PageStore* const store_;
   ufs::UnderStore* const ufs_;

@@ -82,11 +82,13 @@ Result<uint64_t> FileSystem::DirectRead(const std::string& path, uint64_t offset
   return direct.first->Read(direct.second, offset, length, sink);
 }
 
-Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink) {
+Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
+                                  bool disk_only) {
   rpc::ReadRequest req;
   req.set_path(path);
   req.set_offset(offset);
   req.set_length(length);
+  req.set_disk_only(disk_only);
   rpc::ReadResponse resp;
   uint64_t delivered = 0;
   ufs::ByteSink counting = [&](std::string_view chunk) {
@@ -207,12 +209,13 @@ Status File::FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out)
   if (from >= to) return Status::Ok();
   size_t at = static_cast<size_t>(from - offset);
   const size_t limit = static_cast<size_t>(to - offset);
+  // This reader finds cached pages in page files, so it needs none kept in worker memory.
   auto n = fs_->Read(info_.path, from, to - from, [&](std::string_view c) {
     if (at + c.size() > limit) return Corruption("worker sent more bytes than asked");
     std::memcpy(out + at, c.data(), c.size());
     at += c.size();
     return Status::Ok();
-  });
+  }, /*disk_only=*/true);
   if (n.ok() && *n != to - from) return Status(StatusCode::kStale, info_.path + " changed size");
   return n.status();
 }

@@ -65,8 +65,9 @@ class FileSystem {
 
   Result<FileInfo> Stat(const std::string& path);
   Result<std::vector<FileInfo>> List(const std::string& path);
-  // Streams [offset, offset + length) of a file to `sink`.
-  Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
+  // Streams [offset, offset + length) of a file to `sink`. `disk_only`: see ReadRequest.
+  Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
+                        bool disk_only = false);
   Result<std::unique_ptr<File>> Open(const std::string& path);
 
   // Cache administration (worker only; no fallback).

@@ -193,7 +193,8 @@ Result<std::vector<Entry>> Worker::List(const std::string& path) {
   return out;
 }
 
-Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink) {
+Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
+                             bool disk_only) {
   SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
   auto& [state, key] = resolved;
   auto info = state->meta->Stat(key);
@@ -204,7 +205,7 @@ Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t
     delivered += chunk.size();
     return sink(chunk);
   };
-  auto n = state->reader->Read(state->FileOf(*info), offset, length, counted);
+  auto n = state->reader->Read(state->FileOf(*info), offset, length, counted, !disk_only);
   if (!n.ok() && n.status().code() == StatusCode::kStale) {
     // The file changed under a cached stat: learn the new version (its old pages are freed).
     // Bytes already sent cannot be taken back, so the read is redone only if none went out.
@@ -212,7 +213,7 @@ Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t
     if (delivered == 0) {
       info = state->meta->Stat(key);
       if (!info.ok()) return info.status().WithContext(state->Name());
-      n = state->reader->Read(state->FileOf(*info), offset, length, counted);
+      n = state->reader->Read(state->FileOf(*info), offset, length, counted, !disk_only);
     }
   }
   if (!n.ok()) return n.status().WithContext("reading " + path + " from " + state->Name());

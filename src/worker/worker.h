@@ -59,7 +59,8 @@ class Worker {
   Result<Entry> Stat(const std::string& path);
   Result<std::vector<Entry>> List(const std::string& path);
   // Reads a file through the cache; bytes go to `sink` in order.
-  Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
+  Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
+                        bool disk_only = false);
   // The cached pages of [offset, offset + length) that lie in page files on this host. With
   // `prefetch`, the missing pages from `prefetch_from` on are fetched in the background.
   Result<rpc::LocateResponse> Locate(const std::string& path, uint64_t offset, uint64_t length, bool prefetch = false,

@@ -68,9 +68,10 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed READ request"));
       // Each page goes out as its own frame, straight from the cache's buffer.
       rpc::ReadResponse empty;
-      auto n = Read(in.path(), in.offset(), in.length(), [&](std::string_view chunk) {
-        return out.Send(rpc::FrameType::kReadData, req.frame.request_id, empty, chunk);
-      });
+      auto n = Read(
+          in.path(), in.offset(), in.length(),
+          [&](std::string_view chunk) { return out.Send(rpc::FrameType::kReadData, req.frame.request_id, empty, chunk); },
+          in.disk_only());
       if (n.ok()) resp.set_bytes(*n);
       return Answer(out, req, resp, n.status());
     }

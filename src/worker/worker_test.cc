@@ -109,6 +109,22 @@ TEST_F(WorkerTest, StatListAndReadThroughTheCache) {
   EXPECT_EQ(ReadAll("/tree/sub/b.txt"), "bravo!");
 }
 
+TEST_F(WorkerTest, DiskOnlyReadsLeaveTheMemoryTierAlone) {
+  std::string got;
+  auto n = fs_->Read("/big.bin", 0, 4 * kPage, [&](std::string_view c) {
+    got.append(c);
+    return Status::Ok();
+  }, /*disk_only=*/true);
+  ASSERT_TRUE(n.ok());
+  EXPECT_TRUE(got == big_.substr(0, 4 * kPage));
+  auto report = fs_->Report();
+  ASSERT_GE(report->tiers_size(), 2);
+  EXPECT_EQ(report->tiers(0).pages(), 0u);  // memory
+  EXPECT_TRUE(testing::WaitFor([&] { return fs_->Report()->tiers(1).pages() == 4u; }, 10s));  // disk, written behind
+  EXPECT_TRUE(ReadAll("/big.bin", 0, 4 * kPage) == big_.substr(0, 4 * kPage));
+  EXPECT_EQ(UfsBytes(), 4 * kPage);  // the second read came from the disk tier
+}
+
 TEST_F(WorkerTest, ConcurrentColdReadersCostOneUnderStoreRead) {
   std::vector<std::thread> readers;
   std::atomic<int> wrong{0};
