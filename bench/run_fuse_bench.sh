@@ -2,8 +2,9 @@
 # run_fuse_bench.sh - sluice's FUSE mount against what users would pick instead, in one run,
 # on one bucket of a local Ceph RGW, page cache dropped before every pass (BENCHMARKS.md):
 # local disk, s3fs (disk cache), rclone mount (VFS cache full), direct GETs, and sluice.
-# Scenarios: a 256 MiB file read sequentially; 1000 x 100 KiB files with 8 readers;
-# `ls -l` of that 1000-entry directory and time to first byte; a resnet50-like DLIO run
+# Scenarios: a 256 MiB file read sequentially; 1000 x 100 KiB files with 1 and 8 readers;
+# `ls -l` of that 1000-entry directory and of 10,000 files of 0-4 KiB (stat of each), time to
+# first byte; a resnet50-like DLIO run
 # (records of 114,660 B), with the most simulated accelerators kept at AU >= 90% and an epoch 1
 # with `sluice load` started alongside. Each: a cold pass, then a warm pass.
 # Writes bench/results/fuse.json, fuse.md and (with python3-matplotlib) fuse.png.
@@ -23,7 +24,7 @@ DLIO=$PWD/build/release/bench/dlio_bench
 SCALE=${SCALE:-1}
 REPEAT=${REPEAT:-3}
 CONTENDERS=${CONTENDERS:-local direct s3fs rclone sluice}
-SCENARIOS=${SCENARIOS:-seq-256MiB lsl-1000 small-100KiB-8threads ttfb resnet50-like resnet50-like-max-accelerators}
+SCENARIOS=${SCENARIOS:-seq-256MiB lsl-1000 lsl-10k small-100KiB-1thread small-100KiB-8threads ttfb resnet50-like resnet50-like-max-accelerators}
 wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
 S=${SCRATCH:-/var/tmp/sluice-fuse-bench}
 OUT=$PWD/bench/results
@@ -46,11 +47,13 @@ log "dataset (scale $SCALE)"
 import os, random, sys
 root, scale = sys.argv[1], int(sys.argv[2])
 rng = random.Random(1)
-os.makedirs(f"{root}/big"); os.makedirs(f"{root}/small"); os.makedirs(f"{root}/resnet")
+os.makedirs(f"{root}/big"); os.makedirs(f"{root}/small"); os.makedirs(f"{root}/resnet"); os.makedirs(f"{root}/meta")
 with open(f"{root}/big/file.bin", "wb") as f:
     for _ in range(256 * scale): f.write(rng.randbytes(1 << 20))
 for i in range(1000 * scale):
     with open(f"{root}/small/img_{i:06d}.jpg", "wb") as f: f.write(rng.randbytes(100 * 1024))
+for i in range(10000 * scale):
+    with open(f"{root}/meta/m_{i:06d}", "wb") as f: f.write(rng.randbytes(rng.randrange(4097)))
 for i in range(8 * scale):
     with open(f"{root}/resnet/shard_{i:04d}.rec", "wb") as f: f.write(rng.randbytes(256 * 114660))
 PY
@@ -74,6 +77,8 @@ scenarios() {
   local -A cmd=(
     [seq-256MiB]="$DLIO seq $dir/big/file.bin --jobs 1"
     [lsl-1000]="$DLIO lsl $dir/small"
+    [lsl-10k]="$DLIO lsl $dir/meta"
+    [small-100KiB-1thread]="$DLIO small $dir/small --jobs 1"
     [small-100KiB-8threads]="$DLIO small $dir/small --jobs 8"
     [ttfb]="$DLIO ttfb $dir/small"
     [resnet50-like]="$DLIO train $dir/resnet --record-size 114660 --batch 64 --readers 8 --compute 0.05 --accelerators 2 --epochs 1"
@@ -143,7 +148,7 @@ CONF
 rclone_mount() {
   umount "$S/mnt/rclone" 2>/dev/null || true; rm -rf "$S/rclone-cache"; mkdir -p "$S/mnt/rclone"
   env -u AWS_CA_BUNDLE rclone --config "$S/rclone.conf" mount s3:bench "$S/mnt/rclone" --vfs-cache-mode full \
-    --cache-dir "$S/rclone-cache" --daemon
+    --vfs-cache-max-size 4G --cache-dir "$S/rclone-cache" --daemon
   wait_mount "$S/mnt/rclone"
 }
 scenarios "$S/mnt/rclone" rclone rclone_mount
