@@ -70,73 +70,25 @@ record() {  # contender scenario pass json
 }
 wait_mount() { for _ in $(seq 200); do grep -q " $1 " /proc/self/mountinfo && return 0; sleep 0.05; done; return 1; }
 
-# Runs every scenario on DIR (a mount or the local copy) for contender $2: for each, the
-# cold-reset command $3 (empty caches, fresh metadata), a cold pass, then a warm pass.
-scenarios() {
-  local dir=$1 who=$2 reset=$3 pass name
-  local -A cmd=(
-    [seq-256MiB]="$DLIO seq $dir/big/file.bin --jobs 1"
-    [lsl-1000]="$DLIO lsl $dir/small"
-    [lsl-10k]="$DLIO lsl $dir/meta"
-    [small-100KiB-1thread]="$DLIO small $dir/small --jobs 1"
-    [small-100KiB-8threads]="$DLIO small $dir/small --jobs 8"
-    [ttfb]="$DLIO ttfb $dir/small"
-    [resnet50-like]="$DLIO train $dir/resnet --record-size 114660 --batch 64 --readers 8 --compute 0.05 --accelerators 2 --epochs 1"
-  )
-  for name in $SCENARIOS; do
-    [[ -n ${cmd[$name]:-} ]] || continue
-    for _ in $(seq "$REPEAT"); do
-      eval "$reset"
-      for pass in cold warm; do
-        drop; record "$who" "$name" "$pass" "$(${cmd[$name]})"
-      done
-    done
-  done
-  [[ " $SCENARIOS " == *" resnet50-like-max-accelerators "* ]] || return 0
-  # Warm epochs with more and more simulated accelerators: the most that stay at AU >= 90%
-  # (the median AU of REPEAT epochs at each count).
-  local n best=0 au
-  for n in 1 2 4 8 16; do
-    au=$(for _ in $(seq "$REPEAT"); do
-      drop
-      "$DLIO" train "$dir/resnet" --record-size 114660 --batch 64 --readers 8 --compute 0.05 \
-        --accelerators "$n" --epochs 1 | sed -E 's/.*"train_au_percentage": ([0-9.]+).*/\1/'
-    done | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-    echo "$who resnet50-like warm, $n accelerators: median AU $au%" >&2
-    awk -v a="$au" 'BEGIN { exit !(a >= 90) }' && best=$n || break
-  done
-  record "$who" resnet50-like-max-accelerators warm "{\"accelerators_at_au90\": $best}"
-}
-
+# Every contender is set up first and they take turns within each repetition, so a drift in
+# the machine's speed (disk, CPU: this is a shared VM) hits all of them alike.
+declare -A DIR RESET
 if wants local; then
-  log "local disk"
-  scenarios "$S/data" local true
+  DIR[local]=$S/data RESET[local]=true
 fi
-
-if wants direct; then
-  log "direct parallel GETs (sluice ufs read -j 8: 8 MiB ranged GETs, no cache)"
-  for _ in $(seq "$REPEAT"); do
-    drop; record direct seq-256MiB cold "$("$SLUICE" ufs read -j 8 s3://bench/big | sed -E 's/.*: ([0-9.]+) MiB\/s.*/{"mib_per_second": \1}/')"
-    drop; record direct small-100KiB-8threads cold "$("$SLUICE" ufs read -j 8 s3://bench/small | sed -E 's/.*: ([0-9.]+) MiB\/s, ([0-9]+) files\/s.*/{"files_per_second": \2, "mib_per_second": \1}/')"
-  done
-fi
-
 if wants s3fs; then
-log "s3fs"
-echo "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$S/s3fs.passwd"; chmod 600 "$S/s3fs.passwd"
-s3fs_mount() {
-  umount "$S/mnt/s3fs" 2>/dev/null || true; rm -rf "$S/s3fs-cache"; mkdir -p "$S/mnt/s3fs" "$S/s3fs-cache"
-  s3fs bench "$S/mnt/s3fs" -o "url=$AWS_ENDPOINT_URL,use_path_request_style,passwd_file=$S/s3fs.passwd" \
-    -o "use_cache=$S/s3fs-cache,parallel_count=30,multireq_max=30"
-  wait_mount "$S/mnt/s3fs"
-}
-scenarios "$S/mnt/s3fs" s3fs s3fs_mount
-umount "$S/mnt/s3fs"
+  echo "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$S/s3fs.passwd"; chmod 600 "$S/s3fs.passwd"
+  s3fs_mount() {
+    umount "$S/mnt/s3fs" 2>/dev/null || true; rm -rf "$S/s3fs-cache"; mkdir -p "$S/mnt/s3fs" "$S/s3fs-cache"
+    s3fs bench "$S/mnt/s3fs" -o "url=$AWS_ENDPOINT_URL,use_path_request_style,passwd_file=$S/s3fs.passwd" \
+      -o "use_cache=$S/s3fs-cache,parallel_count=30,multireq_max=30"
+    wait_mount "$S/mnt/s3fs"
+  }
+  s3fs_mount
+  DIR[s3fs]=$S/mnt/s3fs RESET[s3fs]=s3fs_mount
 fi
-
 if wants rclone; then
-log "rclone mount"
-cat >"$S/rclone.conf" <<CONF
+  cat >"$S/rclone.conf" <<CONF
 [s3]
 type = s3
 provider = Other
@@ -145,39 +97,103 @@ secret_access_key = $AWS_SECRET_ACCESS_KEY
 endpoint = $AWS_ENDPOINT_URL
 force_path_style = true
 CONF
-rclone_mount() {
-  umount "$S/mnt/rclone" 2>/dev/null || true; rm -rf "$S/rclone-cache"; mkdir -p "$S/mnt/rclone"
-  env -u AWS_CA_BUNDLE rclone --config "$S/rclone.conf" mount s3:bench "$S/mnt/rclone" --vfs-cache-mode full \
-    --vfs-cache-max-size 4G --cache-dir "$S/rclone-cache" --daemon
-  wait_mount "$S/mnt/rclone"
-}
-scenarios "$S/mnt/rclone" rclone rclone_mount
-umount "$S/mnt/rclone"
+  rclone_mount() {
+    umount "$S/mnt/rclone" 2>/dev/null || true; rm -rf "$S/rclone-cache"; mkdir -p "$S/mnt/rclone"
+    env -u AWS_CA_BUNDLE rclone --config "$S/rclone.conf" mount s3:bench "$S/mnt/rclone" --vfs-cache-mode full \
+      --vfs-cache-max-size 4G --cache-dir "$S/rclone-cache" --daemon
+    wait_mount "$S/mnt/rclone"
+  }
+  rclone_mount
+  DIR[rclone]=$S/mnt/rclone RESET[rclone]=rclone_mount
 fi
-
 if wants sluice; then
-log "sluice (local --mountpoint)"
-export SLUICE_HOME=$S/sluice-home
-mkdir -p "$S/mnt/sluice"
-"$SLUICE" local --ufs s3://bench -o "endpoint=$AWS_ENDPOINT_URL" --cache-dir "$S/sluice-cache" --cache-size 4GiB \
-  --memory-size 512MiB --rpc-port 0 --http-port 0 --mountpoint "$S/mnt/sluice" >"$S/sluice.log" 2>&1 &
-PIDS+=($!)
-wait_mount "$S/mnt/sluice" || { cat "$S/sluice.log" >&2; exit 1; }
-sluice_reset() { "$SLUICE" free / >/dev/null; "$SLUICE" fs sync / >/dev/null; }
-scenarios "$S/mnt/sluice" sluice sluice_reset
-if [[ " $SCENARIOS " == *" resnet50-like "* ]]; then
-  # Epoch 1 with a preload started at the same moment as training.
+  export SLUICE_HOME=$S/sluice-home
+  mkdir -p "$S/mnt/sluice"
+  "$SLUICE" local --ufs s3://bench -o "endpoint=$AWS_ENDPOINT_URL" --cache-dir "$S/sluice-cache" --cache-size 4GiB \
+    --memory-size 512MiB --rpc-port 0 --http-port 0 --mountpoint "$S/mnt/sluice" >"$S/sluice.log" 2>&1 &
+  PIDS+=($!)
+  wait_mount "$S/mnt/sluice" || { cat "$S/sluice.log" >&2; exit 1; }
+  sluice_reset() { "$SLUICE" free / >/dev/null; "$SLUICE" fs sync / >/dev/null; }
+  DIR[sluice]=$S/mnt/sluice RESET[sluice]=sluice_reset
+fi
+MOUNTED=()
+for who in $CONTENDERS; do [[ -n ${DIR[$who]:-} ]] && MOUNTED+=("$who"); done
+
+# The command for scenario $1 on directory $2.
+command_for() {
+  local d=$2
+  case $1 in
+    seq-256MiB) echo "$DLIO seq $d/big/file.bin --jobs 1" ;;
+    lsl-1000) echo "$DLIO lsl $d/small" ;;
+    lsl-10k) echo "$DLIO lsl $d/meta" ;;
+    small-100KiB-1thread) echo "$DLIO small $d/small --jobs 1" ;;
+    small-100KiB-8threads) echo "$DLIO small $d/small --jobs 8" ;;
+    ttfb) echo "$DLIO ttfb $d/small" ;;
+    resnet50-like) echo "$DLIO train $d/resnet --record-size 114660 --batch 64 --readers 8 --compute 0.05 --accelerators 2 --epochs 1" ;;
+  esac
+}
+# Direct parallel GETs, with no cache: the cold baseline of two scenarios.
+direct_for() {
+  case $1 in
+    seq-256MiB) "$SLUICE" ufs read -j 8 s3://bench/big | sed -E 's/.*: ([0-9.]+) MiB\/s.*/{"mib_per_second": \1}/' ;;
+    small-100KiB-8threads) "$SLUICE" ufs read -j 8 s3://bench/small |
+      sed -E 's/.*: ([0-9.]+) MiB\/s, ([0-9]+) files\/s.*/{"files_per_second": \2, "mib_per_second": \1}/' ;;
+  esac
+}
+
+for name in $SCENARIOS; do
+  [[ $name == resnet50-like-max-accelerators ]] && continue
+  log "$name"
   for _ in $(seq "$REPEAT"); do
-    sluice_reset
-    drop
-    "$SLUICE" load /resnet >/dev/null
-    record sluice resnet50-like cold+load "$("$DLIO" train "$S/mnt/sluice/resnet" --record-size 114660 --batch 64 \
-      --readers 8 --compute 0.05 --accelerators 2 --epochs 1)"
+    for who in "${MOUNTED[@]}"; do
+      cmd=$(command_for "$name" "${DIR[$who]}")
+      eval "${RESET[$who]}"
+      for pass in cold warm; do
+        drop; record "$who" "$name" "$pass" "$($cmd)"
+      done
+    done
+    if wants direct && [[ $name == seq-256MiB || $name == small-100KiB-8threads ]]; then
+      drop; record direct "$name" cold "$(direct_for "$name")"
+    fi
+    if [[ $name == resnet50-like ]] && wants sluice; then
+      # Epoch 1 with a preload started at the same moment as training.
+      sluice_reset
+      drop
+      "$SLUICE" load /resnet >/dev/null
+      record sluice resnet50-like cold+load "$($(command_for resnet50-like "$S/mnt/sluice"))"
+    fi
+  done
+done
+
+if [[ " $SCENARIOS " == *" resnet50-like-max-accelerators "* ]]; then
+  # Warm epochs with more and more simulated accelerators: the most that stay at AU >= 90%
+  # (the median AU of REPEAT epochs at each count), contenders taking turns at each count.
+  log "resnet50-like-max-accelerators"
+  declare -A BEST DONE
+  for who in "${MOUNTED[@]}"; do  # an untimed epoch first, so every cache holds the data
+    "$DLIO" train "${DIR[$who]}/resnet" --record-size 114660 --batch 64 --readers 8 --compute 0 --epochs 1 >/dev/null
+  done
+  for n in 1 2 4 8 16; do
+    for who in "${MOUNTED[@]}"; do
+      [[ -n ${DONE[$who]:-} ]] && continue
+      au=$(for _ in $(seq "$REPEAT"); do
+        drop
+        "$DLIO" train "${DIR[$who]}/resnet" --record-size 114660 --batch 64 --readers 8 --compute 0.05 \
+          --accelerators "$n" --epochs 1 | sed -E 's/.*"train_au_percentage": ([0-9.]+).*/\1/'
+      done | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+      echo "$who resnet50-like warm, $n accelerators: median AU $au%" >&2
+      if awk -v a="$au" 'BEGIN { exit !(a >= 90) }'; then BEST[$who]=$n; else DONE[$who]=1; fi
+    done
+  done
+  for who in "${MOUNTED[@]}"; do
+    record "$who" resnet50-like-max-accelerators warm "{\"accelerators_at_au90\": ${BEST[$who]:-0}}"
   done
 fi
-hwm=$(awk '/VmHWM/ {print $2}' "/proc/${PIDS[0]}/status")
-record sluice rss all "{\"peak_rss_mib\": $((hwm / 1024)), \"memory_quota_mib\": 512}"
+if wants sluice; then
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/${PIDS[0]}/status")
+  record sluice rss all "{\"peak_rss_mib\": $((hwm / 1024)), \"memory_quota_mib\": 512}"
 fi
+for who in s3fs rclone sluice; do umount "$S/mnt/$who" 2>/dev/null || true; done
 
 /usr/bin/python3 - "$RESULTS" "$OUT" <<'PY'
 import json, sys

@@ -360,9 +360,7 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out, std::vect
     std::lock_guard<std::mutex> lock(mu_);
     // A file of one page is one RPC either way; skip the LOCATE round trip.
     const uint64_t ps = page_size_ ? page_size_ : (1 << 20);
-    const bool near_sequential =
-        offset <= furthest_read_ + ps && offset + fs_->options_.readahead_per_handle >= furthest_read_;
-    short_circuit = info_.size > ps && (near_sequential || length >= ps);
+    short_circuit = info_.size > ps && (offset == next_sequential_ || length >= ps);
   }
   if (short_circuit) {
     auto n = ReadShortCircuit(offset, length, out, spans);
