@@ -206,6 +206,14 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
 
 Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
                                     bool memory) {
+  return ReadPages(
+      file, offset, length,
+      [&](const PageData& page, size_t from, size_t n) { return sink(std::string_view(*page).substr(from, n)); },
+      memory);
+}
+
+Result<uint64_t> CachedReader::ReadPages(const CachedFile& file, uint64_t offset, uint64_t length,
+                                         const PageSink& sink, bool memory) {
   const uint64_t ps = store_->page_size();
   if (offset >= file.size || length == 0) return uint64_t{0};
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
@@ -215,7 +223,7 @@ Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uin
     uint64_t from = std::max(offset, page_start) - page_start;
     uint64_t to = std::min<uint64_t>(end - page_start, page->size());
     if (from >= to) return Status::Ok();
-    SLUICE_RETURN_IF_ERROR(sink(std::string_view(*page).substr(from, to - from)));
+    SLUICE_RETURN_IF_ERROR(sink(page, static_cast<size_t>(from), static_cast<size_t>(to - from)));
     delivered += to - from;
     return Status::Ok();
   }, &fetched, false, memory);

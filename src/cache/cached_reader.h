@@ -53,6 +53,12 @@ class CachedReader {
   Result<uint64_t> Read(const CachedFile& file, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
                         bool memory = true);
 
+  // The same range as shared pages, for a reader in this process that keeps them without
+  // copying: `sink` gets each page with the stretch [from, from + length) of it in the range.
+  using PageSink = std::function<Status(const PageData& page, size_t from, size_t length)>;
+  Result<uint64_t> ReadPages(const CachedFile& file, uint64_t offset, uint64_t length, const PageSink& sink,
+                             bool memory = true);
+
   // Brings every page of [offset, offset + length) into the cache; returns the bytes fetched
   // from the under-store (0 when all was cached).
   Result<uint64_t> Load(const CachedFile& file, uint64_t offset, uint64_t length);

@@ -80,7 +80,11 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
     // The mount lives in the worker's process: it calls the worker directly, not over TCP.
     worker::Worker* w = worker->get();
     client = ClientFor(ctx, w->Info(), *secret,
-                       [w](const rpc::Request& req, rpc::Responder& out) { w->HandleRpc(req, out); });
+                       [w](const rpc::Request& req, rpc::Responder& out) { w->HandleRpc(req, out); },
+                       [w](const std::string& path, const std::string& version, uint64_t offset, uint64_t length,
+                           uint64_t prefetch_to, const client::PageSink& sink) {
+                         return w->ReadPages(path, version, offset, length, prefetch_to, sink);
+                       });
     auto m = fuse::FuseMount::Mount(mountpoint, client.get(), fuse::FuseOptions{AttrTimeout(ctx), 16, false});
     if (!m.ok()) {
       (void)ctx.store->UnregisterWorker(id);

@@ -66,9 +66,11 @@ Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx) 
 }
 
 std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster::WorkerInfo& info,
-                                              const std::string& secret, rpc::Handler in_process) {
+                                              const std::string& secret, rpc::Handler in_process,
+                                              client::InProcessPages pages) {
   client::ClientOptions o;
   o.worker.in_process = std::move(in_process);
+  o.in_process_pages = std::move(pages);
   o.worker.host = info.host;
   o.worker.port = info.rpc_port;
   o.worker.secret = secret;

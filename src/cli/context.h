@@ -28,10 +28,11 @@ Result<std::string> ClusterSecret(const Context& ctx, bool create);
 // A client of the first live worker registered in the store.
 Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx);
 
-// A client of the worker at `info`, with the config's client settings; with `in_process`,
-// one that calls that handler of a worker in this process instead.
+// A client of the worker at `info`, with the config's client settings; with `in_process`
+// (and `pages`), one that calls a worker in this process instead.
 std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster::WorkerInfo& info,
-                                              const std::string& secret, rpc::Handler in_process = nullptr);
+                                              const std::string& secret, rpc::Handler in_process = nullptr,
+                                              client::InProcessPages pages = nullptr);
 
 // Prints "sluice: MESSAGE" to stderr and returns the exit code for `st` (2 for bad input).
 int Fail(const Status& st);

@@ -220,6 +220,38 @@ Status File::FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out)
   return n.status();
 }
 
+bool File::NoteRead(uint64_t offset, uint64_t end) {
+  const uint64_t slack = std::max<uint64_t>(page_size_ ? page_size_ : (1 << 20), end - offset);
+  bool sequential = offset <= furthest_read_ + slack && offset + fs_->options_.readahead_per_handle >= furthest_read_;
+  next_sequential_ = end;
+  furthest_read_ = sequential ? std::max(furthest_read_, end) : end;
+  return sequential;
+}
+
+Result<size_t> File::ReadInProcess(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans) {
+  const uint64_t end = offset + length;  // within the file (ReadAt clipped it)
+  uint64_t prefetch_to = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (NoteRead(offset, end)) prefetch_to = std::min(info_.size, end + fs_->options_.readahead_per_handle);
+  }
+  size_t at = 0;
+  auto n = fs_->options_.in_process_pages(info_.path, info_.version, offset, length, prefetch_to,
+                                          [&](const SharedPage& page, size_t from, size_t n) {
+    if (at + n > length) return Corruption("the worker handed over more bytes than asked");
+    if (spans) {
+      spans->push_back(ReadSpan{UniqueFd(), page, from, n});
+    } else {
+      std::memcpy(out + at, page->data() + from, n);
+    }
+    at += n;
+    return Status::Ok();
+  });
+  if (!n.ok()) return n.status();
+  if (at != length) return Status(StatusCode::kStale, info_.path + " changed size");
+  return length;
+}
+
 Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans) {
   const uint64_t end = offset + length;  // within the file (ReadAt clipped it)
   const uint64_t window = fs_->options_.readahead_per_handle;
@@ -236,9 +268,7 @@ Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out,
       furthest_read_ = std::max(furthest_read_, end);
       return length;
     }
-    sequential = offset <= furthest_read_ + std::max<uint64_t>(ps, length) && offset + window >= furthest_read_;
-    next_sequential_ = end;
-    furthest_read_ = sequential ? std::max(furthest_read_, end) : end;
+    sequential = NoteRead(offset, end);
     if (!sequential) located_.clear(), located_until_ = 0;
     locate = ps == 0 || (sequential && end + window / 2 > located_until_);
     for (uint64_t i = ps ? offset / ps : 0; ps && !locate && i <= (end - 1) / ps; ++i) {
@@ -301,15 +331,15 @@ Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out,
     }
     SLUICE_RETURN_IF_ERROR(FillOverRpc(offset, pos, from, out));
     if (fd.valid()) {
-      if (from > spanned) spans->push_back(ReadSpan{UniqueFd(), 0, from - spanned});
-      spans->push_back(ReadSpan{std::move(fd), cache::kPageHeaderBytes, to - from});
+      if (from > spanned) spans->push_back(ReadSpan{UniqueFd(), nullptr, 0, from - spanned});
+      spans->push_back(ReadSpan{std::move(fd), nullptr, cache::kPageHeaderBytes, to - from});
       spanned = to;
     }
     fs_->short_circuit_bytes_ += to - from;
     pos = to;
   }
   SLUICE_RETURN_IF_ERROR(FillOverRpc(offset, pos, end, out));
-  if (spans && !spans->empty() && end > spanned) spans->push_back(ReadSpan{UniqueFd(), 0, end - spanned});
+  if (spans && !spans->empty() && end > spanned) spans->push_back(ReadSpan{UniqueFd(), nullptr, 0, end - spanned});
   if (memo_index != UINT64_MAX) {
     std::lock_guard<std::mutex> lock(mu_);
     memo_ = std::move(memo);
@@ -350,9 +380,15 @@ void File::Prefetch(uint64_t from) {
   }
 }
 
-Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans) {
+Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans,
+                            bool page_files) {
   if (offset >= info_.size || length == 0) return size_t{0};
   length = static_cast<size_t>(std::min<uint64_t>(length, info_.size - offset));
+  if (fs_->options_.in_process_pages) {
+    auto n = ReadInProcess(offset, length, out, spans);
+    if (n.ok()) return n;
+    if (spans) spans->clear();  // changed or failed: the paths below decide what to answer
+  }
   bool short_circuit = fs_->ShortCircuitPossible();
   if (short_circuit) {
     // A small read at a random place is cheaper over RPC: the worker answers it from its
@@ -363,7 +399,7 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out, std::vect
     short_circuit = info_.size > ps && (offset == next_sequential_ || length >= ps);
   }
   if (short_circuit) {
-    auto n = ReadShortCircuit(offset, length, out, spans);
+    auto n = ReadShortCircuit(offset, length, out, page_files ? spans : nullptr);
     if (n.ok()) return n;
     if (spans) spans->clear();
   }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -31,6 +32,14 @@ struct FileInfo {
   std::string version;
 };
 
+// A sluice worker in this process (the mount of `sluice local`) that hands out its cached
+// pages shared, without a copy: Worker::ReadPages.
+using SharedPage = std::shared_ptr<const std::string>;
+using PageSink = std::function<Status(const SharedPage& page, size_t from, size_t length)>;
+using InProcessPages = std::function<Result<uint64_t>(const std::string& path, const std::string& version,
+                                                      uint64_t offset, uint64_t length, uint64_t prefetch_to,
+                                                      const PageSink& sink)>;
+
 struct ClientOptions {
   rpc::RpcClientOptions worker;      // host, port, secret
   bool fallback_to_ufs = true;       // read the under-store directly when the worker is down
@@ -40,13 +49,16 @@ struct ClientOptions {
   uint64_t readahead_chunk = 8ull << 20;
   uint64_t readahead_per_handle = 32ull << 20;
   uint64_t readahead_total = 256ull << 20;
+  InProcessPages in_process_pages;   // when set, file reads take pages from it
 };
 
-// Part of a read's result, for callers that can splice (FUSE): either `length` bytes of an
-// open, verified page file at `fd_offset`, or (no fd) the same stretch of the read's buffer.
+// Part of a read's result, for callers that can send it without copying (FUSE): `length`
+// bytes at `offset` of an open, verified page file (spliced), or of a page in this process's
+// worker, or (neither) the same stretch of the read's buffer.
 struct ReadSpan {
   UniqueFd fd;
-  uint64_t fd_offset = 0;
+  SharedPage page;
+  uint64_t offset = 0;
   uint64_t length = 0;
 };
 
@@ -115,9 +127,11 @@ class File {
   ~File();
   const FileInfo& info() const { return info_; }
   // Reads up to `length` bytes at `offset` into `out`; fewer at the end of the file. With
-  // `spans`, whole pages cached on this host may come back as open page files instead of
-  // being copied into `out`; `spans` then lists the result in order (empty: all in `out`).
-  Result<size_t> ReadAt(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans = nullptr);
+  // `spans`, cached pages may come back as shared pages or (with `page_files`) open page files
+  // instead of being copied into `out`; `spans` then lists the result in order (empty: all in
+  // `out`).
+  Result<size_t> ReadAt(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans = nullptr,
+                        bool page_files = true);
 
  private:
   friend class FileSystem;
@@ -133,6 +147,12 @@ class File {
   // Same host as the worker: reads [offset, offset + length) from its page files, verifying
   // each, and over RPC what is not cached.
   Result<size_t> ReadShortCircuit(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans);
+  // From the worker in this process (ClientOptions::in_process_pages).
+  Result<size_t> ReadInProcess(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans);
+  // Notes a read of [offset, end); true when it continues a sequential run. A handle's reads
+  // run in parallel (the kernel's read-ahead sends several at once, slightly out of order), so
+  // "sequential" means near the furthest read. REQUIRES(mu_)
+  bool NoteRead(uint64_t offset, uint64_t end);
   // Fills out[from - offset, to - offset) over RPC.
   Status FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out);
 
@@ -140,9 +160,8 @@ class File {
   const FileInfo info_;
   std::mutex mu_;
   uint64_t next_sequential_ = 0;  // GUARDED_BY(mu_)
-  // Short-circuit state. Reads of one handle run in parallel (the kernel's read-ahead sends
-  // several at once, slightly out of order), so "sequential" means near the furthest read.
-  uint64_t furthest_read_ = 0;  // GUARDED_BY(mu_)
+  uint64_t furthest_read_ = 0;    // GUARDED_BY(mu_): see NoteRead
+  // Short-circuit state.
   uint64_t page_size_ = 0;      // GUARDED_BY(mu_): 0 until the first LOCATE
   // Page files located ahead of a sequential reader, so it asks the worker once per half
   // window rather than once per read; an evicted one is dropped when its open fails.

@@ -394,10 +394,24 @@ class LowLevelMount final : public FuseMount {
     thread_local std::vector<char> buf;
     if (buf.size() < size) buf.resize(size);
     std::vector<client::ReadSpan> spans;
-    auto n = file->ReadAt(static_cast<uint64_t>(off), size, buf.data(), Self(req)->splice_ ? &spans : nullptr);
+    auto n = file->ReadAt(static_cast<uint64_t>(off), size, buf.data(), &spans, Self(req)->splice_);
     if (!n.ok()) return ReplyError(req, n.status(), "read", file->info().path);
     if (spans.empty()) {
       fuse_reply_buf(req, buf.data(), *n);
+      return;
+    }
+    bool files = false;
+    for (const auto& s : spans) files = files || s.fd.valid();
+    if (!files) {
+      // Pages in this process's worker go to the kernel straight from where they lie.
+      std::vector<iovec> iov(spans.size());
+      size_t at = 0;
+      for (size_t i = 0; i < spans.size(); ++i) {
+        char* base = spans[i].page ? const_cast<char*>(spans[i].page->data()) + spans[i].offset : buf.data() + at;
+        iov[i] = iovec{base, spans[i].length};
+        at += spans[i].length;
+      }
+      fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
       return;
     }
     // Cached pages go from their page files to the kernel by splice, never through our memory.
@@ -412,7 +426,9 @@ class LowLevelMount final : public FuseMount {
       if (spans[i].fd.valid()) {
         b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
         b.fd = spans[i].fd.get();
-        b.pos = static_cast<off_t>(spans[i].fd_offset);
+        b.pos = static_cast<off_t>(spans[i].offset);
+      } else if (spans[i].page) {
+        b.mem = const_cast<char*>(spans[i].page->data()) + spans[i].offset;
       } else {
         b.mem = buf.data() + at;
       }

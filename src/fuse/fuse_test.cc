@@ -198,6 +198,27 @@ TEST_F(FuseTest, UnmountsCleanlyAndRefusesBadMountPoints) {
   EXPECT_FALSE(Mounted(mnt_));
 }
 
+TEST_F(FuseTest, CorruptCachedPagesAreNeverServed) {
+  std::string name = "/sizes/f" + std::to_string(3 * kPage + 5);
+  StartLocal({"--ufs", "file://" + ufs_});
+  ASSERT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name));  // cached now
+  local_->Stop(SIGTERM);  // the restart empties the memory tier: the next reads go to page files
+  local_.reset();
+  size_t damaged = 0;
+  ASSERT_TRUE(testing::WaitFor([&] { return !Mounted(mnt_); }, 10s));
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
+    if (!e.is_regular_file() || e.file_size() < kPage) continue;
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);
+    f.put('\x7f');
+    ++damaged;
+  }
+  ASSERT_GE(damaged, 3u);
+  StartLocal({"--ufs", "file://" + ufs_});
+  EXPECT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name));
+  EXPECT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name));  // and again, from the refetched pages
+}
+
 TEST_F(FuseTest, FusermountUnmountWorks) {
   StartLocal({"--ufs", "file://" + ufs_});
   std::string out;

@@ -253,26 +253,46 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
       located_bytes_ += loc->length;
     }
   }
-  if (prefetch && missing_from != UINT64_MAX) {
-    // Each stretch is queued once (readers ask again with every read while it is missing),
-    // in 8-page chunks, so the under-store sees a few large ranged GETs in parallel.
-    uint64_t first = missing_from;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (prefetched_until_.size() > 4096) prefetched_until_.clear();
-      uint64_t& until = prefetched_until_[{id.lo, id.hi}];
-      if (until > first && until <= last + 1) first = until;
-      until = last + 1;
-    }
-    const cache::CachedFile file = state->FileOf(*info);
-    const uint64_t chunk = 8 * ps, end = (last + 1) * ps;
-    for (uint64_t from = first * ps; from < end; from += chunk) {
-      prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from)] {
-        (void)state->reader->Prefetch(file, from, len);
-      });
-    }
-  }
+  if (prefetch && missing_from != UINT64_MAX) QueuePrefetch(state, *info, missing_from, last);
   return out;
+}
+
+void Worker::QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info, uint64_t first,
+                           uint64_t last) {
+  const cache::FileId id = state->IdOf(info);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (prefetched_until_.size() > 4096) prefetched_until_.clear();
+    uint64_t& until = prefetched_until_[{id.lo, id.hi}];
+    if (until > first && until <= last + 1) first = until;
+    until = last + 1;
+  }
+  // In 8-page chunks, so the under-store sees a few large ranged GETs in parallel.
+  const uint64_t ps = pages_->page_size();
+  const cache::CachedFile file = state->FileOf(info);
+  const uint64_t chunk = 8 * ps, end = std::min(info.size, (last + 1) * ps);
+  for (uint64_t from = first * ps; from < end; from += chunk) {
+    prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from)] {
+      (void)state->reader->Prefetch(file, from, len);
+    });
+  }
+}
+
+Result<uint64_t> Worker::ReadPages(const std::string& path, const std::string& version, uint64_t offset,
+                                   uint64_t length, uint64_t prefetch_to, const cache::CachedReader::PageSink& sink) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  auto info = state->meta->Stat(key);
+  if (!info.ok()) return info.status().WithContext(state->Name());
+  if (info->is_dir) return InvalidArgument(path + " is a directory");
+  if (info->Version() != version) return Status(StatusCode::kStale, path + " changed");
+  const uint64_t ps = pages_->page_size();
+  const uint64_t end = std::min(info->size, offset + length);
+  if (prefetch_to > end) QueuePrefetch(state, *info, end / ps, (std::min(prefetch_to, info->size) - 1) / ps);
+  auto n = state->reader->ReadPages(state->FileOf(*info), offset, length, sink);
+  if (!n.ok()) return n.status().WithContext("reading " + path + " from " + state->Name());
+  bytes_served_ += *n;
+  return n;
 }
 
 Result<uint64_t> Worker::Sync(const std::string& path) {

@@ -65,6 +65,12 @@ class Worker {
   // `prefetch`, the missing pages from `prefetch_from` on are fetched in the background.
   Result<rpc::LocateResponse> Locate(const std::string& path, uint64_t offset, uint64_t length, bool prefetch = false,
                                      uint64_t prefetch_from = 0);
+  // For a reader in this process (the mount of `sluice local`): the pages of [offset, offset +
+  // length) of `path`, shared rather than copied, from memory, from disk (verified, then kept
+  // in memory) or fetched. kStale when the file is no longer at `version`. With `prefetch_to`
+  // beyond the range, the missing pages up to there are fetched in the background.
+  Result<uint64_t> ReadPages(const std::string& path, const std::string& version, uint64_t offset, uint64_t length,
+                             uint64_t prefetch_to, const cache::CachedReader::PageSink& sink);
   // Drops cached metadata below `path`; files found changed lose their cached pages.
   Result<uint64_t> Sync(const std::string& path);
   // Drops the cached pages of every file below `path`.
@@ -97,6 +103,10 @@ class Worker {
   std::optional<std::vector<std::string>> MountsBelow(const std::string& path);
   // Every file below `path` (or the file itself).
   Result<std::vector<std::pair<std::shared_ptr<MountState>, ufs::ObjectInfo>>> FilesBelow(const std::string& path);
+  // Queues read-ahead of the pages of `info` from `first` to `last` (inclusive) that are not
+  // cached, each stretch once however often readers ask (they ask with every read).
+  void QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info, uint64_t first,
+                     uint64_t last);
   // The HTTP endpoint's pages: /metrics, /api/v1/report, /api/v1/jobs/ID. Sets the content type.
   Result<std::string> HttpGet(const std::string& target, std::string* content_type);
 

@@ -309,13 +309,13 @@ TEST_F(WorkerTest, ShortCircuitReadsPageFilesAndSurvivesBadOnes) {
     std::vector<client::ReadSpan> spans;
     auto n = spliced->ReadAt(off, buf.size(), buf.data(), &spans);
     ASSERT_TRUE(n.ok());
-    if (spans.empty()) spans.push_back(client::ReadSpan{UniqueFd(), 0, *n});
+    if (spans.empty()) spans.push_back(client::ReadSpan{UniqueFd(), nullptr, 0, *n});
     size_t at = 0;
     for (auto& span : spans) {
       std::string part(span.length, '\0');
       if (span.fd.valid()) {
         ++fd_spans;
-        ASSERT_EQ(::pread(span.fd.get(), part.data(), part.size(), static_cast<off_t>(span.fd_offset)),
+        ASSERT_EQ(::pread(span.fd.get(), part.data(), part.size(), static_cast<off_t>(span.offset)),
                   static_cast<ssize_t>(part.size()));
       } else {
         part = buf.substr(at, span.length);
@@ -327,6 +327,51 @@ TEST_F(WorkerTest, ShortCircuitReadsPageFilesAndSurvivesBadOnes) {
   }
   EXPECT_TRUE(joined == big_);
   EXPECT_GT(fd_spans, 10u);
+}
+
+TEST_F(WorkerTest, InProcessReadersGetSharedPages) {
+  auto info = *fs_->Stat("/big.bin");
+  // Straight from the worker: shared pages, read-ahead queued beyond the range, stale versions refused.
+  std::string got;
+  auto n = worker_->ReadPages("/big.bin", info.version, kPage - 5, 2 * kPage, 8 * kPage,
+                              [&](const cache::PageData& page, size_t from, size_t len) {
+                                got.append(*page, from, len);
+                                return Status::Ok();
+                              });
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_TRUE(got == big_.substr(kPage - 5, 2 * kPage));
+  EXPECT_TRUE(testing::WaitFor([&] { return UfsBytes() >= 8 * kPage; }, 10s));  // read-ahead ran
+  auto stale = worker_->ReadPages("/big.bin", "not-the-version", 0, kPage, 0,
+                                  [](const cache::PageData&, size_t, size_t) { return Status::Ok(); });
+  EXPECT_EQ(stale.status().code(), StatusCode::kStale);
+
+  // Through a client built for the worker's own process (as `sluice local --mountpoint` is).
+  client::ClientOptions o;
+  o.worker.in_process = [this](const rpc::Request& req, rpc::Responder& out) { worker_->HandleRpc(req, out); };
+  o.in_process_pages = [this](const std::string& path, const std::string& version, uint64_t offset, uint64_t length,
+                              uint64_t prefetch_to, const client::PageSink& sink) {
+    return worker_->ReadPages(path, version, offset, length, prefetch_to, sink);
+  };
+  client::FileSystem local(o);
+  auto file = *local.Open("/big.bin");
+  std::string joined;
+  size_t page_spans = 0;
+  for (uint64_t off = 0; off < big_.size(); off += 300000) {
+    std::string buf(300000, '\0');
+    std::vector<client::ReadSpan> spans;
+    auto read = file->ReadAt(off, buf.size(), buf.data(), &spans);
+    ASSERT_TRUE(read.ok());
+    for (const auto& span : spans) {
+      ASSERT_TRUE(span.page);
+      joined.append(*span.page, span.offset, span.length);
+      ++page_spans;
+    }
+  }
+  EXPECT_TRUE(joined == big_);
+  EXPECT_GE(page_spans, 17u);
+  std::string copy(1000, '\0');  // without spans: copied into the buffer
+  ASSERT_EQ(*file->ReadAt(kPage - 500, 1000, copy.data()), 1000u);
+  EXPECT_EQ(copy, big_.substr(kPage - 500, 1000));
 }
 
 TEST_F(WorkerTest, MetricsAndReportPages) {
