@@ -238,10 +238,10 @@ Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uin
   return fetched;
 }
 
-Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset, uint64_t length) {
+Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset, uint64_t length, bool memory) {
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(ForEachPage(
-      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, true, false));
+      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, true, memory));
   return fetched;
 }
 

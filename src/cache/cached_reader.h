@@ -64,9 +64,9 @@ class CachedReader {
   Result<uint64_t> Load(const CachedFile& file, uint64_t offset, uint64_t length);
 
   // Like Load, for read-ahead: pages another reader is already fetching are skipped rather
-  // than waited for, so a prefetch thread never idles behind someone else's fetch, and the
-  // fetched pages go to the disk tier only (see PageStore::Put).
-  Result<uint64_t> Prefetch(const CachedFile& file, uint64_t offset, uint64_t length);
+  // than waited for, so a prefetch thread never idles behind someone else's fetch. With
+  // `memory` false the fetched pages go to the disk tier only (see PageStore::Put).
+  Result<uint64_t> Prefetch(const CachedFile& file, uint64_t offset, uint64_t length, bool memory);
 
   // How many bytes of the file are cached (in any tier).
   uint64_t CachedBytes(const CachedFile& file);

@@ -83,12 +83,12 @@ TEST_F(CachedReaderTest, CoalescesSequentialMisses) {
 TEST_F(CachedReaderTest, PrefetchFillsTheDiskTierOnlyAndSkipsWhatIsCached) {
   auto reader = Reader();
   ASSERT_TRUE(reader.Read(file_, 0, kPage, [](std::string_view) { return Status::Ok(); }).ok());
-  EXPECT_EQ(*reader.Prefetch(file_, 0, 10 * kPage), 9 * kPage);  // page 0 was cached already
+  EXPECT_EQ(*reader.Prefetch(file_, 0, 10 * kPage, /*memory=*/false), 9 * kPage);  // page 0 was cached already
   store_->Flush();
   auto stats = store_->Stats();
   EXPECT_EQ(stats.tiers[0].pages, 1u);   // memory: only the page a reader asked for
   EXPECT_EQ(stats.tiers[1].pages, 10u);  // disk: all of them
-  EXPECT_EQ(*reader.Prefetch(file_, 0, 10 * kPage), 0u);
+  EXPECT_EQ(*reader.Prefetch(file_, 0, 10 * kPage, /*memory=*/false), 0u);
   std::string got;
   ASSERT_TRUE(reader.Read(file_, 0, 10 * kPage, [&](std::string_view c) {
     got.append(c);

@@ -253,12 +253,13 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
       located_bytes_ += loc->length;
     }
   }
-  if (prefetch && missing_from != UINT64_MAX) QueuePrefetch(state, *info, missing_from, last);
+  // Short-circuit readers take cached pages from page files: read-ahead for them skips memory.
+  if (prefetch && missing_from != UINT64_MAX) QueuePrefetch(state, *info, missing_from, last, /*memory=*/false);
   return out;
 }
 
 void Worker::QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info, uint64_t first,
-                           uint64_t last) {
+                           uint64_t last, bool memory) {
   const cache::FileId id = state->IdOf(info);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -272,8 +273,8 @@ void Worker::QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::
   const cache::CachedFile file = state->FileOf(info);
   const uint64_t chunk = 8 * ps, end = std::min(info.size, (last + 1) * ps);
   for (uint64_t from = first * ps; from < end; from += chunk) {
-    prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from)] {
-      (void)state->reader->Prefetch(file, from, len);
+    prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from), memory] {
+      (void)state->reader->Prefetch(file, from, len, memory);
     });
   }
 }
@@ -288,7 +289,9 @@ Result<uint64_t> Worker::ReadPages(const std::string& path, const std::string& v
   if (info->Version() != version) return Status(StatusCode::kStale, path + " changed");
   const uint64_t ps = pages_->page_size();
   const uint64_t end = std::min(info->size, offset + length);
-  if (prefetch_to > end) QueuePrefetch(state, *info, end / ps, (std::min(prefetch_to, info->size) - 1) / ps);
+  if (prefetch_to > end) {
+    QueuePrefetch(state, *info, end / ps, (std::min(prefetch_to, info->size) - 1) / ps, /*memory=*/true);
+  }
   auto n = state->reader->ReadPages(state->FileOf(*info), offset, length, sink);
   if (!n.ok()) return n.status().WithContext("reading " + path + " from " + state->Name());
   bytes_served_ += *n;

@@ -104,9 +104,10 @@ class Worker {
   // Every file below `path` (or the file itself).
   Result<std::vector<std::pair<std::shared_ptr<MountState>, ufs::ObjectInfo>>> FilesBelow(const std::string& path);
   // Queues read-ahead of the pages of `info` from `first` to `last` (inclusive) that are not
-  // cached, each stretch once however often readers ask (they ask with every read).
+  // cached, each stretch once however often readers ask (they ask with every read). `memory`:
+  // whether the pages are kept in the memory tier too (the reader will want them from there).
   void QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info, uint64_t first,
-                     uint64_t last);
+                     uint64_t last, bool memory);
   // The HTTP endpoint's pages: /metrics, /api/v1/report, /api/v1/jobs/ID. Sets the content type.
   Result<std::string> HttpGet(const std::string& target, std::string* content_type);
 
