@@ -146,16 +146,17 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
 
 Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
                                  const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched,
-                                 bool readahead, bool memory) {
+                                 const FetchOptions& fetch) {
   const uint64_t ps = store_->page_size();
   if (offset >= file.size || length == 0) return Status::Ok();
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
   const uint64_t last = (end - 1) / ps;  // inclusive
+  const uint64_t last_claim = std::min((file.size - 1) / ps, last + fetch.ahead_pages);
   const uint64_t max_run = std::max<uint64_t>(1, options_.max_coalesced_bytes / ps);
   uint64_t index = offset / ps;
   while (index <= last) {
     PageKey key{file.id, index};
-    if (readahead && store_->Contains(key)) {  // cached: nothing to fetch, nothing to read
+    if (fetch.readahead && store_->Contains(key)) {  // cached: nothing to fetch, nothing to read
       ++index;
       continue;
     }
@@ -179,7 +180,7 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
         ++stats_.shared_waits;
       } else if (!store_->Contains(key)) {
         // Claim this page and the missing, unclaimed pages right after it.
-        for (uint64_t i = index; i <= last && mine.size() < max_run; ++i) {
+        for (uint64_t i = index; i <= last_claim && mine.size() < max_run; ++i) {
           PageKey k{file.id, i};
           if (i > index && (flights_.count(k) || store_->Contains(k))) break;
           auto flight = std::make_shared<Flight>();
@@ -189,14 +190,14 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
         stats_.page_misses += mine.size();
       }
     }
-    if (theirs && readahead) {
+    if (theirs && fetch.readahead) {
       ++index;
     } else if (theirs) {
       SLUICE_ASSIGN_OR_RETURN(PageData data, theirs->Wait());
       SLUICE_RETURN_IF_ERROR(on_page(index, data));
       ++index;
     } else if (!mine.empty()) {
-      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched, memory));
+      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched, fetch.memory));
       index += mine.size();
     }
     // else: the page landed in the store between Get and the claim; loop to read it.
@@ -213,20 +214,21 @@ Result<uint64_t> CachedReader::Read(const CachedFile& file, uint64_t offset, uin
 }
 
 Result<uint64_t> CachedReader::ReadPages(const CachedFile& file, uint64_t offset, uint64_t length,
-                                         const PageSink& sink, bool memory) {
+                                         const PageSink& sink, bool memory, uint64_t ahead_pages) {
   const uint64_t ps = store_->page_size();
   if (offset >= file.size || length == 0) return uint64_t{0};
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
   uint64_t delivered = 0, fetched = 0;
   Status st = ForEachPage(file, offset, end - offset, [&](uint64_t index, const PageData& page) -> Status {
     uint64_t page_start = index * ps;
+    if (page_start >= end) return Status::Ok();  // fetched ahead of the range: cached, not handed out
     uint64_t from = std::max(offset, page_start) - page_start;
     uint64_t to = std::min<uint64_t>(end - page_start, page->size());
     if (from >= to) return Status::Ok();
     SLUICE_RETURN_IF_ERROR(sink(page, static_cast<size_t>(from), static_cast<size_t>(to - from)));
     delivered += to - from;
     return Status::Ok();
-  }, &fetched, false, memory);
+  }, &fetched, FetchOptions{false, memory, ahead_pages});
   if (!st.ok()) return st;
   return delivered;
 }
@@ -234,14 +236,15 @@ Result<uint64_t> CachedReader::ReadPages(const CachedFile& file, uint64_t offset
 Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uint64_t length) {
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(
-      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, false, true));
+      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, {}));
   return fetched;
 }
 
 Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset, uint64_t length, bool memory) {
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(ForEachPage(
-      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, true, memory));
+      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched,
+      FetchOptions{true, memory, 0}));
   return fetched;
 }
 

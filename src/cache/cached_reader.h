@@ -55,9 +55,11 @@ class CachedReader {
 
   // The same range as shared pages, for a reader in this process that keeps them without
   // copying: `sink` gets each page with the stretch [from, from + length) of it in the range.
+  // A miss fetches up to `ahead_pages` more pages in the same ranged read (for a sequential
+  // reader: one large GET rather than one per page the kernel asks for).
   using PageSink = std::function<Status(const PageData& page, size_t from, size_t length)>;
   Result<uint64_t> ReadPages(const CachedFile& file, uint64_t offset, uint64_t length, const PageSink& sink,
-                             bool memory = true);
+                             bool memory = true, uint64_t ahead_pages = 0);
 
   // Brings every page of [offset, offset + length) into the cache; returns the bytes fetched
   // from the under-store (0 when all was cached).
@@ -83,12 +85,16 @@ class CachedReader {
                   const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
                   bool memory);
 
-  // Calls on_page for every page of the range, in order; adds under-store bytes to *fetched.
-  // For `readahead` (Prefetch), pages cached or being fetched by others are passed over (not
-  // handed to on_page). `memory`: whether fetched pages are also kept in the memory tier.
+  struct FetchOptions {
+    bool readahead = false;    // Prefetch: pages cached or being fetched by others are passed over
+    bool memory = true;        // fetched pages are kept in the memory tier too
+    uint64_t ahead_pages = 0;  // a miss also fetches up to this many pages past the range
+  };
+  // Calls on_page for every page of the range, in order (but see FetchOptions::readahead);
+  // adds under-store bytes to *fetched.
   Status ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
                      const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
-                     bool readahead, bool memory);
+                     const FetchOptions& options);
 
   PageStore* const store_;
   ufs::UnderStore* const ufs_;

@@ -98,6 +98,21 @@ TEST_F(CachedReaderTest, PrefetchFillsTheDiskTierOnlyAndSkipsWhatIsCached) {
   EXPECT_EQ(ufs_->counters().bytes_read.load(), 10 * kPage);
 }
 
+TEST_F(CachedReaderTest, SharedPagesAndFetchingAhead) {
+  auto reader = Reader();
+  std::string got;
+  auto n = reader.ReadPages(file_, kPage + 10, kPage, [&](const PageData& page, size_t from, size_t len) {
+    got.append(*page, from, len);
+    return Status::Ok();
+  }, /*memory=*/true, /*ahead_pages=*/3);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, kPage);
+  EXPECT_EQ(got, data_.substr(kPage + 10, kPage));  // only the range is handed out
+  EXPECT_EQ(ufs_->counters().reads.load(), 1u);     // pages 1..5 in one ranged read
+  EXPECT_EQ(ufs_->counters().bytes_read.load(), 5 * kPage);
+  EXPECT_EQ(*reader.Load(file_, kPage, 5 * kPage), 0u);  // all cached
+}
+
 TEST_F(CachedReaderTest, ConcurrentColdReadersFetchEachPageOnce) {
   auto reader = Reader();
   std::vector<std::thread> threads;
