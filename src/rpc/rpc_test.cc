@@ -110,9 +110,8 @@ TEST(FrameTest, RoundTripAndLimits) {
   EXPECT_NE(DecodeFrameHeader(bad.data()).status().message().find("unknown frame type"), std::string::npos);
 }
 
-TEST(RpcTest, CallsAndStreamedReads) {
-  auto server = StartServer();
-  RpcClient client(ClientFor(*server));
+// A STAT that succeeds, one that fails, and a READ of `length` bytes streamed in frames.
+void ExpectCallsAndStreamedRead(RpcClient& client, uint64_t length) {
   PathRequest req;
   req.set_path("/a/b");
   StatResponse resp;
@@ -124,7 +123,7 @@ TEST(RpcTest, CallsAndStreamedReads) {
   EXPECT_EQ(st.message(), "/missing: no such file");
 
   ReadRequest read;
-  read.set_length((5 << 20) + 3);
+  read.set_length(length);
   uint64_t got = 0;
   ufs::ByteSink sink = [&](std::string_view c) {
     got += c.size();
@@ -132,8 +131,14 @@ TEST(RpcTest, CallsAndStreamedReads) {
   };
   ReadResponse done;
   ASSERT_TRUE(client.Call(FrameType::kRead, read, &done, &sink).ok());
-  EXPECT_EQ(got, (5u << 20) + 3);
+  EXPECT_EQ(got, length);
   EXPECT_EQ(done.bytes(), got);
+}
+
+TEST(RpcTest, CallsAndStreamedReads) {
+  auto server = StartServer();
+  RpcClient client(ClientFor(*server));
+  ExpectCallsAndStreamedRead(client, (5 << 20) + 3);
   EXPECT_EQ(server->Stats().connections, 1u);  // one pooled connection did it all
 }
 
@@ -142,26 +147,11 @@ TEST(RpcTest, InProcessCallsReachTheHandlerDirectly) {
   o.port = 1;  // nothing listens there: every call must stay in this process
   o.in_process = EchoHandler;
   RpcClient client(o);
-  PathRequest req;
-  req.set_path("/a/b");
-  StatResponse resp;
-  ASSERT_TRUE(client.Call(FrameType::kStat, req, &resp).ok());
-  EXPECT_EQ(resp.info().size(), 4u);
-  req.set_path("/missing");
-  EXPECT_EQ(client.Call(FrameType::kStat, req, &resp).code(), StatusCode::kNotFound);
-
-  ReadRequest read;
-  read.set_length((3 << 20) + 7);
-  uint64_t got = 0;
-  ufs::ByteSink sink = [&](std::string_view c) {
-    got += c.size();
-    return Status::Ok();
-  };
-  ReadResponse done;
-  ASSERT_TRUE(client.Call(FrameType::kRead, read, &done, &sink).ok());
-  EXPECT_EQ(got, (3u << 20) + 7);
-  EXPECT_EQ(done.bytes(), got);
+  ExpectCallsAndStreamedRead(client, (3 << 20) + 7);
   // A sink that refuses stops the handler's stream and its error comes back.
+  ReadRequest read;
+  read.set_length(3 << 20);
+  ReadResponse done;
   ufs::ByteSink refuse = [](std::string_view) { return Corruption("no room"); };
   EXPECT_EQ(client.Call(FrameType::kRead, read, &done, &refuse).code(), StatusCode::kCorruption);
 }
