@@ -1,9 +1,10 @@
 // FileSystem: how FUSE, the gateway, the CLI and Python reach sluice. It talks to a worker
 // over RPC (pooled connections) and, when the worker cannot be reached and fallback is on,
 // reads straight from the under-store using the cluster's mount table, so a cache outage
-// never fails a read the under-store can serve. File::ReadAt has pread semantics; sequential
-// readers get read-ahead, bounded per handle and across the process. Thread-safe; a File is
-// safe for concurrent ReadAt calls.
+// never fails a read the under-store can serve. File::ReadAt has pread semantics and takes
+// the cheapest way there is: pages in place from a worker in this process; verified page files
+// of a worker on this host (short-circuit); else RPC, with read-ahead bounded per handle and
+// across the process. Thread-safe; a File is safe for concurrent ReadAt calls.
 #pragma once
 
 #include <atomic>

@@ -400,21 +400,25 @@ class LowLevelMount final : public FuseMount {
       fuse_reply_buf(req, buf.data(), *n);
       return;
     }
+    ReplySpans(req, spans, buf.data());
+  }
+
+  // Answers a read from its spans (ReadAt): pages of this process's worker go to the kernel
+  // straight from where they lie, page files by splice, the rest from `buf`.
+  static void ReplySpans(fuse_req_t req, const std::vector<client::ReadSpan>& spans, char* buf) {
     bool files = false;
     for (const auto& s : spans) files = files || s.fd.valid();
     if (!files) {
-      // Pages in this process's worker go to the kernel straight from where they lie.
       std::vector<iovec> iov(spans.size());
       size_t at = 0;
       for (size_t i = 0; i < spans.size(); ++i) {
-        char* base = spans[i].page ? const_cast<char*>(spans[i].page->data()) + spans[i].offset : buf.data() + at;
+        char* base = spans[i].page ? const_cast<char*>(spans[i].page->data()) + spans[i].offset : buf + at;
         iov[i] = iovec{base, spans[i].length};
         at += spans[i].length;
       }
       fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
       return;
     }
-    // Cached pages go from their page files to the kernel by splice, never through our memory.
     std::vector<char> storage(sizeof(fuse_bufvec) + (spans.size() - 1) * sizeof(fuse_buf));
     auto* vec = new (storage.data()) fuse_bufvec{};
     vec->count = spans.size();
@@ -430,7 +434,7 @@ class LowLevelMount final : public FuseMount {
       } else if (spans[i].page) {
         b.mem = const_cast<char*>(spans[i].page->data()) + spans[i].offset;
       } else {
-        b.mem = buf.data() + at;
+        b.mem = buf + at;
       }
       at += spans[i].length;
     }

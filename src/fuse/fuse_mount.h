@@ -1,7 +1,8 @@
 // FuseMount: the namespace as a read-only POSIX file system, on the libfuse3 low-level API
 // with a multi-threaded loop. Inodes map to namespace paths; attributes and listings come
 // from the worker (its metadata cache, so one under-store LIST per directory per TTL);
-// reads go through client::File (read-ahead, short-circuit, fallback). The kernel keeps a
+// reads go through client::File (pages in place from a worker in this process, page files
+// spliced from a worker on this host, read-ahead, fallback). The kernel keeps a
 // file's cached pages while its version is unchanged. Writes fail with EROFS and a log line.
 // Mount() checks the mount point first (missing, not a directory, not empty, already
 // mounted) and explains what is wrong. Thread-safe; Unmount() (or the destructor) ends it.
