@@ -233,6 +233,21 @@ TEST_F(FuseTest, WorkerKilledUnderALiveMountKeepsReadsGoing) {
   ASSERT_TRUE(testing::WaitFor([&] { return Mounted(mnt_); }, 10s)) << ReadFile(dir_.path() + "/fuse.log");
   std::string name = "/sizes/f" + std::to_string(3 * kPage + 5);
   EXPECT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name));
+  // Cached now: page-sized reads past the kernel's page cache (O_DIRECT) come spliced from the
+  // worker's page files.
+  std::string out;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return Run({"fs", "check-cached", name}, &out) == 0 && out.find("(100.0%)") != std::string::npos;
+  }, 10s)) << out;
+  int fd = ::open((mnt_ + name).c_str(), O_RDONLY | O_DIRECT);
+  ASSERT_GE(fd, 0);
+  void* aligned = nullptr;
+  ASSERT_EQ(::posix_memalign(&aligned, 4096, kPage), 0);
+  std::string direct;
+  for (ssize_t n; (n = ::read(fd, aligned, kPage)) > 0;) direct.append(static_cast<char*>(aligned), n);
+  ::free(aligned);
+  ::close(fd);
+  EXPECT_TRUE(direct == ReadFile(ufs_ + name));
   local_->Stop(SIGKILL);
   local_.reset();
   // The mount reads the under-store directly now.
