@@ -151,7 +151,10 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
   if (offset >= file.size || length == 0) return Status::Ok();
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
   const uint64_t last = (end - 1) / ps;  // inclusive
-  const uint64_t last_claim = std::min((file.size - 1) / ps, last + fetch.ahead_pages);
+  // Fetching ahead stops at a boundary of (ahead_pages + 1)-page groups, so readers asking for
+  // neighbouring pages at once claim whole groups rather than overlapping fragments.
+  const uint64_t group = fetch.ahead_pages + 1;
+  const uint64_t last_claim = std::min((file.size - 1) / ps, (last / group + 1) * group - 1);
   const uint64_t max_run = std::max<uint64_t>(1, options_.max_coalesced_bytes / ps);
   uint64_t index = offset / ps;
   while (index <= last) {
@@ -171,6 +174,7 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
     }
     std::shared_ptr<Flight> theirs;
     std::vector<std::shared_ptr<Flight>> mine;
+    uint64_t claim_start = index;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = flights_.find(key);
@@ -179,10 +183,15 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
         ++stats_.page_misses;
         ++stats_.shared_waits;
       } else if (!store_->Contains(key)) {
-        // Claim this page and the missing, unclaimed pages right after it.
-        for (uint64_t i = index; i <= last_claim && mine.size() < max_run; ++i) {
+        // Claim this page and the missing, unclaimed pages right after it; fetching ahead, also
+        // those before it in its group (the kernel's requests for one group arrive in any order).
+        auto free = [&](uint64_t i) { return !flights_.count({file.id, i}) && !store_->Contains({file.id, i}); };
+        if (fetch.ahead_pages) {
+          while (claim_start > index / group * group && free(claim_start - 1)) --claim_start;
+        }
+        for (uint64_t i = claim_start; i <= last_claim && mine.size() < max_run; ++i) {
           PageKey k{file.id, i};
-          if (i > index && (flights_.count(k) || store_->Contains(k))) break;
+          if (i > index && !free(i)) break;
           auto flight = std::make_shared<Flight>();
           flights_.emplace(k, flight);
           mine.push_back(std::move(flight));
@@ -197,8 +206,8 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
       SLUICE_RETURN_IF_ERROR(on_page(index, data));
       ++index;
     } else if (!mine.empty()) {
-      SLUICE_RETURN_IF_ERROR(FetchRun(file, index, mine, on_page, fetched, fetch.memory));
-      index += mine.size();
+      SLUICE_RETURN_IF_ERROR(FetchRun(file, claim_start, mine, on_page, fetched, fetch.memory));
+      index = claim_start + mine.size();
     }
     // else: the page landed in the store between Get and the claim; loop to read it.
   }

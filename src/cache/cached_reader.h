@@ -55,8 +55,9 @@ class CachedReader {
 
   // The same range as shared pages, for a reader in this process that keeps them without
   // copying: `sink` gets each page with the stretch [from, from + length) of it in the range.
-  // A miss fetches up to `ahead_pages` more pages in the same ranged read (for a sequential
-  // reader: one large GET rather than one per page the kernel asks for).
+  // A miss fetches up to `ahead_pages` more pages in the same ranged read, to the end of an
+  // aligned group of ahead_pages + 1 (for a sequential reader: one large GET rather than one
+  // per page the kernel asks for).
   using PageSink = std::function<Status(const PageData& page, size_t from, size_t length)>;
   Result<uint64_t> ReadPages(const CachedFile& file, uint64_t offset, uint64_t length, const PageSink& sink,
                              bool memory = true, uint64_t ahead_pages = 0);
@@ -88,7 +89,7 @@ class CachedReader {
   struct FetchOptions {
     bool readahead = false;    // Prefetch: pages cached or being fetched by others are passed over
     bool memory = true;        // fetched pages are kept in the memory tier too
-    uint64_t ahead_pages = 0;  // a miss also fetches up to this many pages past the range
+    uint64_t ahead_pages = 0;  // a miss also fetches pages past the range, up to a multiple of this + 1
   };
   // Calls on_page for every page of the range, in order (but see FetchOptions::readahead);
   // adds under-store bytes to *fetched.

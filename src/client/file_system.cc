@@ -221,8 +221,8 @@ Status File::FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out)
 }
 
 bool File::NoteRead(uint64_t offset, uint64_t end) {
-  const uint64_t slack = std::max<uint64_t>(page_size_ ? page_size_ : (1 << 20), end - offset);
-  bool sequential = offset <= furthest_read_ + slack && offset + fs_->options_.readahead_per_handle >= furthest_read_;
+  const uint64_t window = fs_->options_.readahead_per_handle;
+  bool sequential = offset <= furthest_read_ + window && offset + window >= furthest_read_;
   next_sequential_ = end;
   furthest_read_ = sequential ? std::max(furthest_read_, end) : end;
   return sequential;

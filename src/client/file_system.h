@@ -151,8 +151,8 @@ class File {
   // From the worker in this process (ClientOptions::in_process_pages).
   Result<size_t> ReadInProcess(uint64_t offset, size_t length, char* out, std::vector<ReadSpan>* spans);
   // Notes a read of [offset, end); true when it continues a sequential run. A handle's reads
-  // run in parallel (the kernel's read-ahead sends several at once, slightly out of order), so
-  // "sequential" means near the furthest read. REQUIRES(mu_)
+  // run in parallel (the kernel's read-ahead sends many at once, out of order), so "sequential"
+  // means within one read-ahead window (readahead_per_handle) of the furthest read. REQUIRES(mu_)
   bool NoteRead(uint64_t offset, uint64_t end);
   // Fills out[from - offset, to - offset) over RPC.
   Status FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out);

@@ -260,18 +260,29 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
 
 void Worker::QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info, uint64_t first,
                            uint64_t last, bool memory) {
+  // Whole groups of 8 pages (the groups readers claim too), so the under-store sees a few
+  // large ranged GETs in parallel: a window sliding one page per read queues nothing until it
+  // covers a new group. The file's last group may be short.
+  constexpr uint64_t kGroup = 8;
+  const uint64_t ps = pages_->page_size();
+  const uint64_t last_page = info.size == 0 ? 0 : (info.size - 1) / ps;
+  last = std::min(last, last_page);
+  if (last != last_page) {
+    if (last + 1 < kGroup) return;
+    last = (last + 1) / kGroup * kGroup - 1;
+  }
+  first = first / kGroup * kGroup;
   const cache::FileId id = state->IdOf(info);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (prefetched_until_.size() > 4096) prefetched_until_.clear();
     uint64_t& until = prefetched_until_[{id.lo, id.hi}];
     if (until > first && until <= last + 1) first = until;
+    if (first > last) return;
     until = last + 1;
   }
-  // In 8-page chunks, so the under-store sees a few large ranged GETs in parallel.
-  const uint64_t ps = pages_->page_size();
   const cache::CachedFile file = state->FileOf(info);
-  const uint64_t chunk = 8 * ps, end = std::min(info.size, (last + 1) * ps);
+  const uint64_t chunk = kGroup * ps, end = std::min(info.size, (last + 1) * ps);
   for (uint64_t from = first * ps; from < end; from += chunk) {
     prefetcher_->Submit([state = state, file, from, len = std::min(chunk, end - from), memory] {
       (void)state->reader->Prefetch(file, from, len, memory);
