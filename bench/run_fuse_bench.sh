@@ -10,6 +10,7 @@
 # Writes bench/results/fuse.json, fuse.md and (with python3-matplotlib) fuse.png.
 #   SCALE        multiplies dataset sizes (default 1)
 #   REPEAT       runs of each cold+warm pair; the tables show the median (default 3)
+#   ACCELERATORS simulated accelerators in the resnet50-like cold/warm/preload epochs (default 8)
 #   CONTENDERS   which to run (default "local direct s3fs rclone sluice")
 #   SCENARIOS    which to run (default: all, in the order of the table)
 #   SCRATCH      scratch directory (default /var/tmp/sluice-fuse-bench)
@@ -23,6 +24,7 @@ SLUICE=$PWD/build/release/src/cli/sluice
 DLIO=$PWD/build/release/bench/dlio_bench
 SCALE=${SCALE:-1}
 REPEAT=${REPEAT:-3}
+ACCELERATORS=${ACCELERATORS:-8}  # simulated accelerators of the resnet50-like epochs
 CONTENDERS=${CONTENDERS:-local direct s3fs rclone sluice}
 SCENARIOS=${SCENARIOS:-seq-256MiB lsl-1000 lsl-10k small-100KiB-1thread small-100KiB-8threads ttfb resnet50-like resnet50-like-max-accelerators}
 wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
@@ -129,7 +131,7 @@ command_for() {
     small-100KiB-1thread) echo "$DLIO small $d/small --jobs 1" ;;
     small-100KiB-8threads) echo "$DLIO small $d/small --jobs 8" ;;
     ttfb) echo "$DLIO ttfb $d/small" ;;
-    resnet50-like) echo "$DLIO train $d/resnet --record-size 114660 --batch 64 --readers 8 --compute 0.05 --accelerators 2 --epochs 1" ;;
+    resnet50-like) echo "$DLIO train $d/resnet --record-size 114660 --batch 64 --readers 8 --compute 0.05 --accelerators $ACCELERATORS --epochs 1" ;;
   esac
 }
 # Direct parallel GETs, with no cache: the cold baseline of two scenarios.
