@@ -7,6 +7,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__)
+#include <xxh_x86dispatch.h>  // the same hashes, with the widest vector unit the CPU has (AVX2/AVX-512)
+#endif
 
 #include <cerrno>
 #include <cstring>

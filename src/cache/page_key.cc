@@ -2,6 +2,9 @@
 #include "cache/page_key.h"
 
 #include <xxhash.h>
+#if defined(__x86_64__)
+#include <xxh_x86dispatch.h>  // the same hashes, with the widest vector unit the CPU has (AVX2/AVX-512)
+#endif
 
 namespace sluice::cache {
 
