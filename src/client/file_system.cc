@@ -237,14 +237,14 @@ Result<size_t> File::ReadInProcess(uint64_t offset, size_t length, char* out, st
   }
   size_t at = 0;
   auto n = fs_->options_.in_process_pages(info_.path, info_.version, offset, length, prefetch_to,
-                                          [&](const SharedPage& page, size_t from, size_t n) {
-    if (at + n > length) return Corruption("the worker handed over more bytes than asked");
+                                          [&](const SharedPage& page, size_t from, size_t len) {
+    if (at + len > length) return Corruption("the worker handed over more bytes than asked");
     if (spans) {
-      spans->push_back(ReadSpan{UniqueFd(), page, from, n});
+      spans->push_back(ReadSpan{UniqueFd(), page, from, len});
     } else {
-      std::memcpy(out + at, page->data() + from, n);
+      std::memcpy(out + at, page->data() + from, len);
     }
-    at += n;
+    at += len;
     return Status::Ok();
   });
   if (!n.ok()) return n.status();
@@ -269,7 +269,10 @@ Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out,
       return length;
     }
     sequential = NoteRead(offset, end);
-    if (!sequential) located_.clear(), located_until_ = 0;
+    if (!sequential) {  // a jump: what was located ahead is of no use now
+      located_.clear();
+      located_until_ = 0;
+    }
     locate = ps == 0 || (sequential && end + window / 2 > located_until_);
     for (uint64_t i = ps ? offset / ps : 0; ps && !locate && i <= (end - 1) / ps; ++i) {
       auto it = located_.find(i);
