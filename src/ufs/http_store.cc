@@ -45,7 +45,7 @@ std::vector<std::string> IndexLinks(std::string_view html) {
   return out;
 }
 
-class HttpStore final : public UnderStore {
+class HttpStore final : public EtagPinnedStore {
  public:
   HttpStore(std::string base_url, const UnderStoreOptions& options, HttpClientOptions http_options)
       : base_(std::move(base_url)),
@@ -87,25 +87,13 @@ class HttpStore final : public UnderStore {
     return PageOf(std::move(all), options);
   }
 
-  Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
-    return ReadPinned(path, offset, length, "", sink);
-  }
-
-  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
-                               const ByteSink& sink) override {
-    // If-Match pins the GET to the ETag: a changed object answers 412, never other bytes.
-    std::string etag = EtagOfVersion(version);
-    if (etag.empty()) return UnderStore::ReadVersion(path, offset, length, version, sink);
-    return ReadPinned(path, offset, length, etag, sink);
-  }
-
   Status Write(std::string_view, std::string_view) override { return ReadOnly(); }
   Status Delete(std::string_view) override { return ReadOnly(); }
   Status Mkdir(std::string_view) override { return ReadOnly(); }
 
  private:
   Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& etag,
-                              const ByteSink& sink) {
+                              const ByteSink& sink) override {
     SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
     const std::string url = Url(key);
     RangedReadHooks hooks;

@@ -39,7 +39,7 @@ struct Query {
   std::vector<std::pair<std::string, std::string>> params;
 };
 
-class S3Store final : public UnderStore {
+class S3Store final : public EtagPinnedStore {
  public:
   S3Store(std::string bucket, std::string prefix, S3Settings settings, const UnderStoreOptions& options,
           HttpClientOptions http_options)
@@ -144,18 +144,6 @@ class S3Store final : public UnderStore {
     return page;
   }
 
-  Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override {
-    return ReadPinned(path, offset, length, "", sink);
-  }
-
-  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
-                               const ByteSink& sink) override {
-    // If-Match pins the GET to the ETag: a changed object answers 412, never other bytes.
-    std::string etag = EtagOfVersion(version);
-    if (etag.empty()) return UnderStore::ReadVersion(path, offset, length, version, sink);
-    return ReadPinned(path, offset, length, etag, sink);
-  }
-
   Status Write(std::string_view path, std::string_view data) override {
     SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
     if (rel.empty()) return InvalidArgument("cannot write an object at the root of " + Uri());
@@ -199,7 +187,7 @@ class S3Store final : public UnderStore {
   }
 
   Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& etag,
-                              const ByteSink& sink) {
+                              const ByteSink& sink) override {
     SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
     const std::string key = FullKey(rel);
     RangedReadHooks hooks;

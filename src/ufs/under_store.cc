@@ -120,4 +120,16 @@ Result<std::unique_ptr<UnderStore>> OpenUnderStore(std::string_view uri, const U
                          "' (supported: file, s3, http, https)");
 }
 
+Result<uint64_t> EtagPinnedStore::Read(std::string_view path, uint64_t offset, uint64_t length,
+                                       const ByteSink& sink) {
+  return ReadPinned(path, offset, length, "", sink);
+}
+
+Result<uint64_t> EtagPinnedStore::ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
+                                              std::string_view version, const ByteSink& sink) {
+  std::string etag = EtagOfVersion(version);
+  if (etag.empty()) return UnderStore::ReadVersion(path, offset, length, version, sink);
+  return ReadPinned(path, offset, length, etag, sink);
+}
+
 }  // namespace sluice::ufs

@@ -111,6 +111,20 @@ struct UnderStoreOptions {
   std::string Get(std::string_view key, std::string_view fallback = "") const;
 };
 
+// Base for stores whose GETs can be pinned to an ETag (S3, HTTP): If-Match makes a changed
+// object answer 412, never other bytes. Versions without an ETag fall back to the Stat check.
+class EtagPinnedStore : public UnderStore {
+ public:
+  Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override;
+  Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
+                               const ByteSink& sink) override;
+
+ protected:
+  // A ranged GET, with If-Match: `etag` unless it is empty.
+  virtual Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length,
+                                      const std::string& etag, const ByteSink& sink) = 0;
+};
+
 // Opens the store for `uri`, chosen by scheme: file://, s3://, http:// or https://.
 // An unknown scheme or option is kInvalidArgument naming it.
 Result<std::unique_ptr<UnderStore>> OpenUnderStore(std::string_view uri, const UnderStoreOptions& options);
