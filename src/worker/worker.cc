@@ -193,27 +193,33 @@ Result<std::vector<Entry>> Worker::List(const std::string& path) {
   return out;
 }
 
-Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
-                             bool disk_only) {
+Result<Worker::ResolvedFile> Worker::ResolveFile(const std::string& path) {
   SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
   auto& [state, key] = resolved;
   auto info = state->meta->Stat(key);
   if (!info.ok()) return info.status().WithContext(state->Name());
   if (info->is_dir) return InvalidArgument(path + " is a directory");
+  return ResolvedFile{state, key, *info};
+}
+
+Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
+                             bool disk_only) {
+  SLUICE_ASSIGN_OR_RETURN(ResolvedFile file, ResolveFile(path));
+  const auto& state = file.state;
   uint64_t delivered = 0;
   ufs::ByteSink counted = [&](std::string_view chunk) {
     delivered += chunk.size();
     return sink(chunk);
   };
-  auto n = state->reader->Read(state->FileOf(*info), offset, length, counted, !disk_only);
+  auto n = state->reader->Read(state->FileOf(file.info), offset, length, counted, !disk_only);
   if (!n.ok() && n.status().code() == StatusCode::kStale) {
     // The file changed under a cached stat: learn the new version (its old pages are freed).
     // Bytes already sent cannot be taken back, so the read is redone only if none went out.
     (void)Sync(path);
     if (delivered == 0) {
-      info = state->meta->Stat(key);
-      if (!info.ok()) return info.status().WithContext(state->Name());
-      n = state->reader->Read(state->FileOf(*info), offset, length, counted, !disk_only);
+      auto fresh = state->meta->Stat(file.key);
+      if (!fresh.ok()) return fresh.status().WithContext(state->Name());
+      n = state->reader->Read(state->FileOf(*fresh), offset, length, counted, !disk_only);
     }
   }
   if (!n.ok()) return n.status().WithContext("reading " + path + " from " + state->Name());
@@ -223,22 +229,20 @@ Result<uint64_t> Worker::Read(const std::string& path, uint64_t offset, uint64_t
 
 Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t offset, uint64_t length, bool prefetch,
                                            uint64_t prefetch_from) {
-  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
-  auto& [state, key] = resolved;
-  auto info = state->meta->Stat(key);
-  if (!info.ok()) return info.status().WithContext(state->Name());
-  if (info->is_dir) return InvalidArgument(path + " is a directory");
+  SLUICE_ASSIGN_OR_RETURN(ResolvedFile file, ResolveFile(path));
+  const auto& state = file.state;
+  const ufs::ObjectInfo& info = file.info;
   rpc::LocateResponse out;
-  Entry e = state->ToEntry(*info);
+  Entry e = state->ToEntry(info);
   out.mutable_info()->set_path(e.path);
   out.mutable_info()->set_size(e.size);
   out.mutable_info()->set_mtime_ns(e.mtime_ns);
   out.mutable_info()->set_version(e.version);
   const uint64_t ps = pages_->page_size();
   out.set_page_size(ps);
-  if (offset >= info->size || length == 0) return out;
-  const uint64_t last = (std::min(info->size, offset + std::min(length, info->size - offset)) - 1) / ps;
-  const cache::FileId id = state->IdOf(*info);
+  if (offset >= info.size || length == 0) return out;
+  const uint64_t last = (std::min(info.size, offset + std::min(length, info.size - offset)) - 1) / ps;
+  const cache::FileId id = state->IdOf(info);
   uint64_t missing_from = UINT64_MAX;  // first missing page at or after prefetch_from
   for (uint64_t i = offset / ps; i <= last; ++i) {
     auto loc = pages_->Locate(cache::PageKey{id, i});
@@ -254,7 +258,7 @@ Result<rpc::LocateResponse> Worker::Locate(const std::string& path, uint64_t off
     }
   }
   // Short-circuit readers take cached pages from page files: read-ahead for them skips memory.
-  if (prefetch && missing_from != UINT64_MAX) QueuePrefetch(state, *info, missing_from, last, /*memory=*/false);
+  if (prefetch && missing_from != UINT64_MAX) QueuePrefetch(state, info, missing_from, last, /*memory=*/false);
   return out;
 }
 
@@ -292,20 +296,18 @@ void Worker::QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::
 
 Result<uint64_t> Worker::ReadPages(const std::string& path, const std::string& version, uint64_t offset,
                                    uint64_t length, uint64_t prefetch_to, const cache::CachedReader::PageSink& sink) {
-  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
-  auto& [state, key] = resolved;
-  auto info = state->meta->Stat(key);
-  if (!info.ok()) return info.status().WithContext(state->Name());
-  if (info->is_dir) return InvalidArgument(path + " is a directory");
-  if (info->Version() != version) return Status(StatusCode::kStale, path + " changed");
+  SLUICE_ASSIGN_OR_RETURN(ResolvedFile file, ResolveFile(path));
+  const auto& state = file.state;
+  const ufs::ObjectInfo& info = file.info;
+  if (info.Version() != version) return Status(StatusCode::kStale, path + " changed");
   const uint64_t ps = pages_->page_size();
-  const uint64_t end = std::min(info->size, offset + length);
+  const uint64_t end = std::min(info.size, offset + length);
   if (prefetch_to > end) {
-    QueuePrefetch(state, *info, end / ps, (std::min(prefetch_to, info->size) - 1) / ps, /*memory=*/true);
+    QueuePrefetch(state, info, end / ps, (std::min(prefetch_to, info.size) - 1) / ps, /*memory=*/true);
   }
   // A sequential reader's miss fetches the next 7 pages in the same GET: the kernel asks for
   // the pages one by one (all at once), and 8 MiB GETs cost the under-store far less.
-  auto n = state->reader->ReadPages(state->FileOf(*info), offset, length, sink, /*memory=*/true,
+  auto n = state->reader->ReadPages(state->FileOf(info), offset, length, sink, /*memory=*/true,
                                     prefetch_to > end ? 7 : 0);
   if (!n.ok()) return n.status().WithContext("reading " + path + " from " + state->Name());
   bytes_served_ += *n;

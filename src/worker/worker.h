@@ -98,6 +98,13 @@ class Worker {
   Result<std::shared_ptr<MountState>> StateFor(const cluster::MountPoint& mount);
   // Resolves a namespace path to its mount state and key, reloading the table if it changed.
   Result<std::pair<std::shared_ptr<MountState>, std::string>> Resolve(const std::string& path);
+  // A file to read: its mount state, key and (cached) stat; an error for a directory.
+  struct ResolvedFile {
+    std::shared_ptr<MountState> state;
+    std::string key;
+    ufs::ObjectInfo info;
+  };
+  Result<ResolvedFile> ResolveFile(const std::string& path);
   // For a path above some mount points but inside none ("/" with only /data mounted): the
   // next component of each mount below it; nullopt when no mount lies below.
   std::optional<std::vector<std::string>> MountsBelow(const std::string& path);
