@@ -184,9 +184,10 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
         ++stats_.shared_waits;
       } else if (!store_->Contains(key)) {
         // Claim this page and the missing, unclaimed pages right after it; fetching ahead, also
-        // those before it in its group (the kernel's requests for one group arrive in any order).
+        // those before the range in its group (the kernel's requests for one group arrive in any
+        // order). Pages of the range already handed out are never claimed again.
         auto free = [&](uint64_t i) { return !flights_.count({file.id, i}) && !store_->Contains({file.id, i}); };
-        if (fetch.ahead_pages) {
+        if (fetch.ahead_pages && index == offset / ps) {
           while (claim_start > index / group * group && free(claim_start - 1)) --claim_start;
         }
         for (uint64_t i = claim_start; i <= last_claim && mine.size() < max_run; ++i) {
