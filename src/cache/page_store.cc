@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <list>
 
 #include "cache/page_file.h"
 #include "common/logging.h"
@@ -25,7 +26,9 @@ std::atomic<uint64_t> g_tmp_counter{0};
 
 }  // namespace
 
-// The memory tier: pages as shared strings, bounded by a byte quota.
+// The memory tier: pages as shared strings, bounded by a byte quota. With a disk tier below,
+// a page starts "unwritten" (in memory only) and stays on an oldest-first list until the
+// writer takes it or eviction hands it back to be written on its way out.
 class PageStore::MemoryTier {
  public:
   MemoryTier(uint64_t quota, std::unique_ptr<CachePolicy> policy) : quota_(quota), policy_(std::move(policy)) {}
@@ -35,7 +38,7 @@ class PageStore::MemoryTier {
     auto it = pages_.find(key);
     if (it == pages_.end()) return nullptr;
     policy_->OnAccess(key);
-    return it->second;
+    return it->second.data;
   }
 
   bool Contains(const PageKey& key) {
@@ -43,8 +46,9 @@ class PageStore::MemoryTier {
     return pages_.count(key) > 0;
   }
 
-  // Returns false when the policy refused the page.
-  bool Put(const PageKey& key, PageData data) {
+  // Returns false when the policy refused the page. Evicted pages that were never written
+  // to disk are appended to `*demoted`.
+  bool Put(const PageKey& key, PageData data, bool unwritten, std::vector<KeyedPage>* demoted) {
     std::lock_guard<std::mutex> lock(mu_);
     if (data->size() > quota_) return false;
     if (pages_.count(key)) {
@@ -54,13 +58,38 @@ class PageStore::MemoryTier {
     while (bytes_ + data->size() > quota_) {
       auto victim = policy_->Victim();
       if (!victim) return false;
+      auto it = pages_.find(*victim);
+      if (it != pages_.end() && it->second.unwritten) demoted->push_back(KeyedPage{*victim, it->second.data});
       RemoveLocked(*victim);
       ++evictions_;
     }
     bytes_ += data->size();
-    pages_.emplace(key, std::move(data));
+    Entry& e = pages_[key];
+    e.data = std::move(data);
+    if (unwritten) {
+      e.unwritten = true;
+      e.unwritten_pos = unwritten_.insert(unwritten_.end(), key);
+    }
     policy_->OnInsert(key);
     return true;
+  }
+
+  // Up to `max` unwritten pages, oldest first, now counted as written.
+  std::vector<KeyedPage> TakeUnwritten(size_t max) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<KeyedPage> out;
+    while (!unwritten_.empty() && out.size() < max) {
+      Entry& e = pages_.at(unwritten_.front());
+      out.push_back(KeyedPage{unwritten_.front(), e.data});
+      e.unwritten = false;
+      unwritten_.pop_front();
+    }
+    return out;
+  }
+
+  bool HasUnwritten() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !unwritten_.empty();
   }
 
   uint64_t EraseFile(const FileId& file) {
@@ -80,20 +109,28 @@ class PageStore::MemoryTier {
   }
 
  private:
+  struct Entry {
+    PageData data;
+    bool unwritten = false;
+    std::list<PageKey>::iterator unwritten_pos;  // valid while unwritten
+  };
+
   void RemoveLocked(const PageKey& key) {
     auto it = pages_.find(key);
     if (it == pages_.end()) return;
-    bytes_ -= it->second->size();
+    bytes_ -= it->second.data->size();
+    if (it->second.unwritten) unwritten_.erase(it->second.unwritten_pos);
     pages_.erase(it);
     policy_->OnRemove(key);
   }
 
   const uint64_t quota_;
   std::mutex mu_;
-  std::unique_ptr<CachePolicy> policy_;                         // GUARDED_BY(mu_)
-  std::unordered_map<PageKey, PageData, PageKeyHash> pages_;   // GUARDED_BY(mu_)
-  uint64_t bytes_ = 0;                                         // GUARDED_BY(mu_)
-  uint64_t evictions_ = 0;                                     // GUARDED_BY(mu_)
+  std::unique_ptr<CachePolicy> policy_;                      // GUARDED_BY(mu_)
+  std::unordered_map<PageKey, Entry, PageKeyHash> pages_;   // GUARDED_BY(mu_)
+  std::list<PageKey> unwritten_;                            // GUARDED_BY(mu_): oldest first
+  uint64_t bytes_ = 0;                                      // GUARDED_BY(mu_)
+  uint64_t evictions_ = 0;                                  // GUARDED_BY(mu_)
 };
 
 // One disk directory: an in-memory index of page files, the files themselves written and
@@ -327,24 +364,67 @@ PageStore::~PageStore() {
 }
 
 void PageStore::WriterLoop() {
+  std::unique_lock<std::mutex> lock(write_mu_);
   while (true) {
     PendingWrite w;
-    {
-      std::unique_lock<std::mutex> lock(write_mu_);
-      write_cv_.wait(lock, [this] { return stopping_ || !write_queue_.empty(); });
-      if (write_queue_.empty()) return;  // stopping, and nothing left
+    if (!write_queue_.empty()) {
       w = std::move(write_queue_.front());
       write_queue_.pop_front();
+    } else if (stopping_) {
+      return;
+    } else if (!memory_->HasUnwritten()) {
+      writer_sleeping_ = true;  // until a put or a queued write
+      write_cv_.wait(lock);
+      writer_sleeping_ = false;
+      continue;
+    } else {
+      auto quiet_for = std::chrono::steady_clock::now() - last_memory_put_;
+      if (quiet_for < options_.disk_write_delay) {
+        write_cv_.wait_for(lock, options_.disk_write_delay - quiet_for);
+        continue;
+      }
+      lock.unlock();
+      bool took = TakeUnwrittenPage(&w);
+      lock.lock();
+      if (!took) continue;
     }
-    WriteToDisk(w.key, w.data, w.in_memory);
-    std::lock_guard<std::mutex> lock(write_mu_);
-    pending_.erase(w.key);
-    pending_bytes_ -= w.data->size();
-    if (pending_.empty()) drained_cv_.notify_all();
+    lock.unlock();
+    WritePending(w);
+    lock.lock();
   }
 }
 
+bool PageStore::TakeUnwrittenPage(PendingWrite* w) {
+  // Under write_mu_, so EraseFile never sees a page neither in memory nor pending.
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto pages = memory_->TakeUnwritten(1);
+  if (pages.empty()) return false;
+  if (pending_.count(pages[0].key)) return false;  // already on its way
+  *w = PendingWrite{pages[0].key, std::move(pages[0].data), /*in_memory=*/true};
+  pending_.emplace(w->key, w->data);
+  pending_bytes_ += w->data->size();
+  return true;
+}
+
+void PageStore::WritePending(const PendingWrite& w) {
+  WriteToDisk(w.key, w.data, w.in_memory);
+  std::lock_guard<std::mutex> lock(write_mu_);
+  pending_.erase(w.key);
+  pending_bytes_ -= w.data->size();
+  if (pending_.empty()) drained_cv_.notify_all();
+}
+
 void PageStore::Flush() {
+  if (!disks_.empty()) {
+    PendingWrite w;
+    while (memory_->HasUnwritten()) {
+      if (TakeUnwrittenPage(&w)) WritePending(w);
+    }
+  }
+  WaitForQueuedWrites();
+}
+
+void PageStore::WaitForQueuedWrites() {
   std::unique_lock<std::mutex> lock(write_mu_);
   drained_cv_.wait(lock, [this] { return pending_.empty(); });
 }
@@ -406,7 +486,7 @@ PageData PageStore::Get(const PageKey& key) {
     bool corrupt = false;
     if (PageData data = disk->Get(key, &corrupt)) {
       ++hits_disk_;
-      memory_->Put(key, data);  // promote
+      PutInMemory(key, data, /*unwritten=*/false);  // promote
       return data;
     }
     if (corrupt) ++corrupt_;
@@ -418,11 +498,28 @@ PageData PageStore::Get(const PageKey& key) {
 void PageStore::Put(const PageKey& key, PageData data, bool memory) {
   ++puts_;
   const bool disk = DiskFor(key) != nullptr;
-  bool in_memory = (memory || !disk) && memory_->Put(key, data);
+  bool in_memory = (memory || !disk) && PutInMemory(key, data, /*unwritten=*/disk);
   if (!disk) {
     if (!in_memory) ++refused_;
     return;
   }
+  if (in_memory) {  // the writer takes it once puts go quiet, or eviction hands it back
+    std::lock_guard<std::mutex> lock(write_mu_);
+    last_memory_put_ = std::chrono::steady_clock::now();
+    if (writer_sleeping_) write_cv_.notify_one();
+    return;
+  }
+  QueueWrite(key, std::move(data), /*in_memory=*/false);
+}
+
+bool PageStore::PutInMemory(const PageKey& key, PageData data, bool unwritten) {
+  std::vector<KeyedPage> demoted;
+  bool cached = memory_->Put(key, std::move(data), unwritten, &demoted);
+  for (auto& page : demoted) QueueWrite(page.key, std::move(page.data), /*in_memory=*/true);  // on its way out
+  return cached;
+}
+
+void PageStore::QueueWrite(const PageKey& key, PageData data, bool in_memory) {
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     if (pending_.count(key)) return;
@@ -448,8 +545,8 @@ bool PageStore::Contains(const PageKey& key) {
 }
 
 uint64_t PageStore::EraseFile(const FileId& file) {
-  Flush();  // so no queued write brings a page back after it was erased
-  uint64_t n = memory_->EraseFile(file);
+  uint64_t n = memory_->EraseFile(file);  // its unwritten pages are never written
+  WaitForQueuedWrites();                   // so no queued write brings a page back
   for (auto& d : disks_) n += d->EraseFile(file);
   return n;
 }

@@ -4,10 +4,15 @@
 // counted and reported as a miss, never served. The disk tiers survive a restart (Open
 // rescans them; file names carry everything the index needs). Caching is best effort: a full
 // disk or a refused admission leaves the page uncached, and the caller serves through.
-// Thread-safe.
+//
+// With a disk tier, a page put in memory is written to disk later: once puts have been quiet
+// for `disk_write_delay`, when memory evicts it, or on Flush (and so on a clean shutdown). A
+// cold scan that fits in memory then pays for no disk writes while it runs; a crash loses at
+// most the memory tier's unwritten pages, which the under-store still serves. Thread-safe.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <thread>
@@ -37,6 +42,8 @@ struct PageStoreOptions {
   // Disk writes happen behind the reader's back (a page is served, from memory, while it is
   // still being written); at most this many bytes wait, beyond that Put writes in place.
   uint64_t max_pending_write_bytes = 64ull << 20;
+  // Pages kept in memory go to disk once no page has been put for this long.
+  std::chrono::milliseconds disk_write_delay{1000};
 };
 
 struct TierStats {
@@ -78,7 +85,7 @@ class PageStore {
   // keeps there is fresh memory the kernel must fault in.
   void Put(const PageKey& key, PageData data, bool memory = true);
 
-  // Waits until every queued disk write has finished.
+  // Writes every page not yet on disk and waits for the queued writes.
   void Flush();
 
   // The page's file when a disk tier holds it (counted as a disk hit); nullopt otherwise.
@@ -98,6 +105,24 @@ class PageStore {
   class DiskTier;
   explicit PageStore(PageStoreOptions options);
   DiskTier* DiskFor(const PageKey& key);
+  struct KeyedPage {
+    PageKey key;
+    PageData data;
+  };
+  struct PendingWrite {
+    PageKey key;
+    PageData data;
+    bool in_memory;  // cached in memory too (a failed write is then no refusal)
+  };
+  // Caches a page in memory (`unwritten`: not on disk yet); evicted unwritten pages are queued
+  // for disk. False when the memory policy refused it.
+  bool PutInMemory(const PageKey& key, PageData data, bool unwritten);
+  // Queues a disk write, or writes in place when the queue is full.
+  void QueueWrite(const PageKey& key, PageData data, bool in_memory);
+  // Moves the oldest unwritten memory page into pending_; false when there is none.
+  bool TakeUnwrittenPage(PendingWrite* w);
+  void WritePending(const PendingWrite& w);
+  void WaitForQueuedWrites();
   void WriteToDisk(const PageKey& key, const PageData& data, bool in_memory);
   void WriterLoop();
 
@@ -107,17 +132,14 @@ class PageStore {
   std::atomic<uint64_t> hits_memory_{0}, hits_disk_{0}, misses_{0}, puts_{0}, refused_{0}, corrupt_{0};
   std::atomic<uint64_t> disk_evictions_{0}, disk_write_errors_{0};
 
-  struct PendingWrite {
-    PageKey key;
-    PageData data;
-    bool in_memory;
-  };
   std::mutex write_mu_;
   std::condition_variable write_cv_, drained_cv_;
   std::deque<PendingWrite> write_queue_;                          // GUARDED_BY(write_mu_)
   std::unordered_map<PageKey, PageData, PageKeyHash> pending_;     // GUARDED_BY(write_mu_): queued or being written
   uint64_t pending_bytes_ = 0;                                     // GUARDED_BY(write_mu_)
   bool stopping_ = false;                                          // GUARDED_BY(write_mu_)
+  std::chrono::steady_clock::time_point last_memory_put_;          // GUARDED_BY(write_mu_)
+  bool writer_sleeping_ = false;                                   // GUARDED_BY(write_mu_): nothing to wait for
   std::thread writer_;
 };
 

@@ -175,10 +175,42 @@ TEST(PageStoreTest, EraseFileDropsEveryTier) {
     store->Put(Key(i, "old"), Bytes(i));
     store->Put(Key(i, "other"), Bytes(i));
   }
+  store->Flush();
   EXPECT_EQ(store->EraseFile(Key(0, "old").file), 6u);  // 3 in memory + 3 on disk
   EXPECT_FALSE(store->Contains(Key(1, "old")));
   EXPECT_TRUE(store->Contains(Key(1, "other")));
   EXPECT_EQ(PageFiles(dir.path()).size(), 3u);
+}
+
+// Pages put in memory reach the disk once puts go quiet, not while a scan runs.
+TEST(PageStoreTest, DiskWritesWaitUntilPutsGoQuiet) {
+  TempDir dir;
+  PageStoreOptions opts{kPage, 100 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0};
+  opts.disk_write_delay = std::chrono::milliseconds(300);
+  auto store = *PageStore::Open(opts);
+  auto start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < 5; ++i) store->Put(Key(i), Bytes(i));
+  EXPECT_TRUE(PageFiles(dir.path()).empty());
+  ASSERT_TRUE(testing::WaitFor([&] { return PageFiles(dir.path()).size() == 5; }, std::chrono::seconds(10)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, opts.disk_write_delay);
+  EXPECT_EQ(store->Stats().tiers[1].pages, 5u);
+}
+
+// Memory evicting a page that never reached the disk writes it on its way out; erasing a
+// file drops its unwritten pages without writing them.
+TEST(PageStoreTest, EvictedUnwrittenPagesGoToDiskErasedOnesDoNot) {
+  TempDir dir;
+  PageStoreOptions opts{kPage, 2 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0};
+  opts.disk_write_delay = std::chrono::hours(1);
+  auto store = *PageStore::Open(opts);
+  for (uint64_t i = 0; i < 5; ++i) store->Put(Key(i), Bytes(i));
+  ASSERT_TRUE(testing::WaitFor([&] { return PageFiles(dir.path()).size() == 3; }, std::chrono::seconds(10)));
+  EXPECT_EQ(*store->Get(Key(0)), *Bytes(0));  // from disk
+  EXPECT_EQ(store->Stats().hits_disk, 1u);
+  store->Put(Key(0, "doomed"), Bytes(7));
+  store->EraseFile(Key(0, "doomed").file);
+  store->Flush();
+  EXPECT_EQ(PageFiles(dir.path()).size(), 5u);  // pages 0-4, never the erased one
 }
 
 // A real full file system: a 1 MiB tmpfs. Pages that do not fit stay uncached; nothing fails.
