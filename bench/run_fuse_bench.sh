@@ -74,7 +74,7 @@ wait_mount() { for _ in $(seq 200); do grep -q " $1 " /proc/self/mountinfo && re
 
 # Every contender is set up first and they take turns within each repetition, so a drift in
 # the machine's speed (disk, CPU: this is a shared VM) hits all of them alike.
-declare -A DIR RESET
+declare -A DIR RESET SETTLE
 if wants local; then
   DIR[local]=$S/data RESET[local]=true
 fi
@@ -116,7 +116,18 @@ if wants sluice; then
   PIDS+=($!)
   wait_mount "$S/mnt/sluice" || { cat "$S/sluice.log" >&2; exit 1; }
   sluice_reset() { "$SLUICE" free / >/dev/null; "$SLUICE" fs sync / >/dev/null; }
-  DIR[sluice]=$S/mnt/sluice RESET[sluice]=sluice_reset
+  # sluice writes the pages a pass kept in memory to its disk tier once reads go quiet; wait
+  # (untimed) for that to end, so the next pass, its own or another contender's, does not
+  # share the CPU with it.
+  sluice_settle() {
+    local i
+    for i in $(seq 600); do
+      "$SLUICE" report | grep -q "not on disk yet" || return 0
+      sleep 0.2
+    done
+    echo "sluice still writing pages to disk after 120 s" >&2
+  }
+  DIR[sluice]=$S/mnt/sluice RESET[sluice]=sluice_reset SETTLE[sluice]=sluice_settle
 fi
 MOUNTED=()
 for who in $CONTENDERS; do [[ -n ${DIR[$who]:-} ]] && MOUNTED+=("$who"); done
@@ -152,6 +163,7 @@ for name in $SCENARIOS; do
       eval "${RESET[$who]}"
       for pass in cold warm; do
         drop; record "$who" "$name" "$pass" "$($cmd)"
+        eval "${SETTLE[$who]:-}"
       done
     done
     if wants direct && [[ $name == seq-256MiB || $name == small-100KiB-8threads ]]; then
@@ -163,6 +175,7 @@ for name in $SCENARIOS; do
       drop
       "$SLUICE" load /resnet >/dev/null
       record sluice resnet50-like cold+load "$($(command_for resnet50-like "$S/mnt/sluice"))"
+      sluice_settle
     fi
   done
 done
@@ -174,6 +187,7 @@ if [[ " $SCENARIOS " == *" resnet50-like-max-accelerators "* ]]; then
   declare -A BEST DONE
   for who in "${MOUNTED[@]}"; do  # an untimed epoch first, so every cache holds the data
     "$DLIO" train "${DIR[$who]}/resnet" --record-size 114660 --batch 64 --readers 8 --compute 0 --epochs 1 >/dev/null
+    eval "${SETTLE[$who]:-}"
   done
   for n in 1 2 4 8 16; do
     for who in "${MOUNTED[@]}"; do

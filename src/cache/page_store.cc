@@ -69,6 +69,7 @@ class PageStore::MemoryTier {
     if (unwritten) {
       e.unwritten = true;
       e.unwritten_pos = unwritten_.insert(unwritten_.end(), key);
+      unwritten_bytes_ += e.data->size();
     }
     policy_->OnInsert(key);
     return true;
@@ -82,6 +83,7 @@ class PageStore::MemoryTier {
       Entry& e = pages_.at(unwritten_.front());
       out.push_back(KeyedPage{unwritten_.front(), e.data});
       e.unwritten = false;
+      unwritten_bytes_ -= e.data->size();
       unwritten_.pop_front();
     }
     return out;
@@ -105,7 +107,7 @@ class PageStore::MemoryTier {
   TierStats Stats(uint64_t* evictions) {
     std::lock_guard<std::mutex> lock(mu_);
     *evictions += evictions_;
-    return TierStats{"memory", quota_, bytes_, pages_.size()};
+    return TierStats{"memory", quota_, bytes_, pages_.size(), unwritten_bytes_};
   }
 
  private:
@@ -119,7 +121,10 @@ class PageStore::MemoryTier {
     auto it = pages_.find(key);
     if (it == pages_.end()) return;
     bytes_ -= it->second.data->size();
-    if (it->second.unwritten) unwritten_.erase(it->second.unwritten_pos);
+    if (it->second.unwritten) {
+      unwritten_.erase(it->second.unwritten_pos);
+      unwritten_bytes_ -= it->second.data->size();
+    }
     pages_.erase(it);
     policy_->OnRemove(key);
   }
@@ -129,6 +134,7 @@ class PageStore::MemoryTier {
   std::unique_ptr<CachePolicy> policy_;                      // GUARDED_BY(mu_)
   std::unordered_map<PageKey, Entry, PageKeyHash> pages_;   // GUARDED_BY(mu_)
   std::list<PageKey> unwritten_;                            // GUARDED_BY(mu_): oldest first
+  uint64_t unwritten_bytes_ = 0;                            // GUARDED_BY(mu_)
   uint64_t bytes_ = 0;                                      // GUARDED_BY(mu_)
   uint64_t evictions_ = 0;                                  // GUARDED_BY(mu_)
 };

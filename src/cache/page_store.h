@@ -51,6 +51,7 @@ struct TierStats {
   uint64_t quota = 0;
   uint64_t bytes = 0;
   uint64_t pages = 0;
+  uint64_t unwritten_bytes = 0;  // memory tier: pages not written to a disk tier yet
 };
 
 struct PageStoreStats {

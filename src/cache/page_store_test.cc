@@ -191,9 +191,13 @@ TEST(PageStoreTest, DiskWritesWaitUntilPutsGoQuiet) {
   auto start = std::chrono::steady_clock::now();
   for (uint64_t i = 0; i < 5; ++i) store->Put(Key(i), Bytes(i));
   EXPECT_TRUE(PageFiles(dir.path()).empty());
+  EXPECT_EQ(store->Stats().tiers[0].unwritten_bytes, 5 * kPage);
   ASSERT_TRUE(testing::WaitFor([&] { return PageFiles(dir.path()).size() == 5; }, std::chrono::seconds(10)));
   EXPECT_GE(std::chrono::steady_clock::now() - start, opts.disk_write_delay);
-  EXPECT_EQ(store->Stats().tiers[1].pages, 5u);
+  store->Flush();  // the last write may still be finishing
+  auto stats = store->Stats();
+  EXPECT_EQ(stats.tiers[1].pages, 5u);
+  EXPECT_EQ(stats.tiers[0].unwritten_bytes, 0u);
 }
 
 // Memory evicting a page that never reached the disk writes it on its way out; erasing a

@@ -476,8 +476,10 @@ int Report(const Flags& f) {
     std::printf("cache tiers:\n");
     for (const auto& t : r->tiers()) {
       double pct = t.quota() ? 100.0 * static_cast<double>(t.bytes()) / static_cast<double>(t.quota()) : 0;
-      std::printf("  %-40s %10s of %10s (%5.1f%%), %llu pages\n", t.name().c_str(), FormatSize(t.bytes()).c_str(),
+      std::printf("  %-40s %10s of %10s (%5.1f%%), %llu pages", t.name().c_str(), FormatSize(t.bytes()).c_str(),
                   FormatSize(t.quota()).c_str(), pct, static_cast<unsigned long long>(t.pages()));
+      if (t.unwritten_bytes() > 0) std::printf(", %s not on disk yet", FormatSize(t.unwritten_bytes()).c_str());
+      std::printf("\n");
     }
     uint64_t reads = r->page_hits() + r->page_misses();
     std::printf("page hit ratio: %.1f%% (%llu hits, %llu misses), %llu corrupt pages dropped, %s served\n",

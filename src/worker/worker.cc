@@ -402,6 +402,7 @@ rpc::ReportResponse Worker::Report() {
     tier->set_quota(t.quota);
     tier->set_bytes(t.bytes);
     tier->set_pages(t.pages);
+    tier->set_unwritten_bytes(t.unwritten_bytes);
   }
   r.set_corrupt_pages(stats.corrupt_pages);
   r.set_bytes_served(bytes_served_ + located_bytes_);  // short-circuit pages count as served
