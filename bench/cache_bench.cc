@@ -201,7 +201,7 @@ int Restart(const std::string& dir) {
   auto key = [](uint64_t i) { return cache::PageKey{cache::FileId::For("file:///bench", "f" + std::to_string(i / 1000), "v"), i % 1000}; };
   {
     auto store = *cache::PageStore::Open(o);
-    auto data = std::make_shared<const std::string>(page_size, 'p');
+    cache::PageData data = cache::PageBuffers::Global().Copy(std::string(page_size, 'p'));
     auto t0 = Clock::now();
     for (uint64_t i = 0; i < pages; ++i) store->Put(key(i), data);
     std::fprintf(stderr, "wrote %llu pages in %.1fs\n", static_cast<unsigned long long>(pages), Seconds(t0));

@@ -89,11 +89,11 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
   const uint64_t end = std::min(file.size, (first + flights.size()) * ps);
   size_t next = 0;  // flight of the page being assembled
   PageBuffers& buffers = PageBuffers::Global();
-  std::unique_ptr<std::string> buffer = buffers.Take(static_cast<size_t>(std::min(ps, end - start)));
+  std::unique_ptr<PageBuffer> buffer = buffers.Take(static_cast<size_t>(std::min(ps, end - start)));
   Status consumer_status;  // an error from on_page stops handing pages out, not caching them
 
   auto finish_page = [&]() {
-    PageData page = buffers.Share(std::move(buffer));
+    PageData page = std::move(buffer);
     uint64_t index = first + next;
     store_->Put(PageKey{file.id, index}, page, memory);
     {
@@ -113,7 +113,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
       uint64_t page_end = std::min(end, (first + next + 1) * ps);
       uint64_t want = page_end - (first + next) * ps - buffer->size();
       size_t take = static_cast<size_t>(std::min<uint64_t>(want, chunk.size()));
-      buffer->append(chunk.substr(0, take));
+      buffer->Append(chunk.substr(0, take));
       chunk.remove_prefix(take);
       if (buffer->size() == page_end - (first + next) * ps) finish_page();
     }

@@ -1,38 +1,112 @@
-// The page buffer pool.
+// The page buffer pool: mapped page-sized buffers kept for reuse, malloc below them.
 #include "cache/page_buffers.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
 namespace sluice::cache {
+namespace {
+
+constexpr size_t kSmallestPooled = 256 << 10;  // classes: 256 KiB, 512 KiB, 1 MiB, ...
+
+}  // namespace
+
+PageBuffer::~PageBuffer() { pool_->Give(data_, capacity_); }
+
+size_t PageBuffer::Append(std::string_view bytes) {
+  size_t n = std::min(bytes.size(), capacity_ - size_);
+  std::memcpy(data_ + size_, bytes.data(), n);
+  size_ += n;
+  return n;
+}
+
+void PageBuffer::Resize(size_t size) { size_ = std::min(size, capacity_); }
 
 PageBuffers& PageBuffers::Global() {
-  static auto* pool = new PageBuffers(32);  // never destroyed: pages may outlive static teardown
+  static auto* pool = new PageBuffers(32 << 20);  // never destroyed: pages may outlive static teardown
   return *pool;
 }
 
-std::unique_ptr<std::string> PageBuffers::Take(size_t capacity) {
-  std::unique_ptr<std::string> buffer;
+PageBuffers::~PageBuffers() {
+  for (auto& [capacity, buffers] : idle_) {
+    for (char* b : buffers) ::munmap(b, capacity);
+  }
+}
+
+size_t PageBuffers::PooledCapacity(size_t capacity) {
+  size_t pooled = kSmallestPooled;
+  while (pooled < capacity) pooled *= 2;
+  return capacity * 4 >= pooled * 3 ? pooled : 0;  // a pooled buffer wastes at most a quarter
+}
+
+std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
+  capacity = std::max<size_t>(capacity, 1);
+  const size_t pooled = PooledCapacity(capacity);
+  if (pooled == 0) {
+    auto* data = static_cast<char*>(std::malloc(capacity));
+    if (!data) throw std::bad_alloc();
+    return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, capacity));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!idle_.empty()) {
-      buffer = std::move(idle_.back());
-      idle_.pop_back();
+    auto& idle = idle_[pooled];
+    if (!idle.empty()) {
+      char* data = idle.back();  // the most recently freed: still warm in the CPU's caches
+      idle.pop_back();
+      idle_bytes_ -= pooled;
+      return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, pooled));
     }
   }
-  if (!buffer) buffer = std::make_unique<std::string>();
-  buffer->clear();
-  buffer->reserve(capacity);
+  void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) throw std::bad_alloc();
+  return std::unique_ptr<PageBuffer>(new PageBuffer(this, static_cast<char*>(data), pooled));
+}
+
+PageData PageBuffers::Copy(std::string_view bytes) {
+  auto buffer = Take(bytes.size());
+  buffer->Append(bytes);
   return buffer;
 }
 
-std::shared_ptr<const std::string> PageBuffers::Share(std::unique_ptr<std::string> buffer) {
-  return std::shared_ptr<const std::string>(buffer.release(), [this](const std::string* b) {
-    Give(const_cast<std::string*>(b));
-  });
+void PageBuffers::Give(char* data, size_t capacity) {
+  if (PooledCapacity(capacity) != capacity) {
+    std::free(data);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_bytes_ + capacity <= max_idle_bytes_) {
+      idle_[capacity].push_back(data);
+      idle_bytes_ += capacity;
+      return;
+    }
+  }
+  ::munmap(data, capacity);
 }
 
-void PageBuffers::Give(std::string* buffer) {
-  std::unique_ptr<std::string> owned(buffer);
+void PageBuffers::set_max_idle_bytes(size_t bytes) {
+  std::vector<std::pair<char*, size_t>> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    max_idle_bytes_ = bytes;
+    for (auto& [capacity, buffers] : idle_) {
+      while (idle_bytes_ > max_idle_bytes_ && !buffers.empty()) {
+        doomed.emplace_back(buffers.back(), capacity);
+        buffers.pop_back();
+        idle_bytes_ -= capacity;
+      }
+    }
+  }
+  for (auto& [b, capacity] : doomed) ::munmap(b, capacity);
+}
+
+size_t PageBuffers::idle_bytes() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (idle_.size() < max_idle_) idle_.push_back(std::move(owned));
+  return idle_bytes_;
 }
 
 }  // namespace sluice::cache

@@ -1,38 +1,89 @@
-// PageBuffers: recycles page-sized byte buffers. A fresh 1 MiB buffer is a fresh mapping that
-// the kernel must fault in and zero page by page, which costs more than the bytes' own copy on
-// the miss path; a buffer handed back is reused as is. Pages are shared (PageData) and return
-// here when their last holder lets go. At most `max_idle` buffers wait for reuse; beyond that
-// they are freed, so idle memory stays bounded. Thread-safe; one process-wide instance.
+// PageBuffer: the bytes of one cached page, and PageBuffers, the pool they come from.
+//
+// Fresh memory costs more than the bytes' own copy on the miss path: the kernel faults it in
+// and zeroes it 4 KiB at a time (on this project's 2-core VM, faults were a quarter of the
+// worker's CPU in a cold scan). So a page-sized buffer (from 192 KiB, its capacity rounded up
+// to a power of two when that wastes at most a quarter) whose last reference goes returns
+// here and is reused as is, up to `max_idle_bytes` of them; beyond that it is unmapped. A
+// worker sets the bound to its memory tier's quota: the tier then refills, after evictions or
+// `sluice free`, without a fault. Smaller buffers come from malloc. Thread-safe; one
+// process-wide pool.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <mutex>
-#include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace sluice::cache {
 
+class PageBuffers;
+
+// A fixed-capacity byte buffer, filled once and then shared read-only (PageData).
+class PageBuffer {
+ public:
+  ~PageBuffer();
+  PageBuffer(const PageBuffer&) = delete;
+  PageBuffer& operator=(const PageBuffer&) = delete;
+
+  const char* data() const { return data_; }
+  char* data() { return data_; }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  bool empty() const { return size_ == 0; }
+  std::string_view view() const { return {data_, size_}; }
+  operator std::string_view() const { return view(); }
+
+  // Appends as many of `bytes` as fit; returns how many did.
+  size_t Append(std::string_view bytes);
+  // Sets the size (at most the capacity); new bytes are left as they are.
+  void Resize(size_t size);
+
+ private:
+  friend class PageBuffers;
+  PageBuffer(PageBuffers* pool, char* data, size_t capacity) : pool_(pool), data_(data), capacity_(capacity) {}
+
+  PageBuffers* const pool_;
+  char* const data_;
+  size_t size_ = 0;
+  const size_t capacity_;
+};
+
+inline bool operator==(const PageBuffer& a, std::string_view b) { return a.view() == b; }
+inline bool operator==(const PageBuffer& a, const PageBuffer& b) { return a.view() == b.view(); }
+
+using PageData = std::shared_ptr<const PageBuffer>;
+
 class PageBuffers {
  public:
-  // The process's pool: 32 idle buffers at most (32 MiB with 1 MiB pages).
+  // The process's pool: 32 MiB of idle buffers at most until set_max_idle_bytes.
   static PageBuffers& Global();
 
-  explicit PageBuffers(size_t max_idle) : max_idle_(max_idle) {}
+  explicit PageBuffers(size_t max_idle_bytes) : max_idle_bytes_(max_idle_bytes) {}
+  ~PageBuffers();
   PageBuffers(const PageBuffers&) = delete;
   PageBuffers& operator=(const PageBuffers&) = delete;
 
-  // An empty buffer with room for `capacity` bytes.
-  std::unique_ptr<std::string> Take(size_t capacity);
-  // Shares `buffer` read-only; it comes back here when the last reference goes.
-  std::shared_ptr<const std::string> Share(std::unique_ptr<std::string> buffer);
+  // An empty buffer with room for `capacity` bytes (its capacity may be larger).
+  std::unique_ptr<PageBuffer> Take(size_t capacity);
+  // A shared page holding a copy of `bytes`.
+  PageData Copy(std::string_view bytes);
+
+  void set_max_idle_bytes(size_t bytes);
+  size_t idle_bytes();
 
  private:
-  void Give(std::string* buffer);
+  friend class PageBuffer;
+  void Give(char* data, size_t capacity);
+  // The pooled capacity serving `capacity`, or 0 when such buffers come from malloc.
+  static size_t PooledCapacity(size_t capacity);
 
-  const size_t max_idle_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<std::string>> idle_;  // GUARDED_BY(mu_)
+  size_t max_idle_bytes_;                                // GUARDED_BY(mu_)
+  std::unordered_map<size_t, std::vector<char*>> idle_;  // GUARDED_BY(mu_): capacity -> buffers
+  size_t idle_bytes_ = 0;                                // GUARDED_BY(mu_)
 };
 
 }  // namespace sluice::cache

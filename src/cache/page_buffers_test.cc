@@ -1,38 +1,64 @@
-// The page buffer pool: buffers come back when their last reference goes, are reused as
-// they are, and no more than the bound wait idle.
+// The page buffer pool: buffers come back when their last reference goes and are reused as
+// they are, capacities waste little, and idle buffers beyond the bound are unmapped.
 #include "cache/page_buffers.h"
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace sluice::cache {
 namespace {
 
+constexpr size_t kMiB = 1 << 20;
+
 TEST(PageBuffersTest, SharedBuffersComeBackAndAreReused) {
-  PageBuffers pool(2);
-  auto buffer = pool.Take(1 << 20);
+  PageBuffers pool(8 * kMiB);
+  auto buffer = pool.Take(kMiB);
   EXPECT_TRUE(buffer->empty());
-  EXPECT_GE(buffer->capacity(), size_t{1} << 20);
-  buffer->append("page bytes");
-  const std::string* address = buffer.get();
-  auto shared = pool.Share(std::move(buffer));
+  EXPECT_EQ(buffer->capacity(), kMiB);
+  EXPECT_EQ(buffer->Append("page bytes"), 10u);
+  const char* address = buffer->data();
+  PageData shared = std::move(buffer);
   auto copy = shared;
   EXPECT_EQ(*copy, "page bytes");
   shared.reset();
   copy.reset();  // the last reference: back to the pool
-  auto again = pool.Take(1 << 20);
-  EXPECT_EQ(again.get(), address);
+  auto again = pool.Take(kMiB);
+  EXPECT_EQ(again->data(), address);
   EXPECT_TRUE(again->empty());
 }
 
+TEST(PageBuffersTest, CapacityIsNeverExceededNorWastedMuch) {
+  PageBuffers pool(8 * kMiB);
+  auto small = pool.Take(100 << 10);  // from malloc, exact
+  EXPECT_EQ(small->capacity(), size_t{100} << 10);
+  auto odd = pool.Take(600 << 10);    // a 1 MiB slot would waste 40%: malloc
+  EXPECT_EQ(odd->capacity(), size_t{600} << 10);
+  auto near = pool.Take(900 << 10);   // a 1 MiB slot
+  EXPECT_EQ(near->capacity(), kMiB);
+  auto big = pool.Take(5 * kMiB);     // an 8 MiB one would waste 37%: malloc
+  EXPECT_EQ(big->capacity(), 5 * kMiB);
+  std::string bytes(small->capacity() + 7, 'x');
+  EXPECT_EQ(small->Append(bytes), small->capacity());  // what fits, no more
+  EXPECT_EQ(small->size(), small->capacity());
+  big->Resize(6 * kMiB);
+  EXPECT_EQ(big->size(), 5 * kMiB);
+  EXPECT_EQ(*pool.Copy("abc"), "abc");
+}
+
 TEST(PageBuffersTest, IdleBuffersAreBounded) {
-  PageBuffers pool(1);
-  auto a = pool.Share(pool.Take(16));
-  auto b = pool.Share(pool.Take(16));
-  const std::string* first = a.get();
-  a.reset();  // kept
-  b.reset();  // the pool is full: freed
-  EXPECT_EQ(pool.Take(16).get(), first);
-  EXPECT_NE(pool.Take(16).get(), nullptr);  // a fresh one
+  PageBuffers pool(2 * kMiB);
+  std::vector<std::unique_ptr<PageBuffer>> held;
+  for (int i = 0; i < 4; ++i) held.push_back(pool.Take(kMiB));
+  EXPECT_EQ(pool.idle_bytes(), 0u);
+  held.clear();
+  EXPECT_EQ(pool.idle_bytes(), 2 * kMiB);  // two kept, two unmapped
+  pool.set_max_idle_bytes(kMiB);
+  EXPECT_EQ(pool.idle_bytes(), kMiB);
+  auto again = pool.Take(kMiB);
+  EXPECT_EQ(pool.idle_bytes(), 0u);
+  again->Resize(kMiB);
+  again->data()[kMiB - 1] = 'z';  // writable to its end
 }
 
 }  // namespace

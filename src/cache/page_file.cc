@@ -52,10 +52,11 @@ std::string EncodePageHeader(uint64_t seed, std::string_view data) {
   return std::string(reinterpret_cast<const char*>(&h), sizeof(h));
 }
 
-Result<std::shared_ptr<const std::string>> ReadPageFile(const std::string& path, uint64_t length, uint64_t seed) {
-  auto data = std::make_shared<std::string>(length, '\0');
+Result<PageData> ReadPageFile(const std::string& path, uint64_t length, uint64_t seed) {
+  std::unique_ptr<PageBuffer> data = PageBuffers::Global().Take(length);
   SLUICE_RETURN_IF_ERROR(ReadPageFileInto(path, length, seed, data->data()));
-  return std::shared_ptr<const std::string>(std::move(data));
+  data->Resize(length);
+  return PageData(std::move(data));
 }
 
 Status ReadPageFileInto(const std::string& path, uint64_t length, uint64_t seed, char* dest) {

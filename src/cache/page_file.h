@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "cache/page_buffers.h"
 #include "cache/page_key.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -26,7 +27,7 @@ std::string EncodePageHeader(uint64_t seed, std::string_view data);
 
 // Reads a page file of `length` bytes and verifies it against `seed`: kCorruption when the
 // file is short, long, or fails the checksum; kNotFound when it is gone.
-Result<std::shared_ptr<const std::string>> ReadPageFile(const std::string& path, uint64_t length, uint64_t seed);
+Result<PageData> ReadPageFile(const std::string& path, uint64_t length, uint64_t seed);
 
 // The same, reading the page's bytes into `dest` (which has room for `length`). On an error
 // `dest` holds garbage.

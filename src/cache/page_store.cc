@@ -26,7 +26,8 @@ std::atomic<uint64_t> g_tmp_counter{0};
 
 }  // namespace
 
-// The memory tier: pages as shared strings, bounded by a byte quota. With a disk tier below,
+// The memory tier: shared page buffers, bounded by a byte quota on their capacity (the memory
+// they really hold). With a disk tier below,
 // a page starts "unwritten" (in memory only) and stays on an oldest-first list until the
 // writer takes it or eviction hands it back to be written on its way out.
 class PageStore::MemoryTier {
@@ -50,12 +51,12 @@ class PageStore::MemoryTier {
   // to disk are appended to `*demoted`.
   bool Put(const PageKey& key, PageData data, bool unwritten, std::vector<KeyedPage>* demoted) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (data->size() > quota_) return false;
+    if (data->capacity() > quota_) return false;
     if (pages_.count(key)) {
       policy_->OnAccess(key);
       return true;
     }
-    while (bytes_ + data->size() > quota_) {
+    while (bytes_ + data->capacity() > quota_) {
       auto victim = policy_->Victim();
       if (!victim) return false;
       auto it = pages_.find(*victim);
@@ -63,7 +64,7 @@ class PageStore::MemoryTier {
       RemoveLocked(*victim);
       ++evictions_;
     }
-    bytes_ += data->size();
+    bytes_ += data->capacity();
     Entry& e = pages_[key];
     e.data = std::move(data);
     if (unwritten) {
@@ -120,7 +121,7 @@ class PageStore::MemoryTier {
   void RemoveLocked(const PageKey& key) {
     auto it = pages_.find(key);
     if (it == pages_.end()) return;
-    bytes_ -= it->second.data->size();
+    bytes_ -= it->second.data->capacity();
     if (it->second.unwritten) {
       unwritten_.erase(it->second.unwritten_pos);
       unwritten_bytes_ -= it->second.data->size();
@@ -220,7 +221,7 @@ class PageStore::DiskTier {
   }
 
   // Writes a page file; returns false (and counts why) when it cannot be cached.
-  bool Put(const PageKey& key, const std::string& data, uint64_t* evictions, uint64_t* write_errors) {
+  bool Put(const PageKey& key, std::string_view data, uint64_t* evictions, uint64_t* write_errors) {
     std::vector<std::string> doomed;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -303,7 +304,7 @@ class PageStore::DiskTier {
   }
 
   // Writes to a temporary name and renames, so a crash leaves no half page under a real name.
-  bool WriteFile(const PageKey& key, const std::string& data) {
+  bool WriteFile(const PageKey& key, std::string_view data) {
     std::string path = PathOf(key, data.size());
     std::string tmp = path + ".tmp" + std::to_string(g_tmp_counter++);
     std::error_code ec;
@@ -504,6 +505,10 @@ PageData PageStore::Get(const PageKey& key) {
 void PageStore::Put(const PageKey& key, PageData data, bool memory) {
   ++puts_;
   const bool disk = DiskFor(key) != nullptr;
+  if (memory && disk) {  // before the page shows up unwritten, so the writer never finds it stale
+    std::lock_guard<std::mutex> lock(write_mu_);
+    last_memory_put_ = std::chrono::steady_clock::now();
+  }
   bool in_memory = (memory || !disk) && PutInMemory(key, data, /*unwritten=*/disk);
   if (!disk) {
     if (!in_memory) ++refused_;
@@ -511,7 +516,6 @@ void PageStore::Put(const PageKey& key, PageData data, bool memory) {
   }
   if (in_memory) {  // the writer takes it once puts go quiet, or eviction hands it back
     std::lock_guard<std::mutex> lock(write_mu_);
-    last_memory_put_ = std::chrono::steady_clock::now();
     if (writer_sleeping_) write_cv_.notify_one();
     return;
   }

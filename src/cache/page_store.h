@@ -25,13 +25,12 @@
 #include <vector>
 
 #include "cache/cache_policy.h"
+#include "cache/page_buffers.h"
 #include "cache/page_key.h"
 #include "common/config.h"
 #include "common/status.h"
 
 namespace sluice::cache {
-
-using PageData = std::shared_ptr<const std::string>;
 
 struct PageStoreOptions {
   uint64_t page_size = 1 << 20;

@@ -18,7 +18,7 @@ using testing::TestBytes;
 
 constexpr uint64_t kPage = 4096;
 
-PageData Bytes(uint64_t seed, size_t n = kPage) { return std::make_shared<std::string>(TestBytes(n, seed)); }
+PageData Bytes(uint64_t seed, size_t n = kPage) { return PageBuffers::Global().Copy(TestBytes(n, seed)); }
 PageKey Key(uint64_t index, const std::string& file = "f") { return PageKey{FileId::For("file:///d", file, "v1"), index}; }
 
 std::vector<std::string> PageFiles(const std::string& dir) {

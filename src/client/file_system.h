@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/page_buffers.h"
 #include "cluster/cluster_store.h"
 #include "common/config.h"
 #include "common/unique_fd.h"
@@ -35,7 +36,7 @@ struct FileInfo {
 
 // A sluice worker in this process (the mount of `sluice local`) that hands out its cached
 // pages shared, without a copy: Worker::ReadPages.
-using SharedPage = std::shared_ptr<const std::string>;
+using SharedPage = cache::PageData;
 using PageSink = std::function<Status(const SharedPage& page, size_t from, size_t length)>;
 using InProcessPages = std::function<Result<uint64_t>(const std::string& path, const std::string& version,
                                                       uint64_t offset, uint64_t length, uint64_t prefetch_to,

@@ -55,11 +55,13 @@ Worker::~Worker() {
 }
 
 Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::ClusterStore* store, std::string id) {
-  // Pages are 1 MiB buffers allocated and freed by many threads. glibc would raise its mmap
-  // threshold after the first frees and then keep freed pages in fragmented arenas, so RSS
-  // would drift far above the memory quota; a fixed threshold returns them to the kernel.
+  // Small pages come from malloc, allocated and freed by many threads. glibc would raise its
+  // mmap threshold after the first frees and then keep freed pages in fragmented arenas, so
+  // RSS would drift far above the memory quota; a fixed threshold returns them to the kernel.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mallopt(M_ARENA_MAX, 4);
+  // Page-sized buffers the memory tier lets go are kept for its next pages, up to its quota.
+  cache::PageBuffers::Global().set_max_idle_bytes(config.worker.memory_quota);
   std::unique_ptr<Worker> w(new Worker(config, store, std::move(id)));
   cache::PageStoreOptions po;
   po.page_size = config.worker.page_size;
