@@ -11,7 +11,7 @@
 namespace sluice::cache {
 namespace {
 
-constexpr size_t kSmallestPooled = 256 << 10;  // classes: 256 KiB, 512 KiB, 1 MiB, ...
+constexpr size_t kSmallestPooled = 64 << 10;  // smaller buffers come from malloc
 
 }  // namespace
 
@@ -38,9 +38,12 @@ PageBuffers::~PageBuffers() {
 }
 
 size_t PageBuffers::PooledCapacity(size_t capacity) {
-  size_t pooled = kSmallestPooled;
-  while (pooled < capacity) pooled *= 2;
-  return capacity * 4 >= pooled * 3 ? pooled : 0;  // a pooled buffer wastes at most a quarter
+  if (capacity < kSmallestPooled) return 0;
+  // Four classes per doubling (64, 80, 96, 112, 128, 160 KiB...): at most a quarter wasted.
+  size_t power = kSmallestPooled;
+  while (power * 2 <= capacity) power *= 2;
+  const size_t step = power / 4;
+  return (capacity + step - 1) / step * step;
 }
 
 std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {

@@ -2,11 +2,12 @@
 //
 // Fresh memory costs more than the bytes' own copy on the miss path: the kernel faults it in
 // and zeroes it 4 KiB at a time (on this project's 2-core VM, faults were a quarter of the
-// worker's CPU in a cold scan). So a page-sized buffer (from 192 KiB, its capacity rounded up
-// to a power of two when that wastes at most a quarter) whose last reference goes returns
-// here and is reused as is, up to `max_idle_bytes` of them; beyond that it is unmapped. A
-// worker sets the bound to its memory tier's quota: the tier then refills, after evictions or
-// `sluice free`, without a fault. Smaller buffers come from malloc. Thread-safe; one
+// worker's CPU in a cold scan), and malloc spends as much again on 100 KiB blocks in a busy
+// heap. So a buffer of 64 KiB or more is its own mapping, its capacity rounded up to one of
+// four sizes per doubling (at most a quarter wasted), and when its last reference goes it
+// returns here to be reused as is, up to `max_idle_bytes` of them; beyond that it is unmapped.
+// A worker sets the bound to its memory tier's quota: the tier then refills, after evictions
+// or `sluice free`, without a fault. Smaller buffers come from malloc. Thread-safe; one
 // process-wide pool.
 #pragma once
 

@@ -30,19 +30,21 @@ TEST(PageBuffersTest, SharedBuffersComeBackAndAreReused) {
 
 TEST(PageBuffersTest, CapacityIsNeverExceededNorWastedMuch) {
   PageBuffers pool(8 * kMiB);
-  auto small = pool.Take(100 << 10);  // from malloc, exact
-  EXPECT_EQ(small->capacity(), size_t{100} << 10);
-  auto odd = pool.Take(600 << 10);    // a 1 MiB slot would waste 40%: malloc
-  EXPECT_EQ(odd->capacity(), size_t{600} << 10);
-  auto near = pool.Take(900 << 10);   // a 1 MiB slot
-  EXPECT_EQ(near->capacity(), kMiB);
-  auto big = pool.Take(5 * kMiB);     // an 8 MiB one would waste 37%: malloc
-  EXPECT_EQ(big->capacity(), 5 * kMiB);
+  auto small = pool.Take(10 << 10);   // from malloc, exact
+  EXPECT_EQ(small->capacity(), size_t{10} << 10);
+  auto file = pool.Take(100 << 10);   // pooled: 112 KiB
+  EXPECT_EQ(file->capacity(), size_t{112} << 10);
+  auto odd = pool.Take(600 << 10);    // 640 KiB
+  EXPECT_EQ(odd->capacity(), size_t{640} << 10);
+  auto page = pool.Take(kMiB);
+  EXPECT_EQ(page->capacity(), kMiB);
+  auto big = pool.Take(5 * kMiB + 1);  // 6 MiB
+  EXPECT_EQ(big->capacity(), 6 * kMiB);
   std::string bytes(small->capacity() + 7, 'x');
   EXPECT_EQ(small->Append(bytes), small->capacity());  // what fits, no more
   EXPECT_EQ(small->size(), small->capacity());
-  big->Resize(6 * kMiB);
-  EXPECT_EQ(big->size(), 5 * kMiB);
+  big->Resize(7 * kMiB);
+  EXPECT_EQ(big->size(), 6 * kMiB);  // never past the capacity
   EXPECT_EQ(*pool.Copy("abc"), "abc");
 }
 
