@@ -70,7 +70,9 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   po.policy = config.worker.cache_policy;
   SLUICE_ASSIGN_OR_RETURN(w->pages_, cache::PageStore::Open(po));
   w->jobs_ = std::make_unique<JobManager>(4);
-  w->prefetcher_ = std::make_unique<Prefetcher>(4, 64);
+  // Eight 8 MiB read-ahead GETs in flight keep a loopback S3 server busy while a sequential
+  // reader consumes the pages before them (four left it idle a seventh of a cold scan).
+  w->prefetcher_ = std::make_unique<Prefetcher>(8, 64);
 
   rpc::RpcServerOptions ro;
   ro.host = config.worker.host;
