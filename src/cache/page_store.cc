@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <list>
 
 #include "cache/page_file.h"
@@ -391,9 +392,10 @@ void PageStore::WriterLoop() {
         continue;
       }
       lock.unlock();
-      bool took = TakeUnwrittenPage(&w);
+      std::vector<PendingWrite> taken = TakeUnwritten(1);
       lock.lock();
-      if (!took) continue;
+      if (taken.empty()) continue;
+      w = std::move(taken[0]);
     }
     lock.unlock();
     WritePending(w);
@@ -401,16 +403,16 @@ void PageStore::WriterLoop() {
   }
 }
 
-bool PageStore::TakeUnwrittenPage(PendingWrite* w) {
+std::vector<PageStore::PendingWrite> PageStore::TakeUnwritten(size_t max) {
   // Under write_mu_, so EraseFile never sees a page neither in memory nor pending.
   std::lock_guard<std::mutex> lock(write_mu_);
-  auto pages = memory_->TakeUnwritten(1);
-  if (pages.empty()) return false;
-  if (pending_.count(pages[0].key)) return false;  // already on its way
-  *w = PendingWrite{pages[0].key, std::move(pages[0].data), /*in_memory=*/true};
-  pending_.emplace(w->key, w->data);
-  pending_bytes_ += w->data->size();
-  return true;
+  std::vector<PendingWrite> out;
+  for (auto& page : memory_->TakeUnwritten(max)) {
+    if (!pending_.emplace(page.key, page.data).second) continue;  // already on its way
+    pending_bytes_ += page.data->size();
+    out.push_back(PendingWrite{page.key, std::move(page.data), /*in_memory=*/true});
+  }
+  return out;
 }
 
 void PageStore::WritePending(const PendingWrite& w) {
@@ -423,10 +425,9 @@ void PageStore::WritePending(const PendingWrite& w) {
 
 void PageStore::Flush() {
   if (!disks_.empty()) {
-    PendingWrite w;
-    while (memory_->HasUnwritten()) {
-      if (TakeUnwrittenPage(&w)) WritePending(w);
-    }
+    // The pages unwritten now; later ones are the next Flush's (a busy reader could otherwise
+    // keep this one going).
+    for (const auto& w : TakeUnwritten(std::numeric_limits<size_t>::max())) WritePending(w);
   }
   WaitForQueuedWrites();
 }

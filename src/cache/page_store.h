@@ -119,8 +119,8 @@ class PageStore {
   bool PutInMemory(const PageKey& key, PageData data, bool unwritten);
   // Queues a disk write, or writes in place when the queue is full.
   void QueueWrite(const PageKey& key, PageData data, bool in_memory);
-  // Moves the oldest unwritten memory page into pending_; false when there is none.
-  bool TakeUnwrittenPage(PendingWrite* w);
+  // Moves up to `max` of the oldest unwritten memory pages into pending_, to be written.
+  std::vector<PendingWrite> TakeUnwritten(size_t max);
   void WritePending(const PendingWrite& w);
   void WaitForQueuedWrites();
   void WriteToDisk(const PageKey& key, const PageData& data, bool in_memory);
