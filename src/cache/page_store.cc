@@ -28,9 +28,9 @@ std::atomic<uint64_t> g_tmp_counter{0};
 }  // namespace
 
 // The memory tier: shared page buffers, bounded by a byte quota on their capacity (the memory
-// they really hold). With a disk tier below,
-// a page starts "unwritten" (in memory only) and stays on an oldest-first list until the
-// writer takes it or eviction hands it back to be written on its way out.
+// they really hold). With a disk tier below, a page starts "unwritten" (in memory only) and
+// stays on an oldest-first list until the writer takes it or eviction hands it back to be
+// written on its way out.
 class PageStore::MemoryTier {
  public:
   MemoryTier(uint64_t quota, std::unique_ptr<CachePolicy> policy) : quota_(quota), policy_(std::move(policy)) {}

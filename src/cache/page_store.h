@@ -79,10 +79,10 @@ class PageStore {
   // The page's bytes, from memory or (verified) from disk; nullptr on a miss.
   PageData Get(const PageKey& key);
 
-  // Caches a page in memory and (in the background) on disk, evicting per policy; best effort.
-  // With `memory` false and a disk tier for the page, it goes to disk only: read-ahead of a
-  // long sequential scan would otherwise push readers' pages out of memory, and each page it
-  // keeps there is fresh memory the kernel must fault in.
+  // Caches a page in memory and (later, see above) on disk, evicting per policy; best effort.
+  // With `memory` false and a disk tier for the page, it goes to disk only, queued at once:
+  // read-ahead for short-circuit readers, who read page files, would otherwise push other
+  // readers' pages out of memory.
   void Put(const PageKey& key, PageData data, bool memory = true);
 
   // Writes every page not yet on disk and waits for the queued writes.
