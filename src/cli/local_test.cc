@@ -103,6 +103,19 @@ TEST_F(LocalProcessTest, SurvivesSigkillWithTheCacheIntact) {
   EXPECT_NE(out.find("0 B read"), std::string::npos) << out;  // all from the surviving cache
 }
 
+// A read keeps its pages in memory first; they reach the disk tier once reads go quiet, and
+// the report says what is still only in memory.
+TEST_F(LocalProcessTest, ReadPagesReachTheDiskOnceReadsGoQuiet) {
+  std::string out;
+  ASSERT_EQ(Run({"fs", "cat", "/train/shard-0.bin"}, &out), 0);
+  EXPECT_TRUE(out == data_);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Run({"report"}, &out) == 0 && out.find("not on disk yet") == std::string::npos; }, 20s))
+      << out;
+  // The last page may still be on its way to the file system.
+  EXPECT_TRUE(testing::WaitFor([&] { return PageFiles().size() == 3; }, 20s));  // 3 MiB in 1 MiB pages
+}
+
 TEST_F(LocalProcessTest, CorruptPageFilesAreNeverServed) {
   std::string out;
   ASSERT_EQ(Run({"load", "/train", "--wait"}, &out), 0) << out;
