@@ -92,6 +92,11 @@ TEST_F(LocalProcessTest, ReadsLoadsAndReports) {
 TEST_F(LocalProcessTest, SurvivesSigkillWithTheCacheIntact) {
   std::string out;
   ASSERT_EQ(Run({"load", "/train", "--wait"}, &out), 0) << out;
+  // Loaded pages reach the disk once reads go quiet; then a kill -9 loses nothing.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Run({"report"}, &out) == 0 && out.find("not on disk yet") == std::string::npos; }, 20s))
+      << out;
+  ASSERT_TRUE(testing::WaitFor([&] { return PageFiles().size() == 4; }, 20s));  // 3 MiB in 1 MiB pages + label
   local_->Stop(SIGKILL);
   local_.reset();
   Start();

@@ -382,11 +382,10 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
     for (auto& [state, info] : files) {
       cache::CachedFile file = state->FileOf(info);
       items.push_back(LoadItem{state->NsPath(info.path), info.size,
-                               [this, state = state, file] {
-                                 auto fetched = state->reader->Load(file, 0, file.size);
-                                 pages_->Flush();  // "done" means on disk, not just queued for it
-                                 return fetched;
-                               },
+                               // Its pages reach the disk tier like any read's: once reads go
+                               // quiet, or as memory evicts them. Writing them now would take
+                               // CPU from the training job a preload runs beside.
+                               [state = state, file] { return state->reader->Load(file, 0, file.size); },
                                [state = state, file] { return state->reader->CachedBytes(file); }});
     }
     return items;

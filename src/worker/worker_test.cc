@@ -278,12 +278,19 @@ TEST_F(WorkerTest, SequentialReadAheadAndRandomReads) {
 TEST_F(WorkerTest, ShortCircuitReadsPageFilesAndSurvivesBadOnes) {
   auto job = *fs_->Load("/big.bin");
   ASSERT_TRUE(testing::WaitFor([&] { return fs_->JobStatus(job)->state() == "done"; }, 30s));
-  // Damage two page files behind the worker's back: a truncation and a flipped byte.
+  // Once reads go quiet the loaded pages reach the disk; then damage two page files behind the
+  // worker's back: a truncation and a flipped byte.
   std::vector<std::string> pages;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
-    if (e.is_regular_file()) pages.push_back(e.path().string());
-  }
-  ASSERT_EQ(pages.size(), 17u);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        pages.clear();
+        for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
+          std::string name = e.path().filename().string();
+          if (e.is_regular_file() && name.find(".tmp") == std::string::npos) pages.push_back(e.path().string());
+        }
+        return pages.size() == 17u;
+      },
+      30s));
   std::sort(pages.begin(), pages.end());
   std::filesystem::resize_file(pages[3], 100);
   {
