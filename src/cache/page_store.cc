@@ -506,43 +506,52 @@ PageData PageStore::Get(const PageKey& key) {
 void PageStore::Put(const PageKey& key, PageData data, bool memory) {
   ++puts_;
   const bool disk = DiskFor(key) != nullptr;
-  if (memory && disk) {  // before the page shows up unwritten, so the writer never finds it stale
-    std::lock_guard<std::mutex> lock(write_mu_);
-    last_memory_put_ = std::chrono::steady_clock::now();
-  }
   bool in_memory = (memory || !disk) && PutInMemory(key, data, /*unwritten=*/disk);
   if (!disk) {
     if (!in_memory) ++refused_;
     return;
   }
-  if (in_memory) {  // the writer takes it once puts go quiet, or eviction hands it back
-    std::lock_guard<std::mutex> lock(write_mu_);
-    if (writer_sleeping_) write_cv_.notify_one();
-    return;
-  }
+  if (in_memory) return;  // the writer takes it once puts go quiet, or eviction hands it back
   QueueWrite(key, std::move(data), /*in_memory=*/false);
 }
 
 bool PageStore::PutInMemory(const PageKey& key, PageData data, bool unwritten) {
   std::vector<KeyedPage> demoted;
-  bool cached = memory_->Put(key, std::move(data), unwritten, &demoted);
-  for (auto& page : demoted) QueueWrite(page.key, std::move(page.data), /*in_memory=*/true);  // on its way out
+  std::vector<PendingWrite> in_place;
+  bool cached;
+  {
+    // Under write_mu_: a page memory evicts is pending before anyone can miss it in memory,
+    // and the writer never sees an unwritten page with an old put time.
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (unwritten) last_memory_put_ = std::chrono::steady_clock::now();
+    cached = memory_->Put(key, std::move(data), unwritten, &demoted);
+    for (auto& page : demoted) {  // on its way out
+      PendingWrite w{page.key, std::move(page.data), /*in_memory=*/true};
+      if (AddPendingLocked(w) == Pending::kWriteInPlace) in_place.push_back(std::move(w));
+    }
+    if (cached && unwritten && writer_sleeping_) write_cv_.notify_one();
+  }
+  for (const auto& w : in_place) WritePending(w);
   return cached;
 }
 
+PageStore::Pending PageStore::AddPendingLocked(PendingWrite& w) {
+  if (!pending_.emplace(w.key, w.data).second) return Pending::kAlready;
+  pending_bytes_ += w.data->size();
+  if (pending_bytes_ > options_.max_pending_write_bytes) return Pending::kWriteInPlace;  // back-pressure
+  write_queue_.push_back(w);
+  write_cv_.notify_one();
+  return Pending::kQueued;
+}
+
 void PageStore::QueueWrite(const PageKey& key, PageData data, bool in_memory) {
+  PendingWrite w{key, std::move(data), in_memory};
+  Pending p;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    if (pending_.count(key)) return;
-    if (pending_bytes_ + data->size() <= options_.max_pending_write_bytes) {
-      pending_.emplace(key, data);
-      pending_bytes_ += data->size();
-      write_queue_.push_back(PendingWrite{key, std::move(data), in_memory});
-      write_cv_.notify_one();
-      return;
-    }
+    p = AddPendingLocked(w);
   }
-  WriteToDisk(key, data, in_memory);  // the queue is full: write in place (back-pressure)
+  if (p == Pending::kWriteInPlace) WritePending(w);
 }
 
 bool PageStore::Contains(const PageKey& key) {

@@ -119,6 +119,10 @@ class PageStore {
   bool PutInMemory(const PageKey& key, PageData data, bool unwritten);
   // Queues a disk write, or writes in place when the queue is full.
   void QueueWrite(const PageKey& key, PageData data, bool in_memory);
+  enum class Pending { kAlready, kQueued, kWriteInPlace };
+  // Adds a page to pending_ (so Get finds it until it is on disk) and, within the bound, to the
+  // writer's queue; kWriteInPlace: the caller writes it (WritePending) once it drops the lock.
+  Pending AddPendingLocked(PendingWrite& w);  // REQUIRES(write_mu_)
   // Moves up to `max` of the oldest unwritten memory pages into pending_, to be written.
   std::vector<PendingWrite> TakeUnwritten(size_t max);
   void WritePending(const PendingWrite& w);
