@@ -391,9 +391,7 @@ void PageStore::WriterLoop() {
         write_cv_.wait_for(lock, options_.disk_write_delay - quiet_for);
         continue;
       }
-      lock.unlock();
-      std::vector<PendingWrite> taken = TakeUnwritten(1);
-      lock.lock();
+      std::vector<PendingWrite> taken = TakeUnwrittenLocked(1);
       if (taken.empty()) continue;
       w = std::move(taken[0]);
     }
@@ -403,9 +401,8 @@ void PageStore::WriterLoop() {
   }
 }
 
-std::vector<PageStore::PendingWrite> PageStore::TakeUnwritten(size_t max) {
+std::vector<PageStore::PendingWrite> PageStore::TakeUnwrittenLocked(size_t max) {
   // Under write_mu_, so EraseFile never sees a page neither in memory nor pending.
-  std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<PendingWrite> out;
   for (auto& page : memory_->TakeUnwritten(max)) {
     if (!pending_.emplace(page.key, page.data).second) continue;  // already on its way
@@ -427,7 +424,12 @@ void PageStore::Flush() {
   if (!disks_.empty()) {
     // The pages unwritten now; later ones are the next Flush's (a busy reader could otherwise
     // keep this one going).
-    for (const auto& w : TakeUnwritten(std::numeric_limits<size_t>::max())) WritePending(w);
+    std::vector<PendingWrite> taken;
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      taken = TakeUnwrittenLocked(std::numeric_limits<size_t>::max());
+    }
+    for (const auto& w : taken) WritePending(w);
   }
   WaitForQueuedWrites();
 }

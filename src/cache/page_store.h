@@ -124,7 +124,7 @@ class PageStore {
   // writer's queue; kWriteInPlace: the caller writes it (WritePending) once it drops the lock.
   Pending AddPendingLocked(PendingWrite& w);  // REQUIRES(write_mu_)
   // Moves up to `max` of the oldest unwritten memory pages into pending_, to be written.
-  std::vector<PendingWrite> TakeUnwritten(size_t max);
+  std::vector<PendingWrite> TakeUnwrittenLocked(size_t max);  // REQUIRES(write_mu_)
   void WritePending(const PendingWrite& w);
   void WaitForQueuedWrites();
   void WriteToDisk(const PageKey& key, const PageData& data, bool in_memory);
