@@ -155,11 +155,12 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
   // neighbouring pages at once claim whole groups rather than overlapping fragments.
   const uint64_t group = fetch.ahead_pages + 1;
   const uint64_t last_claim = std::min((file.size - 1) / ps, (last / group + 1) * group - 1);
-  const uint64_t max_run = std::max<uint64_t>(1, options_.max_coalesced_bytes / ps);
+  uint64_t max_run = std::max<uint64_t>(1, options_.max_coalesced_bytes / ps);
+  if (fetch.max_run_pages) max_run = std::min(max_run, fetch.max_run_pages);
   uint64_t index = offset / ps;
   while (index <= last) {
     PageKey key{file.id, index};
-    if (fetch.readahead && store_->Contains(key)) {  // cached: nothing to fetch, nothing to read
+    if ((fetch.readahead || fetch.skip_cached) && store_->Contains(key)) {  // cached: nothing to fetch or read
       ++index;
       continue;
     }
@@ -245,8 +246,14 @@ Result<uint64_t> CachedReader::ReadPages(const CachedFile& file, uint64_t offset
 
 Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uint64_t length) {
   uint64_t fetched = 0;
+  // Cached pages are left where they are (not read from disk, not promoted), and runs are kept
+  // to 8 pages: a reader beside the preload that needs a page of a run waits for the pages
+  // streamed before it.
+  FetchOptions fetch;
+  fetch.skip_cached = true;
+  fetch.max_run_pages = 8;
   SLUICE_RETURN_IF_ERROR(
-      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, {}));
+      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, fetch));
   return fetched;
 }
 

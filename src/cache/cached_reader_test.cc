@@ -166,6 +166,22 @@ TEST_F(CachedReaderTest, ShrunkFileIsAnErrorNotShortData) {
   EXPECT_NE(n.status().message().find("changed in the under-store"), std::string::npos) << n.status().message();
 }
 
+// A preload fetches in runs of at most 8 pages (a reader beside it waits for less), and
+// leaves pages that are already cached alone: none is read back from disk.
+TEST_F(CachedReaderTest, LoadFetchesInShortRunsAndSkipsCachedPages) {
+  auto reader = Reader();
+  ASSERT_EQ(*reader.Load(file_, 0, 17 * kPage), 17 * kPage);
+  EXPECT_EQ(reader.Stats().ufs_reads, 3u);  // 8 + 8 + 1 pages
+  store_->Flush();
+  auto reopened = *PageStore::Open({kPage, 0, {{dir_.path() + "/cache", 1ull << 30}}, "lru", 0});  // no memory tier
+  CachedReader again(reopened.get(), ufs_.get(), {});
+  ASSERT_EQ(*again.Load(file_, 0, 20 * kPage), 3 * kPage);  // only the 3 pages not cached yet
+  auto stats = reopened->Stats();
+  EXPECT_EQ(stats.hits_disk, 0u);
+  EXPECT_EQ(stats.hits_memory, 0u);
+  EXPECT_EQ(again.Stats().ufs_reads, 1u);
+}
+
 TEST_F(CachedReaderTest, RateLimitBoundsUnderStoreBandwidth) {
   auto reader = Reader({kPage, 4, 4 * kPage * 4});  // 4 pages' worth per 0.25 s
   auto t0 = std::chrono::steady_clock::now();
