@@ -160,7 +160,7 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
   uint64_t index = offset / ps;
   while (index <= last) {
     PageKey key{file.id, index};
-    if ((fetch.readahead || fetch.skip_cached) && store_->Contains(key)) {  // cached: nothing to fetch or read
+    if (fetch.skip_cached && store_->Contains(key)) {  // cached: nothing to fetch, nothing to read
       ++index;
       continue;
     }
@@ -239,7 +239,7 @@ Result<uint64_t> CachedReader::ReadPages(const CachedFile& file, uint64_t offset
     SLUICE_RETURN_IF_ERROR(sink(page, static_cast<size_t>(from), static_cast<size_t>(to - from)));
     delivered += to - from;
     return Status::Ok();
-  }, &fetched, FetchOptions{false, memory, ahead_pages});
+  }, &fetched, FetchOptions{false, false, memory, ahead_pages});
   if (!st.ok()) return st;
   return delivered;
 }
@@ -261,7 +261,7 @@ Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset,
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(ForEachPage(
       file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched,
-      FetchOptions{true, memory, 0}));
+      FetchOptions{true, true, memory, 0}));
   return fetched;
 }
 

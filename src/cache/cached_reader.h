@@ -87,10 +87,10 @@ class CachedReader {
                   bool memory);
 
   struct FetchOptions {
-    bool readahead = false;    // Prefetch: pages cached or being fetched by others are passed over
+    bool readahead = false;    // Prefetch: pages being fetched by others are passed over, not waited for
+    bool skip_cached = false;  // Load, Prefetch: cached pages are passed over, not read
     bool memory = true;        // fetched pages are kept in the memory tier too
     uint64_t ahead_pages = 0;  // a miss also fetches pages past the range, up to a multiple of this + 1
-    bool skip_cached = false;  // Load: cached pages are not read (readahead implies it)
     uint64_t max_run_pages = 0;  // if set, a ranged read claims fewer pages than max_coalesced_bytes
   };
   // Calls on_page for every page of the range, in order (but see FetchOptions::readahead);

@@ -150,7 +150,9 @@ std::string Worker::Metrics() {
   Family(&out, "sluice_cache_pages", "gauge", "Pages held by each cache tier.");
   for (const auto& t : r.tiers()) out += "sluice_cache_pages{tier=\"" + Label(t.name()) + "\"} " + std::to_string(t.pages()) + "\n";
   Family(&out, "sluice_cache_unwritten_bytes", "gauge", "Bytes of memory-tier pages not written to a disk tier yet.");
-  out += "sluice_cache_unwritten_bytes " + std::to_string(r.tiers().empty() ? 0 : r.tiers(0).unwritten_bytes()) + "\n";
+  uint64_t unwritten = 0;
+  for (const auto& t : r.tiers()) unwritten += t.unwritten_bytes();
+  out += "sluice_cache_unwritten_bytes " + std::to_string(unwritten) + "\n";
   Family(&out, "sluice_page_hits_total", "counter", "Page reads served from the cache, by tier.");
   out += "sluice_page_hits_total{tier=\"memory\"} " + std::to_string(stats.hits_memory) + "\n";
   out += "sluice_page_hits_total{tier=\"disk\"} " + std::to_string(stats.hits_disk) + "\n";

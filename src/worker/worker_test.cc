@@ -393,6 +393,17 @@ TEST_F(WorkerTest, MetricsAndReportPages) {
   EXPECT_NE(r.body.find("# TYPE sluice_page_hits_total counter"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("sluice_ufs_bytes_read_total{mount=\"/\"} 5\n"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("sluice_bytes_served_total 5\n"), std::string::npos) << r.body;
+  // The 5-byte page is in memory, and on disk once reads have been quiet for a second.
+  EXPECT_TRUE(r.body.find("sluice_cache_unwritten_bytes 5\n") != std::string::npos ||
+              r.body.find("sluice_cache_unwritten_bytes 0\n") != std::string::npos)
+      << r.body;
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return http.Send({"GET", base + "/metrics", {}, {}}, &r).ok() &&
+               r.body.find("sluice_cache_unwritten_bytes 0\n") != std::string::npos;
+      },
+      20s))
+      << r.body;
   ASSERT_TRUE(http.Send({"GET", base + "/api/v1/report", {}, {}}, &r).ok());
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("\"workerId\": \"w1\""), std::string::npos) << r.body;
