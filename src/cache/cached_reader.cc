@@ -81,9 +81,8 @@ CachedReader::CachedReader(PageStore* store, ufs::UnderStore* ufs, MissPathOptio
 CachedReader::~CachedReader() = default;
 
 Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
-                              const std::vector<std::shared_ptr<Flight>>& flights,
-                              const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched,
-                              bool memory) {
+                              const std::vector<std::shared_ptr<Flight>>& flights, const OnPage& on_page,
+                              uint64_t* fetched, bool memory) {
   const uint64_t ps = store_->page_size();
   const uint64_t start = first * ps;
   const uint64_t end = std::min(file.size, (first + flights.size()) * ps);
@@ -102,7 +101,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
     }
     flights[next]->Complete(Status::Ok(), page);
     ++next;
-    if (consumer_status.ok()) consumer_status = on_page(index, page);
+    if (consumer_status.ok()) consumer_status = on_page(index, PageSlice{page, 0});
     if (next < flights.size()) buffer = buffers.Take(static_cast<size_t>(std::min(ps, end - (first + next) * ps)));
   };
 
@@ -144,9 +143,8 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
   return consumer_status;
 }
 
-Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
-                                 const std::function<Status(uint64_t, const PageData&)>& on_page, uint64_t* fetched,
-                                 const FetchOptions& fetch) {
+Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length, const OnPage& on_page,
+                                 uint64_t* fetched, const FetchOptions& fetch) {
   const uint64_t ps = store_->page_size();
   if (offset >= file.size || length == 0) return Status::Ok();
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
@@ -164,12 +162,14 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
       ++index;
       continue;
     }
-    if (PageData data = store_->Get(key)) {
+    const uint64_t page_start = index * ps;
+    const uint64_t from = std::max(offset, page_start) - page_start;
+    if (PageSlice slice = store_->GetRange(key, from, std::min(end, page_start + ps) - page_start - from)) {
       {
         std::lock_guard<std::mutex> lock(mu_);
         ++stats_.page_hits;
       }
-      SLUICE_RETURN_IF_ERROR(on_page(index, data));
+      SLUICE_RETURN_IF_ERROR(on_page(index, slice));
       ++index;
       continue;
     }
@@ -205,7 +205,7 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
       ++index;
     } else if (theirs) {
       SLUICE_ASSIGN_OR_RETURN(PageData data, theirs->Wait());
-      SLUICE_RETURN_IF_ERROR(on_page(index, data));
+      SLUICE_RETURN_IF_ERROR(on_page(index, PageSlice{std::move(data), 0}));
       ++index;
     } else if (!mine.empty()) {
       SLUICE_RETURN_IF_ERROR(FetchRun(file, claim_start, mine, on_page, fetched, fetch.memory));
@@ -230,13 +230,15 @@ Result<uint64_t> CachedReader::ReadPages(const CachedFile& file, uint64_t offset
   if (offset >= file.size || length == 0) return uint64_t{0};
   const uint64_t end = std::min(file.size, offset + std::min(length, file.size - offset));
   uint64_t delivered = 0, fetched = 0;
-  Status st = ForEachPage(file, offset, end - offset, [&](uint64_t index, const PageData& page) -> Status {
+  Status st = ForEachPage(file, offset, end - offset, [&](uint64_t index, const PageSlice& slice) -> Status {
     uint64_t page_start = index * ps;
     if (page_start >= end) return Status::Ok();  // fetched ahead of the range: cached, not handed out
-    uint64_t from = std::max(offset, page_start) - page_start;
-    uint64_t to = std::min<uint64_t>(end - page_start, page->size());
+    uint64_t from = std::max(offset, page_start) - page_start;  // within the page
+    uint64_t to = std::min<uint64_t>(end - page_start, slice.offset + slice.data->size());
     if (from >= to) return Status::Ok();
-    SLUICE_RETURN_IF_ERROR(sink(page, static_cast<size_t>(from), static_cast<size_t>(to - from)));
+    if (from < slice.offset) return Internal("a page slice starts after the bytes asked of it");
+    SLUICE_RETURN_IF_ERROR(
+        sink(slice.data, static_cast<size_t>(from - slice.offset), static_cast<size_t>(to - from)));
     delivered += to - from;
     return Status::Ok();
   }, &fetched, FetchOptions{false, false, memory, ahead_pages});
@@ -253,14 +255,14 @@ Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uin
   fetch.skip_cached = true;
   fetch.max_run_pages = 8;
   SLUICE_RETURN_IF_ERROR(
-      ForEachPage(file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched, fetch));
+      ForEachPage(file, offset, length, [](uint64_t, const PageSlice&) { return Status::Ok(); }, &fetched, fetch));
   return fetched;
 }
 
 Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset, uint64_t length, bool memory) {
   uint64_t fetched = 0;
   SLUICE_RETURN_IF_ERROR(ForEachPage(
-      file, offset, length, [](uint64_t, const PageData&) { return Status::Ok(); }, &fetched,
+      file, offset, length, [](uint64_t, const PageSlice&) { return Status::Ok(); }, &fetched,
       FetchOptions{true, true, memory, 0}));
   return fetched;
 }

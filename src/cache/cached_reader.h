@@ -82,9 +82,9 @@ class CachedReader {
 
   // Fetches pages [first, first + flights.size()) with one ranged read, completing each
   // flight as its page arrives and passing completed pages to `on_page`.
+  using OnPage = std::function<Status(uint64_t index, const PageSlice&)>;
   Status FetchRun(const CachedFile& file, uint64_t first, const std::vector<std::shared_ptr<Flight>>& flights,
-                  const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
-                  bool memory);
+                  const OnPage& on_page, uint64_t* fetched, bool memory);
 
   struct FetchOptions {
     bool readahead = false;    // Prefetch: pages being fetched by others are passed over, not waited for
@@ -93,11 +93,11 @@ class CachedReader {
     uint64_t ahead_pages = 0;  // a miss also fetches pages past the range, up to a multiple of this + 1
     uint64_t max_run_pages = 0;  // if set, a ranged read claims fewer pages than max_coalesced_bytes
   };
-  // Calls on_page for every page of the range, in order (but see FetchOptions::readahead);
-  // adds under-store bytes to *fetched.
-  Status ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length,
-                     const std::function<Status(uint64_t index, const PageData&)>& on_page, uint64_t* fetched,
-                     const FetchOptions& options);
+  // Calls on_page for every page of the range, in order (but see FetchOptions::readahead),
+  // with the whole page or, read from disk, at least the part of it in the range; adds
+  // under-store bytes to *fetched.
+  Status ForEachPage(const CachedFile& file, uint64_t offset, uint64_t length, const OnPage& on_page,
+                     uint64_t* fetched, const FetchOptions& options);
 
   PageStore* const store_;
   ufs::UnderStore* const ufs_;

@@ -73,6 +73,27 @@ TEST_F(CachedReaderTest, ReadsAnyRangeAndCachesIt) {
   EXPECT_EQ(*reader.Read(file_, data_.size(), 10, [](std::string_view) { return Status::Ok(); }), 0u);
 }
 
+TEST_F(CachedReaderTest, RecordsOfDiskPagesAreReadWithoutTheirWholePages) {
+  store_ = *PageStore::Open({kPage, 0, {{dir_.path() + "/cache2", 1ull << 30}}, "lru", 0});  // disk only
+  auto reader = Reader();
+  ASSERT_TRUE(reader.Load(file_, 0, data_.size()).ok());
+  store_->Flush();
+  for (auto [off, len] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {5, 1000}, {kPage - 10, 20}, {3 * kPage + 40000, kPage}, {40 * kPage, 123}}) {
+    std::vector<std::pair<PageData, size_t>> parts;
+    std::string got;
+    auto n = reader.ReadPages(file_, off, len, [&](const PageData& page, size_t from, size_t n) {
+      got.append(page->view().substr(from, n));
+      parts.emplace_back(page, n);
+      return Status::Ok();
+    });
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_TRUE(got == data_.substr(off, len)) << off << "+" << len;
+    for (const auto& [page, n] : parts) EXPECT_LT(page->size(), kPage) << "a whole page was read for " << off;
+  }
+  EXPECT_EQ(ufs_->counters().bytes_read.load(), data_.size());  // all from the cache
+}
+
 TEST_F(CachedReaderTest, CoalescesSequentialMisses) {
   auto reader = Reader({8 * kPage, 4, 0});
   ASSERT_TRUE(reader.Load(file_, 0, data_.size()).ok());

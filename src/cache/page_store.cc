@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -183,28 +184,32 @@ class PageStore::DiskTier {
     return Status::Ok();
   }
 
-  // Reads and verifies a page. *corrupt is set when a file existed but failed the check.
-  PageData Get(const PageKey& key, bool* corrupt) {
+  // Reads and verifies bytes [from, from + n) of a page, or the whole page when they cover it
+  // (then *whole is set). *corrupt is set when a file existed but failed the check.
+  PageSlice Get(const PageKey& key, uint64_t from, uint64_t n, bool* whole, bool* corrupt) {
     uint64_t length;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = index_.find(key);
-      if (it == index_.end()) return nullptr;
+      if (it == index_.end()) return {};
       length = it->second;
       policy_->OnAccess(key);
     }
     std::string path = PathOf(key, length);
-    auto data = ReadPageFile(path, length, PageSeed(key));
+    *whole = from == 0 && n >= length;
+    Result<PageData> data = *whole ? ReadPageFile(path, length, PageSeed(key)) : ReadRange(path, length, key, from, n);
     if (!data.ok()) {
       if (data.status().code() == StatusCode::kCorruption) {
         SLUICE_LOG_WARN("dropping corrupt cache page: {}", data.status().message());
-        ::unlink(path.c_str());
         *corrupt = true;
       }
-      Forget(key);  // gone (evicted meanwhile, or removed behind our back) or bad
-      return nullptr;
+      // Bad, of an older format, or gone (evicted meanwhile, removed behind our back). Still
+      // indexed while unlinked, so no one can cache it again at this path in between.
+      if (data.status().code() != StatusCode::kIoError) ::unlink(path.c_str());
+      Forget(key);
+      return {};
     }
-    return *data;
+    return PageSlice{std::move(data).value(), *whole ? 0 : from};
   }
 
   // Where the page's file is, for a short-circuit reader; nullopt when not on this tier.
@@ -278,6 +283,15 @@ class PageStore::DiskTier {
   }
 
  private:
+  static Result<PageData> ReadRange(const std::string& path, uint64_t length, const PageKey& key, uint64_t from,
+                                    uint64_t n) {
+    n = std::min(n, length - std::min(from, length));
+    std::unique_ptr<PageBuffer> data = PageBuffers::Global().Take(n);
+    SLUICE_RETURN_IF_ERROR(ReadPageRangeInto(path, length, PageSeed(key), from, n, data->data()));
+    data->Resize(n);
+    return PageData(std::move(data));
+  }
+
   static bool ParseName(std::string_view name, PageKey* key, uint64_t* length) {
     // <32 hex>-<index>-<length>
     if (name.size() < 36 || name[32] != '-') return false;
@@ -479,30 +493,32 @@ std::optional<PageLocation> PageStore::Locate(const PageKey& key) {
   return loc;
 }
 
-PageData PageStore::Get(const PageKey& key) {
+PageData PageStore::Get(const PageKey& key) { return GetRange(key, 0, UINT64_MAX).data; }
+
+PageSlice PageStore::GetRange(const PageKey& key, uint64_t from, uint64_t length) {
   if (PageData data = memory_->Get(key)) {
     ++hits_memory_;
-    return data;
+    return {std::move(data), 0};
   }
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     auto it = pending_.find(key);
     if (it != pending_.end()) {
       ++hits_memory_;  // still on its way to disk
-      return it->second;
+      return {it->second, 0};
     }
   }
   if (DiskTier* disk = DiskFor(key)) {
-    bool corrupt = false;
-    if (PageData data = disk->Get(key, &corrupt)) {
+    bool whole = false, corrupt = false;
+    if (PageSlice slice = disk->Get(key, from, length, &whole, &corrupt)) {
       ++hits_disk_;
-      PutInMemory(key, data, /*unwritten=*/false);  // promote
-      return data;
+      if (whole) PutInMemory(key, slice.data, /*unwritten=*/false);  // promote
+      return slice;
     }
     if (corrupt) ++corrupt_;
   }
   ++misses_;
-  return nullptr;
+  return {};
 }
 
 void PageStore::Put(const PageKey& key, PageData data, bool memory) {

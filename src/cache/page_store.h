@@ -68,6 +68,13 @@ struct PageLocation {
   uint64_t seed = 0;  // checksum seed
 };
 
+// A page's bytes, or a stretch of them: `data` holds the page from byte `offset` on.
+struct PageSlice {
+  PageData data;
+  uint64_t offset = 0;
+  explicit operator bool() const { return data != nullptr; }
+};
+
 class PageStore {
  public:
   // Creates the tiers; rescans each disk directory and drops leftover temporary files.
@@ -76,8 +83,15 @@ class PageStore {
   PageStore(const PageStore&) = delete;
   PageStore& operator=(const PageStore&) = delete;
 
-  // The page's bytes, from memory or (verified) from disk; nullptr on a miss.
+  // The page's bytes, from memory or (verified) from disk; nullptr on a miss. A page read
+  // from disk is promoted to memory.
   PageData Get(const PageKey& key);
+
+  // Bytes [from, from + length) of the page, or more of it. From memory it is the whole page.
+  // From disk, when the range is less than the page, only the chunks covering it are read and
+  // verified, and that part is not promoted: a random reader of a dataset larger than memory
+  // would otherwise read and hash a whole page per record and churn the memory tier.
+  PageSlice GetRange(const PageKey& key, uint64_t from, uint64_t length);
 
   // Caches a page in memory and (later, see above) on disk, evicting per policy; best effort.
   // With `memory` false and a disk tier for the page, it goes to disk only, queued at once:

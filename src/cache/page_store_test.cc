@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "cache/page_file.h"
 #include "support/test_support.h"
 
 namespace sluice::cache {
@@ -166,6 +167,95 @@ TEST(PageStoreTest, CorruptOrTruncatedPagesAreDroppedNeverServed) {
   EXPECT_EQ(PageFiles(dir.path()).size(), 1u);  // the bad files are gone
   store->Put(Key(0), Bytes(0));                 // and can be cached again
   EXPECT_EQ(*store->Get(Key(0)), *Bytes(0));
+}
+
+// A page of several 32 KiB chunks, the last one short.
+constexpr uint64_t kChunkedPage = 7 * kPageChunkBytes + 123;
+
+void FlipByte(const std::string& path, uint64_t at) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(at));
+  char c;
+  f.get(c);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.put(static_cast<char>(c ^ 0x10));
+}
+
+TEST(PageFileTest, RangesVerifyOnlyTheChunksTheyCover) {
+  TempDir dir;
+  const std::string data = TestBytes(kChunkedPage, 5), path = dir.path() + "/page";
+  testing::WriteFile(path, EncodePageHeader(42, data) + data);
+  auto range = [&](uint64_t from, uint64_t n) -> Result<std::string> {
+    std::string out(n, '\0');
+    SLUICE_RETURN_IF_ERROR(ReadPageRangeInto(path, kChunkedPage, 42, from, n, out.data()));
+    return out;
+  };
+  const uint64_t c = kPageChunkBytes;
+  for (auto [from, n] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, 1}, {0, c}, {c - 1, 2}, {c, 2 * c}, {3 * c + 7, 114660}, {kChunkedPage - 1, 1}, {0, kChunkedPage}, {kChunkedPage, 0}}) {
+    auto got = range(from, n);
+    ASSERT_TRUE(got.ok()) << from << "+" << n << ": " << got.status().ToString();
+    EXPECT_TRUE(*got == data.substr(from, n)) << from << "+" << n;
+  }
+  EXPECT_EQ(range(kChunkedPage - 1, 2).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadPageRangeInto(path, kChunkedPage, 43, 0, 1, nullptr).code(), StatusCode::kCorruption);  // other key
+
+  FlipByte(path, PageHeaderBytes(kChunkedPage) + 3 * c + 5);  // in chunk 3
+  EXPECT_TRUE(*range(0, 3 * c) == data.substr(0, 3 * c));     // chunks 0-2 are still good
+  EXPECT_TRUE(*range(4 * c, c) == data.substr(4 * c, c));
+  EXPECT_EQ(range(3 * c + 100, 1).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(range(2 * c, 2 * c).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ReadPageFile(path, kChunkedPage, 42).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(OpenVerifiedPageFile(path, kChunkedPage, 42).status().code(), StatusCode::kCorruption);
+
+  // A page file an older sluice wrote (format 1) is not found, not corrupt.
+  std::string old = EncodePageHeader(42, data) + data;
+  old[4] = 1;
+  testing::WriteFile(path, old);
+  EXPECT_EQ(ReadPageFile(path, kChunkedPage, 42).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(range(0, 1).status().code(), StatusCode::kNotFound);
+}
+
+TEST(PageStoreTest, PartOfADiskPageIsReadAloneAndNotPromoted) {
+  TempDir dir;
+  auto store = *PageStore::Open({kChunkedPage, 4 * kChunkedPage, {{dir.path(), 100 * kChunkedPage}}, "lru", 0});
+  const std::string data = TestBytes(kChunkedPage, 8);
+  store->Put(Key(0), PageBuffers::Global().Copy(data), /*memory=*/false);
+  store->Flush();
+  PageSlice part = store->GetRange(Key(0), 100000, 114660);
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part.offset, 100000u);
+  EXPECT_TRUE(*part.data == std::string_view(data).substr(100000, 114660));
+  auto stats = store->Stats();
+  EXPECT_EQ(stats.hits_disk, 1u);
+  EXPECT_EQ(stats.tiers[0].pages, 0u);  // not promoted
+
+  PageSlice whole = store->GetRange(Key(0), 0, kChunkedPage);  // all of it: read whole, promoted
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole.offset, 0u);
+  EXPECT_TRUE(*whole.data == data);
+  EXPECT_EQ(store->Stats().tiers[0].pages, 1u);
+  PageSlice again = store->GetRange(Key(0), 5, 10);  // from memory: the whole page
+  EXPECT_EQ(again.offset, 0u);
+  EXPECT_EQ(again.data, whole.data);
+  EXPECT_EQ(store->Stats().hits_memory, 1u);
+
+  // A bad chunk is caught by a part read that covers it: the page is dropped, not served.
+  auto files = PageFiles(dir.path());
+  ASSERT_EQ(files.size(), 1u);
+  store->Put(Key(1), PageBuffers::Global().Copy(data), /*memory=*/false);
+  store->Flush();
+  files = PageFiles(dir.path());
+  std::string page1;
+  for (const auto& f : files) {
+    if (f.find(Key(1).file.Hex() + "-1-") != std::string::npos) page1 = f;
+  }
+  ASSERT_FALSE(page1.empty());
+  FlipByte(page1, PageHeaderBytes(kChunkedPage) + 6 * kPageChunkBytes + 1);
+  EXPECT_TRUE(store->GetRange(Key(1), 0, 1000));  // chunk 0 is good
+  EXPECT_FALSE(store->GetRange(Key(1), 6 * kPageChunkBytes, 10));
+  EXPECT_EQ(store->Stats().corrupt_pages, 1u);
+  EXPECT_FALSE(store->Contains(Key(1)));
 }
 
 TEST(PageStoreTest, EraseFileDropsEveryTier) {

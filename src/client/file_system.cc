@@ -256,7 +256,7 @@ Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out,
   const uint64_t end = offset + length;  // within the file (ReadAt clipped it)
   const uint64_t window = fs_->options_.readahead_per_handle;
   std::vector<FileSystem::PageRef> refs;  // the located pages of this read, in order
-  bool locate = false, sequential = false;
+  bool locate = false, sequential = false, contiguous = false;
   uint64_t ps = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -268,6 +268,7 @@ Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out,
       furthest_read_ = std::max(furthest_read_, end);
       return length;
     }
+    contiguous = offset == next_sequential_;
     sequential = NoteRead(offset, end);
     if (!sequential) {  // a jump: what was located ahead is of no use now
       located_.clear();
@@ -319,7 +320,9 @@ Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out,
       if (opened.ok()) fd = std::move(*opened);
     } else if (from == page_start && to == page_start + ref.length) {
       st = cache::ReadPageFileInto(ref.file, ref.length, ref.seed, out + (from - offset));
-    } else {
+    } else if (!contiguous) {  // a stretch of a page: its chunks alone
+      st = cache::ReadPageRangeInto(ref.file, ref.length, ref.seed, from - page_start, to - from, out + (from - offset));
+    } else {  // the whole page, kept for the reads after this one
       memo.resize(static_cast<size_t>(ref.length));
       st = cache::ReadPageFileInto(ref.file, ref.length, ref.seed, memo.data());
       if (st.ok()) {
@@ -335,7 +338,7 @@ Result<size_t> File::ReadShortCircuit(uint64_t offset, size_t length, char* out,
     SLUICE_RETURN_IF_ERROR(FillOverRpc(offset, pos, from, out));
     if (fd.valid()) {
       if (from > spanned) spans->push_back(ReadSpan{UniqueFd(), nullptr, 0, from - spanned});
-      spans->push_back(ReadSpan{std::move(fd), nullptr, cache::kPageHeaderBytes, to - from});
+      spans->push_back(ReadSpan{std::move(fd), nullptr, cache::PageHeaderBytes(ref.length), to - from});
       spanned = to;
     }
     fs_->short_circuit_bytes_ += to - from;
@@ -395,7 +398,7 @@ Result<size_t> File::ReadAt(uint64_t offset, size_t length, char* out, std::vect
   bool short_circuit = fs_->ShortCircuitPossible();
   if (short_circuit) {
     // A small read at a random place is cheaper over RPC: the worker answers it from its
-    // memory tier, where a page file would have to be read and verified whole.
+    // memory tier when it can, where a page file costs a LOCATE, an open and a verify.
     std::lock_guard<std::mutex> lock(mu_);
     // A file of one page is one RPC either way; skip the LOCATE round trip.
     const uint64_t ps = page_size_ ? page_size_ : (1 << 20);

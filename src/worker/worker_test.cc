@@ -307,6 +307,17 @@ TEST_F(WorkerTest, ShortCircuitReadsPageFilesAndSurvivesBadOnes) {
   EXPECT_GT(fs_->Stats().short_circuit_bytes, 10 * kPage);  // most pages came straight from disk
   EXPECT_LT(fs_->Stats().short_circuit_bytes, big_.size());  // the damaged ones did not
 
+  // Large reads in random order: the stretches of pages at their ends come from the chunks of
+  // the page files that cover them.
+  auto records = *fs_->Open("/big.bin");
+  const uint64_t before = fs_->Stats().short_circuit_bytes;
+  for (uint64_t off : {5 * kPage + 70000, 900ul, 11 * kPage + 3, 2 * kPage - 500}) {
+    std::string record(4 * kPage + 1000, '\0');
+    ASSERT_EQ(*records->ReadAt(off, record.size(), record.data()), record.size());
+    EXPECT_TRUE(record == big_.substr(off, record.size())) << off;
+  }
+  EXPECT_GT(fs_->Stats().short_circuit_bytes, before);
+
   // As FUSE reads for splicing: whole pages come back as open page files, the rest in memory.
   auto spliced = *fs_->Open("/big.bin");
   std::string joined;
