@@ -54,8 +54,10 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
     if (!data) throw std::bad_alloc();
     return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, capacity));
   }
+  std::vector<std::pair<char*, size_t>> doomed;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    in_use_bytes_ += pooled;
     auto& idle = idle_[pooled];
     if (!idle.empty()) {
       char* data = idle.back();  // the most recently freed: still warm in the CPU's caches
@@ -63,10 +65,28 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
       idle_bytes_ -= pooled;
       return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, pooled));
     }
+    doomed = TrimLocked(0);  // idle buffers of other sizes make room for this one
   }
+  for (auto& [b, size] : doomed) ::munmap(b, size);
   void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (data == MAP_FAILED) throw std::bad_alloc();
+  if (data == MAP_FAILED) {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_use_bytes_ -= pooled;
+    throw std::bad_alloc();
+  }
   return std::unique_ptr<PageBuffer>(new PageBuffer(this, static_cast<char*>(data), pooled));
+}
+
+std::vector<std::pair<char*, size_t>> PageBuffers::TrimLocked(size_t extra) {
+  std::vector<std::pair<char*, size_t>> doomed;
+  for (auto& [capacity, buffers] : idle_) {
+    while (in_use_bytes_ + idle_bytes_ + extra > max_pooled_bytes_ && !buffers.empty()) {
+      doomed.emplace_back(buffers.back(), capacity);
+      buffers.pop_back();
+      idle_bytes_ -= capacity;
+    }
+  }
+  return doomed;
 }
 
 PageData PageBuffers::Copy(std::string_view bytes) {
@@ -82,7 +102,8 @@ void PageBuffers::Give(char* data, size_t capacity) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_bytes_ + capacity <= max_idle_bytes_) {
+    in_use_bytes_ -= capacity;
+    if (in_use_bytes_ + idle_bytes_ + capacity <= max_pooled_bytes_) {
       idle_[capacity].push_back(data);
       idle_bytes_ += capacity;
       return;
@@ -91,18 +112,12 @@ void PageBuffers::Give(char* data, size_t capacity) {
   ::munmap(data, capacity);
 }
 
-void PageBuffers::set_max_idle_bytes(size_t bytes) {
+void PageBuffers::set_max_pooled_bytes(size_t bytes) {
   std::vector<std::pair<char*, size_t>> doomed;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    max_idle_bytes_ = bytes;
-    for (auto& [capacity, buffers] : idle_) {
-      while (idle_bytes_ > max_idle_bytes_ && !buffers.empty()) {
-        doomed.emplace_back(buffers.back(), capacity);
-        buffers.pop_back();
-        idle_bytes_ -= capacity;
-      }
-    }
+    max_pooled_bytes_ = bytes;
+    doomed = TrimLocked(0);
   }
   for (auto& [b, capacity] : doomed) ::munmap(b, capacity);
 }
@@ -110,6 +125,11 @@ void PageBuffers::set_max_idle_bytes(size_t bytes) {
 size_t PageBuffers::idle_bytes() {
   std::lock_guard<std::mutex> lock(mu_);
   return idle_bytes_;
+}
+
+size_t PageBuffers::in_use_bytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_use_bytes_;
 }
 
 }  // namespace sluice::cache

@@ -5,10 +5,13 @@
 // worker's CPU in a cold scan), and malloc spends as much again on 100 KiB blocks in a busy
 // heap. So a buffer of 64 KiB or more is its own mapping, its capacity rounded up to one of
 // four sizes per doubling (at most a quarter wasted), and when its last reference goes it
-// returns here to be reused as is, up to `max_idle_bytes` of them; beyond that it is unmapped.
-// A worker sets the bound to its memory tier's quota: the tier then refills, after evictions
-// or `sluice free`, without a fault. Smaller buffers come from malloc. Thread-safe; one
-// process-wide pool.
+// returns here to be reused as is. The mapped buffers, in use and idle, are bounded by
+// `max_pooled_bytes`: a freed buffer is kept only within it (else unmapped), and a new mapping
+// first unmaps idle buffers of other sizes to stay within it; buffers in use are never
+// refused. A worker sets the bound to its memory tier's quota plus the bytes allowed on their
+// way to disk: the tier then refills, after evictions or `sluice free`, without a fault, and
+// its pages and idle buffers together stay within that. Smaller buffers come from malloc.
+// Thread-safe; one process-wide pool.
 #pragma once
 
 #include <cstddef>
@@ -59,10 +62,10 @@ using PageData = std::shared_ptr<const PageBuffer>;
 
 class PageBuffers {
  public:
-  // The process's pool: 32 MiB of idle buffers at most until set_max_idle_bytes.
+  // The process's pool: 32 MiB of pooled buffers at most until set_max_pooled_bytes.
   static PageBuffers& Global();
 
-  explicit PageBuffers(size_t max_idle_bytes) : max_idle_bytes_(max_idle_bytes) {}
+  explicit PageBuffers(size_t max_pooled_bytes) : max_pooled_bytes_(max_pooled_bytes) {}
   ~PageBuffers();
   PageBuffers(const PageBuffers&) = delete;
   PageBuffers& operator=(const PageBuffers&) = delete;
@@ -72,8 +75,9 @@ class PageBuffers {
   // A shared page holding a copy of `bytes`.
   PageData Copy(std::string_view bytes);
 
-  void set_max_idle_bytes(size_t bytes);
+  void set_max_pooled_bytes(size_t bytes);
   size_t idle_bytes();
+  size_t in_use_bytes();  // mapped buffers handed out and not yet back
 
  private:
   friend class PageBuffer;
@@ -82,7 +86,11 @@ class PageBuffers {
   static size_t PooledCapacity(size_t capacity);
 
   std::mutex mu_;
-  size_t max_idle_bytes_;                                // GUARDED_BY(mu_)
+  // Unmaps idle buffers until `extra` more bytes fit in the bound (or none is left idle);
+  // returns what to unmap once the lock is dropped.
+  std::vector<std::pair<char*, size_t>> TrimLocked(size_t extra);  // REQUIRES(mu_)
+  size_t max_pooled_bytes_;                              // GUARDED_BY(mu_)
+  size_t in_use_bytes_ = 0;                              // GUARDED_BY(mu_): mapped, handed out
   std::unordered_map<size_t, std::vector<char*>> idle_;  // GUARDED_BY(mu_): capacity -> buffers
   size_t idle_bytes_ = 0;                                // GUARDED_BY(mu_)
 };

@@ -1,5 +1,5 @@
 // The page buffer pool: buffers come back when their last reference goes and are reused as
-// they are, capacities waste little, and idle buffers beyond the bound are unmapped.
+// they are, capacities waste little, and buffers in use and idle stay within the bound.
 #include "cache/page_buffers.h"
 
 #include <gtest/gtest.h>
@@ -48,19 +48,27 @@ TEST(PageBuffersTest, CapacityIsNeverExceededNorWastedMuch) {
   EXPECT_EQ(*pool.Copy("abc"), "abc");
 }
 
-TEST(PageBuffersTest, IdleBuffersAreBounded) {
+TEST(PageBuffersTest, BuffersInUseAndIdleStayWithinTheBound) {
   PageBuffers pool(2 * kMiB);
   std::vector<std::unique_ptr<PageBuffer>> held;
-  for (int i = 0; i < 4; ++i) held.push_back(pool.Take(kMiB));
+  for (int i = 0; i < 4; ++i) held.push_back(pool.Take(kMiB));  // in use: never refused
+  EXPECT_EQ(pool.in_use_bytes(), 4 * kMiB);
   EXPECT_EQ(pool.idle_bytes(), 0u);
   held.clear();
+  EXPECT_EQ(pool.in_use_bytes(), 0u);
   EXPECT_EQ(pool.idle_bytes(), 2 * kMiB);  // two kept, two unmapped
-  pool.set_max_idle_bytes(kMiB);
+  pool.set_max_pooled_bytes(kMiB);
   EXPECT_EQ(pool.idle_bytes(), kMiB);
   auto again = pool.Take(kMiB);
   EXPECT_EQ(pool.idle_bytes(), 0u);
   again->Resize(kMiB);
   again->data()[kMiB - 1] = 'z';  // writable to its end
+  again.reset();
+  EXPECT_EQ(pool.idle_bytes(), kMiB);
+  // A buffer of another size: the idle one is unmapped to make room, not kept beside it.
+  auto other = pool.Take(640 << 10);
+  EXPECT_EQ(pool.idle_bytes(), 0u);
+  EXPECT_EQ(pool.in_use_bytes(), size_t{640 << 10});
 }
 
 }  // namespace

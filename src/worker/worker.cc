@@ -60,14 +60,15 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   // RSS would drift far above the memory quota; a fixed threshold returns them to the kernel.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mallopt(M_ARENA_MAX, 4);
-  // Page-sized buffers the memory tier lets go are kept for its next pages, up to its quota.
-  cache::PageBuffers::Global().set_max_idle_bytes(config.worker.memory_quota);
   std::unique_ptr<Worker> w(new Worker(config, store, std::move(id)));
   cache::PageStoreOptions po;
   po.page_size = config.worker.page_size;
   po.memory_quota = config.worker.memory_quota;
   po.disks = config.worker.disks;
   po.policy = config.worker.cache_policy;
+  // Page buffers the memory tier lets go are kept for its next pages; the tier's pages, those
+  // on their way to disk and the idle buffers together stay within the quota plus that queue.
+  cache::PageBuffers::Global().set_max_pooled_bytes(po.memory_quota + po.max_pending_write_bytes);
   SLUICE_ASSIGN_OR_RETURN(w->pages_, cache::PageStore::Open(po));
   w->jobs_ = std::make_unique<JobManager>(4);
   // Eight 8 MiB read-ahead GETs in flight keep a loopback S3 server busy while a sequential
