@@ -283,6 +283,7 @@ class PageStore::DiskTier {
   }
 
  private:
+  // Bytes [from, from + n) of a page file, clipped at its length, in a buffer of their own.
   static Result<PageData> ReadRange(const std::string& path, uint64_t length, const PageKey& key, uint64_t from,
                                     uint64_t n) {
     n = std::min(n, length - std::min(from, length));
