@@ -65,7 +65,7 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
       idle_bytes_ -= pooled;
       return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, pooled));
     }
-    doomed = TrimLocked(0);  // idle buffers of other sizes make room for this one
+    doomed = TrimLocked();  // idle buffers of other sizes make room for this one
   }
   for (auto& [b, size] : doomed) ::munmap(b, size);
   void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -77,10 +77,10 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
   return std::unique_ptr<PageBuffer>(new PageBuffer(this, static_cast<char*>(data), pooled));
 }
 
-std::vector<std::pair<char*, size_t>> PageBuffers::TrimLocked(size_t extra) {
+std::vector<std::pair<char*, size_t>> PageBuffers::TrimLocked() {
   std::vector<std::pair<char*, size_t>> doomed;
   for (auto& [capacity, buffers] : idle_) {
-    while (in_use_bytes_ + idle_bytes_ + extra > max_pooled_bytes_ && !buffers.empty()) {
+    while (in_use_bytes_ + idle_bytes_ > max_pooled_bytes_ && !buffers.empty()) {
       doomed.emplace_back(buffers.back(), capacity);
       buffers.pop_back();
       idle_bytes_ -= capacity;
@@ -117,7 +117,7 @@ void PageBuffers::set_max_pooled_bytes(size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     max_pooled_bytes_ = bytes;
-    doomed = TrimLocked(0);
+    doomed = TrimLocked();
   }
   for (auto& [b, capacity] : doomed) ::munmap(b, capacity);
 }

@@ -86,9 +86,9 @@ class PageBuffers {
   static size_t PooledCapacity(size_t capacity);
 
   std::mutex mu_;
-  // Unmaps idle buffers until `extra` more bytes fit in the bound (or none is left idle);
-  // returns what to unmap once the lock is dropped.
-  std::vector<std::pair<char*, size_t>> TrimLocked(size_t extra);  // REQUIRES(mu_)
+  // Takes idle buffers out until the pooled bytes are within the bound (or none is left
+  // idle); returns them, to be unmapped once the lock is dropped.
+  std::vector<std::pair<char*, size_t>> TrimLocked();  // REQUIRES(mu_)
   size_t max_pooled_bytes_;                              // GUARDED_BY(mu_)
   size_t in_use_bytes_ = 0;                              // GUARDED_BY(mu_): mapped, handed out
   std::unordered_map<size_t, std::vector<char*>> idle_;  // GUARDED_BY(mu_): capacity -> buffers
