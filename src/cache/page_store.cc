@@ -196,8 +196,14 @@ class PageStore::DiskTier {
       policy_->OnAccess(key);
     }
     std::string path = PathOf(key, length);
-    *whole = from == 0 && n >= length;
-    Result<PageData> data = *whole ? ReadPageFile(path, length, PageSeed(key)) : ReadRange(path, length, key, from, n);
+    // The range, clipped to the page and widened to whole checksummed chunks: what has to be
+    // read anyway.
+    const uint64_t first = std::min(from, length), last = first + std::min(n, length - first);
+    const uint64_t start = first / kPageChunkBytes * kPageChunkBytes;
+    const uint64_t end = std::min(length, (last + kPageChunkBytes - 1) / kPageChunkBytes * kPageChunkBytes);
+    *whole = start == 0 && end >= length;
+    Result<PageData> data =
+        *whole ? ReadPageFile(path, length, PageSeed(key)) : ReadRange(path, length, key, start, end - start);
     if (!data.ok()) {
       if (data.status().code() == StatusCode::kCorruption) {
         SLUICE_LOG_WARN("dropping corrupt cache page: {}", data.status().message());
@@ -209,7 +215,7 @@ class PageStore::DiskTier {
       Forget(key);
       return {};
     }
-    return PageSlice{std::move(data).value(), *whole ? 0 : from};
+    return PageSlice{std::move(data).value(), *whole ? 0 : start};
   }
 
   // Where the page's file is, for a short-circuit reader; nullopt when not on this tier.
@@ -283,10 +289,9 @@ class PageStore::DiskTier {
   }
 
  private:
-  // Bytes [from, from + n) of a page file, clipped at its length, in a buffer of their own.
+  // Bytes [from, from + n) of a page file in a buffer of their own.
   static Result<PageData> ReadRange(const std::string& path, uint64_t length, const PageKey& key, uint64_t from,
                                     uint64_t n) {
-    n = std::min(n, length - std::min(from, length));
     std::unique_ptr<PageBuffer> data = PageBuffers::Global().Take(n);
     SLUICE_RETURN_IF_ERROR(ReadPageRangeInto(path, length, PageSeed(key), from, n, data->data()));
     data->Resize(n);

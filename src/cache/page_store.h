@@ -89,8 +89,9 @@ class PageStore {
 
   // Bytes [from, from + length) of the page, or more of it. From memory it is the whole page.
   // From disk, when the range is less than the page, only the chunks covering it are read and
-  // verified, and that part is not promoted: a random reader of a dataset larger than memory
-  // would otherwise read and hash a whole page per record and churn the memory tier.
+  // verified (the slice is those chunks), and that part is not promoted: a random reader of a
+  // dataset larger than memory would otherwise read and hash a whole page per record and
+  // churn the memory tier.
   PageSlice GetRange(const PageKey& key, uint64_t from, uint64_t length);
 
   // Caches a page in memory and (later, see above) on disk, evicting per policy; best effort.
