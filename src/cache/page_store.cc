@@ -1,8 +1,9 @@
 // Memory and disk tiers of the page store.
 //
 // Disk layout: DIR/pages/<first 2 hex of file id>/<file id hex>-<index>-<length>, holding a
-// 24-byte header (magic, length, checksum) and the page bytes. The name alone rebuilds the
-// index at start-up, so a restart costs a directory walk, not a read of every page.
+// header (magic, format, length, a checksum per 32 KiB chunk; page_file.h) and the page
+// bytes. The name alone rebuilds the index at start-up, so a restart costs a directory walk,
+// not a read of every page.
 #include "cache/page_store.h"
 
 #include <dirent.h>

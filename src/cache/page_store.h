@@ -1,6 +1,7 @@
 // PageStore: the worker's page cache. Pages live in a memory tier and, below it, in one or
 // more disk directories, each with a byte quota and its own eviction policy. Every disk page
-// carries an XXH3 checksum verified on each read: a corrupt or truncated page file is deleted,
+// carries XXH3 checksums, one per 32 KiB chunk, and a read verifies the chunks it reads (all
+// of them for a whole page): a corrupt or truncated page file is deleted,
 // counted and reported as a miss, never served. The disk tiers survive a restart (Open
 // rescans them; file names carry everything the index needs). Caching is best effort: a full
 // disk or a refused admission leaves the page uncached, and the caller serves through.
