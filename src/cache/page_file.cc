@@ -47,12 +47,17 @@ Status Corrupt(const std::string& path) {
   return Corruption("page file " + path + " is truncated or fails its checksum");
 }
 
+Status OlderFormat(const std::string& path) { return NotFound("page file " + path + " is of an older format"); }
+
 // Opens a page file whose size is what a page of `length` bytes needs.
 Result<UniqueFd> OpenSizedPageFile(const std::string& path, uint64_t length) {
   SLUICE_ASSIGN_OR_RETURN(UniqueFd fd, OpenPageFile(path));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) != PageHeaderBytes(length) + length) {
-    return Corrupt(path);
+    PageHeaderStart start{};  // an older format has another header size
+    bool older = ::pread(fd.get(), &start, sizeof(start), 0) == static_cast<ssize_t>(sizeof(start)) &&
+                 start.magic == kMagic && start.format != kFormat;
+    return older ? OlderFormat(path) : Corrupt(path);
   }
   return fd;
 }
@@ -64,7 +69,7 @@ Status Verify(const std::string& path, const char* header, uint64_t length, uint
   PageHeaderStart start;
   std::memcpy(&start, header, sizeof(start));
   if (start.magic != kMagic) return Corrupt(path);
-  if (start.format != kFormat) return NotFound("page file " + path + " is of an older format");
+  if (start.format != kFormat) return OlderFormat(path);
   if (start.length != length) return Corrupt(path);
   for (uint64_t done = 0, chunk = first; done < n; ++chunk) {
     const uint64_t size = std::min(kPageChunkBytes, n - done);

@@ -208,12 +208,19 @@ TEST(PageFileTest, RangesVerifyOnlyTheChunksTheyCover) {
   EXPECT_EQ(ReadPageFile(path, kChunkedPage, 42).status().code(), StatusCode::kCorruption);
   EXPECT_EQ(OpenVerifiedPageFile(path, kChunkedPage, 42).status().code(), StatusCode::kCorruption);
 
-  // A page file an older sluice wrote (format 1) is not found, not corrupt.
-  std::string old = EncodePageHeader(42, data) + data;
-  old[4] = 1;
-  testing::WriteFile(path, old);
+  // A page file an older sluice wrote (format 1: one 24-byte header, one checksum) is not
+  // found, not corrupt.
+  struct {
+    uint32_t magic = 0x47504c53, format = 1;
+    uint64_t length = kChunkedPage, checksum = 0;
+  } v1;
+  testing::WriteFile(path, std::string(reinterpret_cast<const char*>(&v1), sizeof(v1)) + data);
   EXPECT_EQ(ReadPageFile(path, kChunkedPage, 42).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(range(0, 1).status().code(), StatusCode::kNotFound);
+  std::string same_size = EncodePageHeader(42, data) + data;  // a format of the same header size
+  same_size[4] = 1;
+  testing::WriteFile(path, same_size);
+  EXPECT_EQ(ReadPageFile(path, kChunkedPage, 42).status().code(), StatusCode::kNotFound);
 }
 
 TEST(PageStoreTest, PartOfADiskPageIsReadAloneAndNotPromoted) {
