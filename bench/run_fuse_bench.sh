@@ -16,7 +16,7 @@
 #   CONTENDERS   which to run (default "local direct s3fs s3fs-defaults rclone sluice")
 #   SCENARIOS    which to run (default: all, in the order of the table)
 #   SCRATCH      scratch directory (default /var/tmp/sluice-fuse-bench)
-# At the defaults it takes about 10 minutes on a 2-core machine.
+# At the defaults it takes about 11 minutes on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
