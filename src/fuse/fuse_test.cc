@@ -219,6 +219,31 @@ TEST_F(FuseTest, CorruptCachedPagesAreNeverServed) {
   EXPECT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name));  // and again, from the refetched pages
 }
 
+TEST_F(FuseTest, RecordsOfDiskTierPagesAreReadWithoutPromotingThem) {
+  std::string name = "/sizes/f" + std::to_string(3 * kPage + 5);
+  const std::string want = ReadFile(ufs_ + name);
+  StartLocal({"--ufs", "file://" + ufs_});
+  ASSERT_TRUE(ReadFile(mnt_ + name) == want);
+  local_->Stop(SIGTERM);  // writes the pages to disk; the restart empties the memory tier
+  local_.reset();
+  ASSERT_TRUE(testing::WaitFor([&] { return !Mounted(mnt_); }, 10s));
+  StartLocal({"--ufs", "file://" + ufs_});
+  int fd = ::open((mnt_ + name).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);  // no kernel read-ahead: small reads
+  for (uint64_t off : {kPage + 1000, uint64_t{5}, 2 * kPage + 500000, 3 * kPage - 200}) {
+    std::string record(100, '\0');
+    EXPECT_EQ(::pread(fd, record.data(), record.size(), static_cast<off_t>(off)), 100) << off;
+    EXPECT_TRUE(record == want.substr(off, 100)) << off;
+  }
+  ::close(fd);  // before any assertion can end the test: an open file keeps the mount busy
+  std::string out;
+  ASSERT_EQ(Run({"report"}, &out), 0);
+  EXPECT_NE(out.find(", 0 pages"), std::string::npos) << out;  // the memory tier took none of them
+  EXPECT_NE(out.find("0 corrupt pages"), std::string::npos) << out;
+  EXPECT_NE(out.find("0 B read"), std::string::npos) << out;  // all from the disk tier
+}
+
 TEST_F(FuseTest, FusermountUnmountWorks) {
   StartLocal({"--ufs", "file://" + ufs_});
   std::string out;
