@@ -5,11 +5,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -120,6 +122,7 @@ class LowLevelMount final : public FuseMount {
       return Status(StatusCode::kPermissionDenied, "cannot mount FUSE at " + mountpoint_ +
                                                        " (is /dev/fuse available, and are you root?)");
     }
+    device_ = MountDevice();
     RaiseKernelReadahead();
     splice_ = PipesCanHoldAReply();
     loop_ = std::thread([this] {
@@ -127,15 +130,16 @@ class LowLevelMount final : public FuseMount {
       fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
       fuse_session_loop_mt(session_, cfg);
       fuse_loop_cfg_destroy(cfg);
+      std::lock_guard<std::mutex> lock(loop_mu_);
+      loop_ended_ = true;
+      loop_cv_.notify_all();
     });
     return Status::Ok();
   }
 
-  // The kernel proposes a 128 KiB read-ahead window for FUSE; sequential training reads want
-  // far more in flight. The window lives in the mount's backing-device info in sysfs (root).
-  void RaiseKernelReadahead() {
-    // The device number comes from mountinfo: a stat() of the mount point would ask this
-    // very daemon, whose loop has not started yet.
+  // The mount's device number ("0:55"), from mountinfo: a stat() of the mount point would ask
+  // this very daemon, whose loop has not started yet.
+  std::string MountDevice() const {
     std::ifstream in("/proc/self/mountinfo");
     std::string line, device;
     while (std::getline(in, line)) {
@@ -144,8 +148,14 @@ class LowLevelMount final : public FuseMount {
       fields >> id >> parent >> dev >> root >> point;
       if (point == mountpoint_) device = dev;  // the last match is the newest mount
     }
-    if (device.empty()) return;
-    std::string path = "/sys/class/bdi/" + device + "/read_ahead_kb";
+    return device;
+  }
+
+  // The kernel proposes a 128 KiB read-ahead window for FUSE; sequential training reads want
+  // far more in flight. The window lives in the mount's backing-device info in sysfs (root).
+  void RaiseKernelReadahead() {
+    if (device_.empty()) return;
+    std::string path = "/sys/class/bdi/" + device_ + "/read_ahead_kb";
     std::ofstream out(path);
     out << kReadaheadKiB << "\n";
     if (!out) SLUICE_LOG_DEBUG("cannot raise read-ahead in {}", path);
@@ -179,7 +189,18 @@ class LowLevelMount final : public FuseMount {
     std::lock_guard<std::mutex> lock(stop_mu_);
     if (!session_) return;
     fuse_session_exit(session_);
-    fuse_session_unmount(session_);  // wakes the loop: its /dev/fuse reads now fail
+    // Detaches the mount; once no file under it is open the kernel ends the connection, and
+    // the loop's /dev/fuse reads fail. A file still open keeps it alive (and served) for a
+    // grace period; then the connection is aborted, and that file's reads fail with ENOTCONN.
+    fuse_session_unmount(session_);
+    std::unique_lock<std::mutex> wait(loop_mu_);
+    if (!loop_cv_.wait_for(wait, options_.unmount_grace, [this] { return loop_ended_; })) {
+      SLUICE_LOG_WARN("files are still open under {}: ending their FUSE connection", mountpoint_);
+      if (!AbortConnection()) {
+        SLUICE_LOG_WARN("cannot abort the FUSE connection of {}; waiting for its files to close", mountpoint_);
+      }
+    }
+    wait.unlock();
     if (loop_.joinable()) loop_.join();
     fuse_session_destroy(session_);
     session_ = nullptr;
@@ -189,6 +210,18 @@ class LowLevelMount final : public FuseMount {
   const std::string& mountpoint() const override { return mountpoint_; }
 
  private:
+  // Aborts the mount's connection through the fuse control file system (mounted here if it
+  // is not yet: root only), which fails every pending and later request.
+  bool AbortConnection() {
+    size_t colon = device_.find(':');
+    if (colon == std::string::npos) return false;
+    const std::string dir = "/sys/fs/fuse/connections", abort = dir + "/" + device_.substr(colon + 1) + "/abort";
+    if (::access(abort.c_str(), W_OK) != 0) ::mount("fusectl", dir.c_str(), "fusectl", 0, nullptr);
+    std::ofstream out(abort);
+    out << "1\n";
+    return static_cast<bool>(out.flush());
+  }
+
   struct Node {
     std::string path;
     uint64_t nlookup = 0;
@@ -591,6 +624,10 @@ class LowLevelMount final : public FuseMount {
   fuse_session* session_ = nullptr;
   bool splice_ = false;  // set before the loop starts
   std::thread loop_;
+  std::string device_;  // "major:minor" of the mount, from mountinfo
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  bool loop_ended_ = false;  // GUARDED_BY(loop_mu_)
 };
 
 }  // namespace

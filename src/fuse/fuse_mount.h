@@ -21,6 +21,8 @@ struct FuseOptions {
   std::chrono::nanoseconds attr_timeout = std::chrono::seconds(60);  // the mount's metadata TTL
   int max_threads = 16;
   bool allow_other = false;
+  // How long Unmount lets files still open under the mount be read before it aborts them.
+  std::chrono::milliseconds unmount_grace = std::chrono::seconds(5);
 };
 
 // StatusCode -> errno, the one translation point of this edge.
@@ -32,7 +34,8 @@ class FuseMount {
   static Result<std::unique_ptr<FuseMount>> Mount(const std::string& mountpoint, client::FileSystem* fs,
                                                  FuseOptions options);
   virtual ~FuseMount() = default;
-  // Unmounts and waits for the request loop to end. Idempotent.
+  // Unmounts and waits for the request loop to end: at most `unmount_grace` while files are
+  // still open under the mount, whose reads then fail (ENOTCONN). Idempotent.
   virtual void Unmount() = 0;
   virtual const std::string& mountpoint() const = 0;
 };

@@ -244,6 +244,27 @@ TEST_F(FuseTest, RecordsOfDiskTierPagesAreReadWithoutPromotingThem) {
   EXPECT_NE(out.find("0 B read"), std::string::npos) << out;  // all from the disk tier
 }
 
+TEST_F(FuseTest, SigtermWithAFileStillOpenEndsAfterTheGracePeriod) {
+  StartLocal({"--ufs", "file://" + ufs_});
+  std::string name = "/sizes/f" + std::to_string(kPage + 1);
+  int fd = ::open((mnt_ + name).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char byte = 0;
+  EXPECT_EQ(::pread(fd, &byte, 1, 0), 1);
+  auto t0 = std::chrono::steady_clock::now();
+  ::kill(local_->pid(), SIGTERM);  // the open file keeps the mount busy: a plain unmount would wait for it
+  int status = 0;
+  bool exited = local_->WaitExit(60s, &status);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ::close(fd);
+  ASSERT_TRUE(exited) << ReadFile(dir_.path() + "/local.log");
+  local_.reset();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_LT(took, 30s);
+  EXPECT_NE(ReadFile(dir_.path() + "/local.log").find("files are still open under"), std::string::npos);
+  EXPECT_FALSE(Mounted(mnt_));
+}
+
 TEST_F(FuseTest, FusermountUnmountWorks) {
   StartLocal({"--ufs", "file://" + ufs_});
   std::string out;
