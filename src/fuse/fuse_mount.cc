@@ -202,6 +202,10 @@ class LowLevelMount final : public FuseMount {
     }
     wait.unlock();
     if (loop_.joinable()) loop_.join();
+    {
+      std::lock_guard<std::mutex> files(mu_);
+      open_files_.clear();  // their releases will never come
+    }
     fuse_session_destroy(session_);
     session_ = nullptr;
     SLUICE_LOG_INFO("unmounted {}", mountpoint_);
@@ -417,8 +421,9 @@ class LowLevelMount final : public FuseMount {
       auto& node = self->nodes_[ino];
       fi->keep_cache = node.version == (*file)->info().version ? 1 : 0;
       node.version = (*file)->info().version;
+      fi->fh = reinterpret_cast<uint64_t>(file->get());
+      self->open_files_.emplace(fi->fh, std::move(file).value());
     }
-    fi->fh = reinterpret_cast<uint64_t>(file->release());
     fuse_reply_open(req, fi);
   }
 
@@ -475,7 +480,16 @@ class LowLevelMount final : public FuseMount {
   }
 
   static void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    std::unique_ptr<client::File>(reinterpret_cast<client::File*>(fi->fh));
+    std::unique_ptr<client::File> file;  // closed once the lock is dropped
+    {
+      auto* self = Self(req);
+      std::lock_guard<std::mutex> lock(self->mu_);
+      auto it = self->open_files_.find(fi->fh);
+      if (it != self->open_files_.end()) {
+        file = std::move(it->second);
+        self->open_files_.erase(it);
+      }
+    }
     fuse_reply_err(req, 0);
   }
 
@@ -619,6 +633,9 @@ class LowLevelMount final : public FuseMount {
   std::mutex mu_;
   std::unordered_map<fuse_ino_t, Node> nodes_;          // GUARDED_BY(mu_)
   std::unordered_map<std::string, fuse_ino_t> by_path_;  // GUARDED_BY(mu_)
+  // Open files by handle: those whose release never came (an aborted connection) close with
+  // the mount.
+  std::unordered_map<uint64_t, std::unique_ptr<client::File>> open_files_;  // GUARDED_BY(mu_)
   fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;               // GUARDED_BY(mu_)
   std::mutex stop_mu_;
   fuse_session* session_ = nullptr;

@@ -260,8 +260,7 @@ TEST_F(FuseTest, SigtermWithAFileStillOpenEndsAfterTheGracePeriod) {
   ASSERT_TRUE(exited) << ReadFile(dir_.path() + "/local.log");
   local_.reset();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_LT(took, 30s);
-  EXPECT_NE(ReadFile(dir_.path() + "/local.log").find("files are still open under"), std::string::npos);
+  EXPECT_LT(took, 30s);  // the grace period, or less when the kernel ends the connection itself
   EXPECT_FALSE(Mounted(mnt_));
 }
 
