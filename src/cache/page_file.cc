@@ -114,15 +114,27 @@ Status ReadPageFileInto(const std::string& path, uint64_t length, uint64_t seed,
   return Verify(path, header.data(), length, seed, 0, dest, length);
 }
 
+ChunkSpan ChunksCovering(uint64_t length, uint64_t from, uint64_t n) {
+  const uint64_t first = std::min(from, length), last = first + std::min(n, length - first);
+  return ChunkSpan{first / kPageChunkBytes * kPageChunkBytes,
+                   std::min(length, (last + kPageChunkBytes - 1) / kPageChunkBytes * kPageChunkBytes)};
+}
+
+Result<PageData> ReadPageRange(const std::string& path, uint64_t length, uint64_t seed, uint64_t from, uint64_t n) {
+  std::unique_ptr<PageBuffer> data = PageBuffers::Global().Take(n);
+  SLUICE_RETURN_IF_ERROR(ReadPageRangeInto(path, length, seed, from, n, data->data()));
+  data->Resize(n);
+  return PageData(std::move(data));
+}
+
 Status ReadPageRangeInto(const std::string& path, uint64_t length, uint64_t seed, uint64_t from, uint64_t n,
                          char* dest) {
   if (from > length || n > length - from) return InvalidArgument("a read past the end of page file " + path);
   if (n == 0) return Status::Ok();
   SLUICE_ASSIGN_OR_RETURN(UniqueFd fd, OpenSizedPageFile(path, length));
   // The chunks covering the range, read into `dest` when they are exactly the range.
-  const uint64_t first = from / kPageChunkBytes;
-  const uint64_t span_start = first * kPageChunkBytes;
-  const uint64_t span_end = std::min(length, ((from + n - 1) / kPageChunkBytes + 1) * kPageChunkBytes);
+  const auto [span_start, span_end] = ChunksCovering(length, from, n);
+  const uint64_t first = span_start / kPageChunkBytes;
   thread_local std::vector<char> scratch;
   char* span = dest;
   if (span_start != from || span_end != from + n) {

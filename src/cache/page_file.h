@@ -40,8 +40,19 @@ Result<PageData> ReadPageFile(const std::string& path, uint64_t length, uint64_t
 // `dest` holds garbage.
 Status ReadPageFileInto(const std::string& path, uint64_t length, uint64_t seed, char* dest);
 
+// The whole chunks [start, end) of a page of `length` bytes that cover bytes [from, from + n)
+// of it (clipped to the page): what a read of those bytes has to read and verify anyway.
+struct ChunkSpan {
+  uint64_t start = 0, end = 0;
+};
+ChunkSpan ChunksCovering(uint64_t length, uint64_t from, uint64_t n);
+
+// Bytes [from, from + n) of a page file of `length` bytes, read and verified, in a buffer of
+// their own. Errors as ReadPageFile's; kInvalidArgument past the page's end.
+Result<PageData> ReadPageRange(const std::string& path, uint64_t length, uint64_t seed, uint64_t from, uint64_t n);
+
 // Reads bytes [from, from + n) of a page file of `length` bytes into `dest`, verifying only
-// the chunks that cover them. Errors as ReadPageFile's.
+// the chunks that cover them. Errors as ReadPageRange's.
 Status ReadPageRangeInto(const std::string& path, uint64_t length, uint64_t seed, uint64_t from, uint64_t n,
                          char* dest);
 

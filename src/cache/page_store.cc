@@ -197,14 +197,10 @@ class PageStore::DiskTier {
       policy_->OnAccess(key);
     }
     std::string path = PathOf(key, length);
-    // The range, clipped to the page and widened to whole checksummed chunks: what has to be
-    // read anyway.
-    const uint64_t first = std::min(from, length), last = first + std::min(n, length - first);
-    const uint64_t start = first / kPageChunkBytes * kPageChunkBytes;
-    const uint64_t end = std::min(length, (last + kPageChunkBytes - 1) / kPageChunkBytes * kPageChunkBytes);
+    const auto [start, end] = ChunksCovering(length, from, n);
     *whole = start == 0 && end >= length;
-    Result<PageData> data =
-        *whole ? ReadPageFile(path, length, PageSeed(key)) : ReadRange(path, length, key, start, end - start);
+    Result<PageData> data = *whole ? ReadPageFile(path, length, PageSeed(key))
+                                   : ReadPageRange(path, length, PageSeed(key), start, end - start);
     if (!data.ok()) {
       if (data.status().code() == StatusCode::kCorruption) {
         SLUICE_LOG_WARN("dropping corrupt cache page: {}", data.status().message());
@@ -290,15 +286,6 @@ class PageStore::DiskTier {
   }
 
  private:
-  // Bytes [from, from + n) of a page file in a buffer of their own.
-  static Result<PageData> ReadRange(const std::string& path, uint64_t length, const PageKey& key, uint64_t from,
-                                    uint64_t n) {
-    std::unique_ptr<PageBuffer> data = PageBuffers::Global().Take(n);
-    SLUICE_RETURN_IF_ERROR(ReadPageRangeInto(path, length, PageSeed(key), from, n, data->data()));
-    data->Resize(n);
-    return PageData(std::move(data));
-  }
-
   static bool ParseName(std::string_view name, PageKey* key, uint64_t* length) {
     // <32 hex>-<index>-<length>
     if (name.size() < 36 || name[32] != '-') return false;
