@@ -68,7 +68,7 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
     doomed = TrimLocked();  // idle buffers of other sizes make room for this one
   }
   for (auto& [b, size] : doomed) ::munmap(b, size);
-  void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (data == MAP_FAILED) {
     std::lock_guard<std::mutex> lock(mu_);
     in_use_bytes_ -= pooled;
