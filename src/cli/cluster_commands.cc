@@ -51,14 +51,16 @@ void BlockStopSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-// The FUSE attribute timeout: the root mount's metadata TTL.
-std::chrono::nanoseconds AttrTimeout(Context& ctx) {
+// FUSE options from the configuration; the attribute timeout is the root mount's metadata TTL.
+fuse::FuseOptions MountOptions(Context& ctx) {
+  fuse::FuseOptions o;
   auto table = ctx.store->LoadMounts();
   if (table.ok()) {
     auto root = table->Resolve("/");
-    if (root.ok()) return root->mount->options.metadata_ttl;
+    if (root.ok()) o.attr_timeout = root->mount->options.metadata_ttl;
   }
-  return std::chrono::seconds(60);
+  o.direct_io_min_size = ctx.config.client.direct_io_min_size;
+  return o;
 }
 
 // Serves a worker until a signal: registered in the cluster store meanwhile, and mounted
@@ -85,7 +87,7 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
                            uint64_t prefetch_to, const client::PageSink& sink) {
                          return w->ReadPages(path, version, offset, length, prefetch_to, sink);
                        });
-    auto m = fuse::FuseMount::Mount(mountpoint, client.get(), fuse::FuseOptions{AttrTimeout(ctx), 16, false});
+    auto m = fuse::FuseMount::Mount(mountpoint, client.get(), MountOptions(ctx));
     if (!m.ok()) {
       (void)ctx.store->UnregisterWorker(id);
       return Fail(m.status());
@@ -152,9 +154,7 @@ int FuseCmd(Flags& f) {
   auto ctx = LoadContext(f.config_file);
   if (!ctx.ok()) return Fail(ctx.status());
   BlockStopSignals();
-  auto fs = ConnectToWorker(*ctx);
-  if (!fs.ok()) return Fail(fs.status());
-  fuse::FuseOptions o{AttrTimeout(*ctx), 16, false};
+  fuse::FuseOptions o = MountOptions(*ctx);
   for (const auto& opt : f.options) {
     if (opt == "allow_other") {
       o.allow_other = true;
@@ -162,10 +162,17 @@ int FuseCmd(Flags& f) {
       auto d = ParseDuration(opt.substr(13));
       if (!d.ok()) return Fail(d.status().WithContext("-o attr_timeout"));
       o.attr_timeout = *d;
+    } else if (opt.rfind("direct_io_min_size=", 0) == 0) {
+      auto size = ParseSize(opt.substr(19));
+      if (!size.ok()) return Fail(size.status().WithContext("-o direct_io_min_size"));
+      o.direct_io_min_size = *size;
     } else {
-      return Fail(InvalidArgument("unknown FUSE option '" + opt + "' (known: allow_other, attr_timeout=DUR)"));
+      return Fail(InvalidArgument("unknown FUSE option '" + opt +
+                                  "' (known: allow_other, attr_timeout=DUR, direct_io_min_size=SIZE)"));
     }
   }
+  auto fs = ConnectToWorker(*ctx);
+  if (!fs.ok()) return Fail(fs.status());
   auto mount = fuse::FuseMount::Mount(f.path, fs->get(), o);
   if (!mount.ok()) return Fail(mount.status());
   std::printf("mounted at %s (read-only); stop with Ctrl-C, SIGTERM or `fusermount3 -u %s`\n",
@@ -523,7 +530,8 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
 
   auto* fuse_cmd = app.add_subcommand("fuse", "Mount the namespace of a running worker at MOUNTPOINT (read-only)");
   fuse_cmd->add_option("MOUNTPOINT", f->path, "An empty directory")->required();
-  fuse_cmd->add_option("-o", f->options, "allow_other, attr_timeout=DUR")->delimiter(',');
+  fuse_cmd->add_option("-o", f->options, "allow_other, attr_timeout=DUR, direct_io_min_size=SIZE (0: never)")
+      ->delimiter(',');
   config(fuse_cmd);
   run(fuse_cmd, [f] { return FuseCmd(*f); });
 

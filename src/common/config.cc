@@ -173,6 +173,7 @@ Status BindSections(const YAML::Node& root, const std::string& source, Config* c
   client.Bool("short_circuit", &cfg->client.short_circuit);
   client.Size("readahead_per_handle", &cfg->client.readahead_per_handle, 0, 1ull << 30);
   client.Size("readahead_total", &cfg->client.readahead_total, 0, 64ull << 30);
+  client.Size("direct_io_min_size", &cfg->client.direct_io_min_size, 0, 1ull << 50);
 
   Section top(source, "");
   top.Field("client", [&](const YAML::Node& n, const std::string&) { return client.Apply(n); });

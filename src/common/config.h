@@ -56,6 +56,10 @@ struct ClientConfig {
   bool short_circuit = true;    // on the worker's host, read its page files directly
   uint64_t readahead_per_handle = 64ull << 20;
   uint64_t readahead_total = 256ull << 20;
+  // FUSE opens files at least this large with direct I/O, bypassing the kernel's page cache
+  // (faster for large sequential reads; a file read in small pieces goes back to the page
+  // cache on its next open). 0: never.
+  uint64_t direct_io_min_size = 64ull << 20;
 };
 
 struct Config {

@@ -28,6 +28,7 @@ ufs:
   max_attempts: 3
   retry_base_delay: 50ms
   request_timeout: 2m
+client: {direct_io_min_size: 0}
 )",
                          "sluice.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
@@ -40,6 +41,7 @@ ufs:
   EXPECT_EQ(cfg->worker.disks[1].quota, 500000000u);
   EXPECT_EQ(cfg->ufs.retry_base_delay, std::chrono::milliseconds(50));
   EXPECT_EQ(cfg->ufs.request_timeout, std::chrono::minutes(2));
+  EXPECT_EQ(cfg->client.direct_io_min_size, 0u);
 }
 
 void ExpectError(const std::string& yaml, const std::string& fragment) {

@@ -5,13 +5,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +24,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/logging.h"
@@ -57,6 +63,14 @@ constexpr int kReadaheadKiB = 16384;
 constexpr int kMaxReadBytes = 1 << 20;
 constexpr int kSplicePipeBytes = 2 << 20;
 constexpr const char* kVersionXattr = "user.sluice.version";
+// FUSE_DIRECT_IO_ALLOW_MMAP (kernel 6.6): shared mmap of files opened with direct I/O.
+constexpr uint64_t kDirectIoAllowMmap = 1ull << 36;
+// A direct-I/O handle whose reads averaged less than this (over at least kSmallReadsSeen
+// reads) marks its file for the page cache: the kernel's read-ahead serves small reads better
+// than one FUSE round trip each.
+constexpr uint64_t kSmallReadBytes = 128 << 10;
+constexpr uint64_t kSmallReadsSeen = 16;
+constexpr size_t kSmallReadsRemembered = 10000;
 
 // Whether `dir` appears as a mount point in /proc/self/mountinfo.
 bool IsMountPoint(const std::string& dir) {
@@ -121,6 +135,15 @@ class LowLevelMount final : public FuseMount {
       session_ = nullptr;
       return Status(StatusCode::kPermissionDenied, "cannot mount FUSE at " + mountpoint_ +
                                                        " (is /dev/fuse available, and are you root?)");
+    }
+    // Our own /dev/fuse read and write calls, only to amend the INIT reply (see WriteReply).
+    fuse_custom_io io{};
+    io.read = ReadRequest;
+    io.writev = WriteReply;
+    io.splice_send = SpliceSend;
+    io.splice_receive = SpliceReceive;
+    if (fuse_session_custom_io(session_, &io, fuse_session_fd(session_)) != 0) {
+      SLUICE_LOG_WARN("cannot hook the FUSE connection of {}: large files go through the page cache", mountpoint_);
     }
     device_ = MountDevice();
     RaiseKernelReadahead();
@@ -231,6 +254,73 @@ class LowLevelMount final : public FuseMount {
     uint64_t nlookup = 0;
     std::string version;  // of the last open, to tell the kernel when its cached pages are stale
   };
+
+  // An open file. Reads of a direct-I/O handle are counted, to tell small readers apart.
+  struct OpenFile {
+    std::unique_ptr<client::File> file;
+    bool direct_io = false;
+    std::atomic<uint64_t> reads{0}, bytes{0};
+  };
+
+  // --- direct I/O for large files ------------------------------------------------------
+  // A large file read sequentially in big pieces is faster with FOPEN_DIRECT_IO: each read
+  // is one copy from the worker's page into the reader's buffer, where the page cache costs
+  // a copy into it, a copy out, and its upkeep (measured on 2 cores: cold 256 MiB ~12% more
+  // throughput, warm ~40%). Shared mmap of such files (numpy memmaps, safetensors) needs
+  // FUSE_DIRECT_IO_ALLOW_MMAP, which libfuse 3.14 cannot ask for: these hooks on the
+  // connection note whether the kernel offers it in INIT and add it to libfuse's reply.
+  // Without it, every file goes through the page cache.
+  static ssize_t ReadRequest(int fd, void* buf, size_t len, void* userdata) {
+    ssize_t n = ::read(fd, buf, len);
+    auto* self = static_cast<LowLevelMount*>(userdata);
+    constexpr size_t kInitIn = sizeof(fuse_in_header) + offsetof(fuse_init_in, flags2) + sizeof(uint32_t);
+    if (n >= static_cast<ssize_t>(kInitIn) && !self->init_seen_.load(std::memory_order_acquire)) {
+      fuse_in_header in;
+      fuse_init_in init;
+      std::memcpy(&in, buf, sizeof(in));
+      if (in.opcode == FUSE_INIT) {
+        std::memset(&init, 0, sizeof(init));
+        const size_t body = std::min(static_cast<size_t>(n) - sizeof(in), sizeof(init));
+        std::memcpy(&init, static_cast<char*>(buf) + sizeof(in), body);
+        uint64_t flags = init.flags;
+        if (init.flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init.flags2) << 32;
+        self->init_unique_ = in.unique;
+        self->kernel_allows_mmap_ = (flags & kDirectIoAllowMmap) != 0;
+        self->init_seen_.store(true, std::memory_order_release);
+      }
+    }
+    return n;
+  }
+
+  static ssize_t WriteReply(int fd, iovec* iov, int count, void* userdata) {
+    auto* self = static_cast<LowLevelMount*>(userdata);
+    constexpr size_t kInitOut = offsetof(fuse_init_out, flags2) + sizeof(uint32_t);
+    if (self->init_seen_.load(std::memory_order_acquire) && !self->init_answered_.load() && count >= 2 &&
+        iov[0].iov_len >= sizeof(fuse_out_header) && iov[1].iov_len >= kInitOut) {
+      fuse_out_header out;
+      std::memcpy(&out, iov[0].iov_base, sizeof(out));
+      if (out.unique == self->init_unique_) {
+        self->init_answered_ = true;
+        auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
+        if (out.error == 0 && self->kernel_allows_mmap_ && (init->flags & FUSE_INIT_EXT)) {
+          init->flags2 |= static_cast<uint32_t>(kDirectIoAllowMmap >> 32);
+          self->direct_io_ = true;
+        } else {
+          SLUICE_LOG_INFO("the kernel cannot map files opened with direct I/O (needs Linux 6.6): every file "
+                          "of {} goes through the page cache", self->mountpoint_);
+        }
+      }
+    }
+    return ::writev(fd, iov, count);
+  }
+
+  static ssize_t SpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t len, unsigned flags, void*) {
+    return ::splice(fdin, offin, fdout, offout, len, flags);
+  }
+  static ssize_t SpliceReceive(int fdin, off_t* offin, int fdout, off_t* offout, size_t len, unsigned flags,
+                               void*) {
+    return ::splice(fdin, offin, fdout, offout, len, flags);
+  }
 
   static LowLevelMount* Self(fuse_req_t req) { return static_cast<LowLevelMount*>(fuse_req_userdata(req)); }
 
@@ -421,14 +511,25 @@ class LowLevelMount final : public FuseMount {
       auto& node = self->nodes_[ino];
       fi->keep_cache = node.version == (*file)->info().version ? 1 : 0;
       node.version = (*file)->info().version;
-      fi->fh = reinterpret_cast<uint64_t>(file->get());
-      self->open_files_.emplace(fi->fh, std::move(file).value());
+      const uint64_t min_size = self->options_.direct_io_min_size;
+      auto open = std::make_unique<OpenFile>();
+      open->direct_io = self->direct_io_ && min_size > 0 && (*file)->info().size >= min_size &&
+                        self->small_reads_.count((*file)->info().path) == 0;
+      open->file = std::move(file).value();
+      fi->direct_io = open->direct_io ? 1 : 0;
+      fi->fh = reinterpret_cast<uint64_t>(open.get());
+      self->open_files_.emplace(fi->fh, std::move(open));
     }
     fuse_reply_open(req, fi);
   }
 
   static void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-    auto* file = reinterpret_cast<client::File*>(fi->fh);
+    auto* open = reinterpret_cast<OpenFile*>(fi->fh);
+    client::File* file = open->file.get();
+    if (open->direct_io) {
+      open->reads.fetch_add(1, std::memory_order_relaxed);
+      open->bytes.fetch_add(size, std::memory_order_relaxed);
+    }
     thread_local std::vector<char> buf;
     if (buf.size() < size) buf.resize(size);
     std::vector<client::ReadSpan> spans;
@@ -480,14 +581,21 @@ class LowLevelMount final : public FuseMount {
   }
 
   static void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    std::unique_ptr<client::File> file;  // closed once the lock is dropped
+    std::unique_ptr<OpenFile> open;  // closed once the lock is dropped
     {
       auto* self = Self(req);
       std::lock_guard<std::mutex> lock(self->mu_);
       auto it = self->open_files_.find(fi->fh);
       if (it != self->open_files_.end()) {
-        file = std::move(it->second);
+        open = std::move(it->second);
         self->open_files_.erase(it);
+        const uint64_t reads = open->reads.load(), bytes = open->bytes.load();
+        if (open->direct_io && reads >= kSmallReadsSeen && bytes / reads < kSmallReadBytes) {
+          if (self->small_reads_.size() >= kSmallReadsRemembered) self->small_reads_.clear();
+          self->small_reads_.insert(open->file->info().path);
+          SLUICE_LOG_INFO("{} was read {} bytes at a time: later opens of it go through the page cache",
+                          open->file->info().path, bytes / reads);
+        }
       }
     }
     fuse_reply_err(req, 0);
@@ -635,11 +743,19 @@ class LowLevelMount final : public FuseMount {
   std::unordered_map<std::string, fuse_ino_t> by_path_;  // GUARDED_BY(mu_)
   // Open files by handle: those whose release never came (an aborted connection) close with
   // the mount.
-  std::unordered_map<uint64_t, std::unique_ptr<client::File>> open_files_;  // GUARDED_BY(mu_)
+  std::unordered_map<uint64_t, std::unique_ptr<OpenFile>> open_files_;  // GUARDED_BY(mu_)
   fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;               // GUARDED_BY(mu_)
+  // Paths read in small pieces through direct I/O (by path: the kernel forgets inodes).
+  std::unordered_set<std::string> small_reads_;  // GUARDED_BY(mu_)
   std::mutex stop_mu_;
   fuse_session* session_ = nullptr;
   bool splice_ = false;  // set before the loop starts
+  // The INIT exchange (ReadRequest, WriteReply): written by the thread that handles INIT,
+  // before any other request arrives.
+  std::atomic<bool> init_seen_{false}, init_answered_{false};
+  uint64_t init_unique_ = 0;
+  bool kernel_allows_mmap_ = false;
+  std::atomic<bool> direct_io_{false};  // large files are opened with direct I/O
   std::thread loop_;
   std::string device_;  // "major:minor" of the mount, from mountinfo
   std::mutex loop_mu_;

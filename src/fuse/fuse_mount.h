@@ -23,6 +23,8 @@ struct FuseOptions {
   bool allow_other = false;
   // How long Unmount lets files still open under the mount be read before it aborts them.
   std::chrono::milliseconds unmount_grace = std::chrono::seconds(5);
+  // Files at least this large are opened with direct I/O (0: none): ClientConfig.
+  uint64_t direct_io_min_size = 64ull << 20;
 };
 
 // StatusCode -> errno, the one translation point of this edge.

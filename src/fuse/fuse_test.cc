@@ -5,14 +5,19 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <dirent.h>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -42,6 +47,39 @@ bool Mounted(const std::string& dir) {
   return false;
 }
 
+bool KernelAtLeast(int major, int minor) {
+  utsname u{};
+  int ma = 0, mi = 0;
+  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+// Pages of `path` in the kernel's page cache (cachestat, Linux 6.5); -1 where unknown.
+int64_t CachedPages(const std::string& path) {
+  struct {
+    uint64_t off, len;
+  } range{0, 0};  // 0 length: to the end
+  struct {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+  } stat{};
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return -1;
+  constexpr long kCachestat = 451;
+  long rc = ::syscall(kCachestat, fd, &range, &stat, 0);
+  ::close(fd);
+  return rc == 0 ? static_cast<int64_t>(stat.nr_cache) : -1;
+}
+
+// The whole file, read `chunk` bytes at a time (ReadFile reads 8 KiB at a time).
+std::string ReadInChunks(const std::string& path, size_t chunk) {
+  std::string out, buf(chunk, '\0');
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return out;
+  for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) out.append(buf.data(), static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
 class FuseTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -66,10 +104,12 @@ class FuseTest : public ::testing::Test {
     return RunCommand(argv, out, env_);
   }
 
-  // Starts `sluice local` with EXTRA args (and --mountpoint unless `mount` is false).
-  void StartLocal(std::vector<std::string> extra, bool mount = true) {
-    std::vector<std::string> argv{SLUICE_BINARY, "local", "--rpc-port", "0", "--http-port", "0", "--cache-dir",
-                                  dir_.path() + "/cache", "--cache-size", "1GiB"};
+  // Starts `sluice [GLOBAL] local` with EXTRA args (and --mountpoint unless `mount` is false).
+  void StartLocal(std::vector<std::string> extra, bool mount = true, std::vector<std::string> global = {}) {
+    std::vector<std::string> argv{SLUICE_BINARY};
+    argv.insert(argv.end(), global.begin(), global.end());
+    argv.insert(argv.end(), {"local", "--rpc-port", "0", "--http-port", "0", "--cache-dir", dir_.path() + "/cache",
+                             "--cache-size", "1GiB"});
     if (mount) argv.insert(argv.end(), {"--mountpoint", mnt_});
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = Subprocess::Start(argv, env_, dir_.path() + "/local.log");
@@ -104,6 +144,50 @@ TEST_F(FuseTest, ReadsEdgeSizesAndAwkwardNames) {
   ASSERT_EQ(::pread(fd, buf.data(), buf.size(), kPage - 50), 100);
   ::close(fd);
   EXPECT_EQ(buf, TestBytes(3 * kPage + 5, 3 * kPage + 5).substr(kPage - 50, 100));
+}
+
+TEST_F(FuseTest, LargeFilesBypassThePageCacheUntilReadInSmallPieces) {
+  if (CachedPages(ufs_ + "/sizes/f1") < 0) GTEST_SKIP() << "needs cachestat (Linux 6.5)";
+  // Direct I/O needs the kernel to map such files too (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6).
+  const bool direct = KernelAtLeast(6, 6);
+  WriteFile(dir_.path() + "/sluice.yaml", "client:\n  direct_io_min_size: 1MiB\n");
+  StartLocal({"--ufs", "file://" + ufs_, "--config", dir_.path() + "/sluice.yaml"}, true, {"--log-level", "info"});
+  const std::string big = mnt_ + "/sizes/f" + std::to_string(3 * kPage + 5), small = mnt_ + "/sizes/f1";
+  const std::string want = ReadFile(ufs_ + "/sizes/f" + std::to_string(3 * kPage + 5));
+  EXPECT_TRUE(ReadInChunks(big, kPage) == want);
+  EXPECT_EQ(CachedPages(big) == 0, direct) << CachedPages(big);  // read past the page cache
+  EXPECT_EQ(ReadFile(small), ReadFile(ufs_ + "/sizes/f1"));
+  EXPECT_GT(CachedPages(small), 0);  // below the size: the page cache as usual
+  // Shared mappings work (numpy memmaps, safetensors).
+  int fd = ::open(big.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* map = ::mmap(nullptr, want.size(), PROT_READ, MAP_SHARED, fd, 0);
+  EXPECT_NE(map, MAP_FAILED) << std::strerror(errno);
+  if (map != MAP_FAILED) {
+    EXPECT_EQ(std::memcmp(map, want.data(), want.size()), 0);
+    ::munmap(map, want.size());
+  }
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // what the mapping brought in
+  ::close(fd);
+  EXPECT_EQ(CachedPages(big) == 0, direct) << CachedPages(big);
+  const std::string switched = "later opens of it go through the page cache";
+  EXPECT_EQ(ReadFile(dir_.path() + "/local.log").find(switched), std::string::npos);
+  // Read 4 KiB at a time: the next open goes through the page cache and its read-ahead.
+  fd = ::open(big.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::string piece(4096, '\0');
+  for (size_t off = 0; off < 32 * piece.size(); off += piece.size()) {
+    ASSERT_EQ(::pread(fd, piece.data(), piece.size(), static_cast<off_t>(off)), 4096);
+    ASSERT_TRUE(piece == want.substr(off, piece.size())) << off;
+  }
+  ::close(fd);
+  if (direct) {
+    ASSERT_TRUE(testing::WaitFor([&] {  // the release reaches the mount after close() returns
+      return ReadFile(dir_.path() + "/local.log").find(switched) != std::string::npos;
+    }, 10s)) << ReadFile(dir_.path() + "/local.log");
+  }
+  EXPECT_TRUE(ReadInChunks(big, kPage) == want);
+  EXPECT_GT(CachedPages(big), 0);
 }
 
 TEST_F(FuseTest, ListsTenThousandEntries) {
@@ -192,6 +276,8 @@ TEST_F(FuseTest, UnmountsCleanlyAndRefusesBadMountPoints) {
   EXPECT_NE(out.find("is not empty"), std::string::npos) << out;
   EXPECT_EQ(Run({"fuse", dir_.path() + "/absent"}, &out), 2);
   EXPECT_NE(out.find("create the directory first"), std::string::npos) << out;
+  EXPECT_EQ(Run({"fuse", dir_.path() + "/full", "-o", "direct_io_min_size=lots"}, &out), 2);
+  EXPECT_NE(out.find("-o direct_io_min_size"), std::string::npos) << out;
   // SIGTERM: unmounted, exit 0.
   int status = local_->Stop(SIGTERM);
   local_.reset();
