@@ -49,7 +49,7 @@ struct ClientOptions {
   cluster::ClusterStore* cluster = nullptr;  // mount table for the fallback; must outlive the client
   UfsConfig ufs;                     // retries and timeouts for the fallback
   uint64_t readahead_chunk = 8ull << 20;
-  uint64_t readahead_per_handle = 64ull << 20;
+  uint64_t readahead_per_handle = 128ull << 20;
   uint64_t readahead_total = 256ull << 20;
   InProcessPages in_process_pages;   // when set, file reads take pages from it
 };

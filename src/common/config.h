@@ -54,7 +54,7 @@ struct UfsConfig {
 struct ClientConfig {
   bool fallback_to_ufs = true;  // read the under-store directly when the worker is unreachable
   bool short_circuit = true;    // on the worker's host, read its page files directly
-  uint64_t readahead_per_handle = 64ull << 20;
+  uint64_t readahead_per_handle = 128ull << 20;
   uint64_t readahead_total = 256ull << 20;
   // FUSE opens files at least this large with direct I/O, bypassing the kernel's page cache
   // (faster for large sequential reads; a file read in small pieces goes back to the page
