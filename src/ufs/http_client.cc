@@ -12,6 +12,7 @@ namespace {
 
 constexpr size_t kMaxErrorBody = 1 << 20;
 constexpr size_t kMaxIdleHandles = 64;
+constexpr long kReceiveBufferBytes = 128 << 10;
 
 void GlobalInit() {
   static std::once_flag once;
@@ -188,6 +189,10 @@ Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, cons
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  // curl receives into a 16 KiB buffer by default: a 100 KiB object took 7 recv and 12 poll
+  // calls. 128 KiB takes most bodies in one go (cold 100 KiB files through FUSE: 0.79-0.86 ->
+  // 0.92x direct GETs on 2 cores, where sluice's CPU competes with the under-store's).
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::max<int64_t>(1, options_.connect_timeout.count() / 1000000)));
   // Abort when fewer than 1 byte/s moves for stall_timeout: a hung server, not a big object.
