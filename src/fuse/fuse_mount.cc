@@ -265,7 +265,7 @@ class LowLevelMount final : public FuseMount {
   // --- direct I/O for large files ------------------------------------------------------
   // A large file read sequentially in big pieces is faster with FOPEN_DIRECT_IO: each read
   // is one copy from the worker's page into the reader's buffer, where the page cache costs
-  // a copy into it, a copy out, and its upkeep (measured on 2 cores: cold 256 MiB ~12% more
+  // a copy into it, a copy out, and its upkeep (measured on 2 cores: cold 256 MiB ~7% more
   // throughput, warm ~40%). Shared mmap of such files (numpy memmaps, safetensors) needs
   // FUSE_DIRECT_IO_ALLOW_MMAP, which libfuse 3.14 cannot ask for: these hooks on the
   // connection note whether the kernel offers it in INIT and add it to libfuse's reply.

@@ -3,7 +3,8 @@
 // from the worker (its metadata cache, so one under-store LIST per directory per TTL);
 // reads go through client::File (pages in place from a worker in this process, page files
 // spliced from a worker on this host, read-ahead, fallback). The kernel keeps a
-// file's cached pages while its version is unchanged. Writes fail with EROFS and a log line.
+// file's cached pages while its version is unchanged; large files bypass them (direct I/O)
+// unless read in small pieces. Writes fail with EROFS and a log line.
 // Mount() checks the mount point first (missing, not a directory, not empty, already
 // mounted) and explains what is wrong. Thread-safe; Unmount() (or the destructor) ends it.
 #pragma once
