@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cache/page_buffers.h"
+#include "ufs/http_client.h"
 
 namespace sluice::cache {
 
@@ -105,6 +106,12 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
     if (next < flights.size()) buffer = buffers.Take(static_cast<size_t>(std::min(ps, end - (first + next) * ps)));
   };
 
+  // The under-store may receive the bytes straight into the page being filled.
+  ufs::ReceiveTarget target([&]() -> std::pair<char*, size_t> {
+    if (next >= flights.size() || !buffer) return {nullptr, 0};
+    const uint64_t page_length = std::min(end, (first + next + 1) * ps) - (first + next) * ps;
+    return {buffer->data() + buffer->size(), static_cast<size_t>(page_length - buffer->size())};
+  });
   throttle_->Acquire();
   auto n = ufs_->ReadVersion(file.path, start, end - start, file.version, [&](std::string_view chunk) -> Status {
     throttle_->Spend(chunk.size());

@@ -19,7 +19,9 @@ PageBuffer::~PageBuffer() { pool_->Give(data_, capacity_); }
 
 size_t PageBuffer::Append(std::string_view bytes) {
   size_t n = std::min(bytes.size(), capacity_ - size_);
-  std::memcpy(data_ + size_, bytes.data(), n);
+  // Bytes received in place (ufs::ReceiveTarget) are already where they belong; others may
+  // overlap this buffer's free space (a receive target's bytes, partly skipped), hence memmove.
+  if (bytes.data() != data_ + size_) std::memmove(data_ + size_, bytes.data(), n);
   size_ += n;
   return n;
 }

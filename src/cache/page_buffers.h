@@ -41,7 +41,8 @@ class PageBuffer {
   std::string_view view() const { return {data_, size_}; }
   operator std::string_view() const { return view(); }
 
-  // Appends as many of `bytes` as fit; returns how many did.
+  // Appends as many of `bytes` as fit; returns how many did. Bytes that already lie at the
+  // end of the data (received there, see ufs::ReceiveTarget) are kept where they are.
   size_t Append(std::string_view bytes);
   // Sets the size (at most the capacity); new bytes are left as they are.
   void Resize(size_t size);

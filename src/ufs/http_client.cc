@@ -3,6 +3,8 @@
 
 #include <curl/curl.h>
 
+#include "ufs/plain_http.h"
+
 #include <algorithm>
 #include <cctype>
 #include <ctime>
@@ -152,7 +154,20 @@ std::string HttpResponse::Header(std::string_view name) const {
   return "";
 }
 
-HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) { GlobalInit(); }
+namespace {
+thread_local const ReceiveTarget::Next* current_target = nullptr;
+}  // namespace
+
+ReceiveTarget::ReceiveTarget(Next next) : next_(std::move(next)), previous_(current_target) {
+  current_target = &next_;
+}
+ReceiveTarget::~ReceiveTarget() { current_target = previous_; }
+const ReceiveTarget::Next* ReceiveTarget::Current() { return current_target; }
+
+HttpClient::HttpClient(HttpClientOptions options)
+    : options_(std::move(options)), plain_(std::make_unique<PlainHttp>(options_)) {
+  GlobalInit();
+}
 
 HttpClient::~HttpClient() = default;
 
@@ -176,6 +191,7 @@ void HttpClient::Release(std::unique_ptr<Handle> handle) {
 }
 
 Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, const ByteSink* sink) {
+  if (PlainHttp::Handles(request)) return plain_->Get(request, response, sink);
   auto handle = Acquire();
   if (!handle->curl) return Internal("curl_easy_init failed");
   CURL* c = handle->curl;

@@ -1,10 +1,12 @@
-// A blocking HTTP/1.1 client on libcurl, shared by the S3 and HTTP under-stores. It keeps a
-// pool of curl handles so connections are reused across requests and threads, streams
-// response bodies to a sink, and turns transport failures into retryable Statuses that name
-// the URL. It never retries by itself (see retry.h). Thread-safe.
+// A blocking HTTP/1.1 client, shared by the S3 and HTTP under-stores: GETs of plain http://
+// URLs on its own keep-alive sockets (plain_http.h), everything else on libcurl with a pool
+// of handles, so connections are reused across requests and threads. It streams response
+// bodies to a sink and turns transport failures into retryable Statuses that name the URL.
+// It never retries by itself (see retry.h). Thread-safe.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +50,29 @@ int64_t ParseIso8601(std::string_view text);
 // Strips the double quotes around an ETag value.
 std::string UnquoteEtag(std::string_view etag);
 
+// Where the body of a GET sent on this thread may land, for a caller that would copy it into
+// a buffer of its own anyway (the cache's page buffers): `next` returns the free space at
+// that buffer's end ({nullptr, 0}: none). The plain-http path receives into it and hands the
+// sink a view of those bytes where they lie; the sink sees an ordinary chunk, and
+// PageBuffer::Append notices it is already in place. Installed on this thread for the
+// object's lifetime; the space it names is only ever written past the buffer's data.
+class ReceiveTarget {
+ public:
+  using Next = std::function<std::pair<char*, size_t>()>;
+  explicit ReceiveTarget(Next next);
+  ~ReceiveTarget();
+  ReceiveTarget(const ReceiveTarget&) = delete;
+  ReceiveTarget& operator=(const ReceiveTarget&) = delete;
+  // The innermost target installed on this thread, or nullptr.
+  static const Next* Current();
+
+ private:
+  const Next next_;
+  const Next* const previous_;
+};
+
+class PlainHttp;
+
 class HttpClient {
  public:
   explicit HttpClient(HttpClientOptions options);
@@ -67,6 +92,7 @@ class HttpClient {
   void Release(std::unique_ptr<Handle> handle);
 
   const HttpClientOptions options_;
+  const std::unique_ptr<PlainHttp> plain_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Handle>> idle_;  // GUARDED_BY(mu_)
 };
