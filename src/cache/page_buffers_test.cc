@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,18 @@ TEST(PageBuffersTest, NewBuffersAreResidentBeforeTheyAreFilled) {
   std::vector<unsigned char> resident(b->capacity() / page);
   ASSERT_EQ(::mincore(b->data(), b->capacity(), resident.data()), 0);
   for (size_t i = 0; i < resident.size(); ++i) ASSERT_TRUE(resident[i] & 1) << "page " << i << " not resident";
+}
+
+TEST(PageBuffersTest, BytesAlreadyInPlaceAreKeptAndOverlappingOnesMoved) {
+  PageBuffers pool(8 << 20);
+  auto buffer = pool.Take(1 << 20);
+  buffer->Append("head");
+  std::memcpy(buffer->data() + 4, "-tail", 5);  // received in place (ufs::ReceiveTarget)
+  EXPECT_EQ(buffer->Append(std::string_view(buffer->data() + 4, 5)), 5u);
+  EXPECT_EQ(buffer->view(), "head-tail");
+  std::memcpy(buffer->data() + 9, "skip+more", 9);  // received in place, its first 5 bytes dropped
+  buffer->Append(std::string_view(buffer->data() + 14, 4));
+  EXPECT_EQ(buffer->view(), "head-tailmore");
 }
 
 TEST(PageBuffersTest, CapacityIsNeverExceededNorWastedMuch) {
