@@ -79,6 +79,25 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
   return std::unique_ptr<PageBuffer>(new PageBuffer(this, static_cast<char*>(data), pooled));
 }
 
+void PageBuffers::Prefill(size_t capacity, size_t bytes, const std::atomic<bool>& stop) {
+  const size_t pooled = PooledCapacity(capacity);
+  if (pooled == 0) return;
+  while (!stop.load(std::memory_order_relaxed)) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (in_use_bytes_ + idle_bytes_ + pooled > std::min(bytes, max_pooled_bytes_)) return;
+      in_use_bytes_ += pooled;  // counted while it is mapped, as Take does
+    }
+    void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (data == MAP_FAILED) {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_use_bytes_ -= pooled;
+      return;
+    }
+    Give(static_cast<char*>(data), pooled);
+  }
+}
+
 std::vector<std::pair<char*, size_t>> PageBuffers::TrimLocked() {
   std::vector<std::pair<char*, size_t>> doomed;
   for (auto& [capacity, buffers] : idle_) {

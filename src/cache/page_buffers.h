@@ -15,6 +15,7 @@
 // Thread-safe; one process-wide pool.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -76,6 +77,10 @@ class PageBuffers {
   std::unique_ptr<PageBuffer> Take(size_t capacity);
   // A shared page holding a copy of `bytes`.
   PageData Copy(std::string_view bytes);
+
+  // Maps buffers of `capacity` bytes into the idle pool until buffers in use and idle reach
+  // `bytes` (or the bound), or `stop` is set: buffers taken later cost no page faults.
+  void Prefill(size_t capacity, size_t bytes, const std::atomic<bool>& stop);
 
   void set_max_pooled_bytes(size_t bytes);
   size_t idle_bytes();

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -52,6 +53,24 @@ TEST(PageBuffersTest, BytesAlreadyInPlaceAreKeptAndOverlappingOnesMoved) {
   std::memcpy(buffer->data() + 9, "skip+more", 9);  // received in place, its first 5 bytes dropped
   buffer->Append(std::string_view(buffer->data() + 14, 4));
   EXPECT_EQ(buffer->view(), "head-tailmore");
+}
+
+TEST(PageBuffersTest, PrefillPopulatesIdleBuffersUpToTheAmountAndTheBound) {
+  PageBuffers pool(6 << 20);
+  std::atomic<bool> stop{true};
+  pool.Prefill(1 << 20, 4 << 20, stop);
+  EXPECT_EQ(pool.idle_bytes(), 0u);  // stopped before it began
+  stop = false;
+  pool.Prefill(1 << 20, 4 << 20, stop);
+  EXPECT_EQ(pool.idle_bytes(), size_t{4} << 20);
+  EXPECT_EQ(pool.in_use_bytes(), 0u);
+  auto buffer = pool.Take(1 << 20);  // one of them, already resident
+  EXPECT_EQ(pool.idle_bytes(), size_t{3} << 20);
+  unsigned char resident = 0;
+  ASSERT_EQ(::mincore(buffer->data(), 4096, &resident), 0);
+  EXPECT_TRUE(resident & 1);
+  pool.Prefill(1 << 20, 64 << 20, stop);  // the bound wins
+  EXPECT_EQ(pool.idle_bytes() + pool.in_use_bytes(), size_t{6} << 20);
 }
 
 TEST(PageBuffersTest, CapacityIsNeverExceededNorWastedMuch) {

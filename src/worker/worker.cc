@@ -2,6 +2,7 @@
 #include "worker/worker.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/logging.h"
@@ -48,6 +49,8 @@ Worker::Worker(Config config, cluster::ClusterStore* store, std::string id)
     : config_(std::move(config)), cluster_(store), id_(std::move(id)) {}
 
 Worker::~Worker() {
+  stop_prefill_ = true;
+  if (prefill_.joinable()) prefill_.join();
   http_.reset();
   rpc_.reset();
   prefetcher_.reset();
@@ -70,6 +73,14 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   // on their way to disk and the idle buffers together stay within the quota plus that queue.
   cache::PageBuffers::Global().set_max_pooled_bytes(po.memory_quota + po.max_pending_write_bytes);
   SLUICE_ASSIGN_OR_RETURN(w->pages_, cache::PageStore::Open(po));
+  // The memory tier's buffers are mapped and populated in the background, at the lowest CPU
+  // priority, rather than faulted in 4 KiB at a time on the first cold reads: those took
+  // 23-24 jiffies of CPU per 256 MiB instead of 11-14 on 2 cores. The quota is reserved, as a
+  // RAM-disk tier would be.
+  w->prefill_ = std::thread([w = w.get(), page_size = po.page_size, quota = po.memory_quota] {
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);  // this thread only, on Linux
+    cache::PageBuffers::Global().Prefill(page_size, quota, w->stop_prefill_);
+  });
   w->jobs_ = std::make_unique<JobManager>(4);
   // Eight 8 MiB read-ahead GETs in flight keep a loopback S3 server busy while a sequential
   // reader consumes the pages before them (four left it idle a seventh of a cold scan).

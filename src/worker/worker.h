@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/cached_reader.h"
@@ -135,6 +136,9 @@ class Worker {
   std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<Prefetcher> prefetcher_;
+  // Populates the memory tier's page buffers after start (see Start); stopped first.
+  std::atomic<bool> stop_prefill_{false};
+  std::thread prefill_;
   std::unique_ptr<rpc::RpcServer> rpc_;
   std::unique_ptr<HttpEndpoint> http_;
 };
