@@ -13,6 +13,12 @@ namespace {
 
 constexpr size_t kSmallestPooled = 64 << 10;  // smaller buffers come from malloc
 
+// `bytes` of fresh memory, populated (faulted in) by the kernel in one call; nullptr if none.
+char* MapPopulated(size_t bytes) {
+  void* data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  return data == MAP_FAILED ? nullptr : static_cast<char*>(data);
+}
+
 }  // namespace
 
 PageBuffer::~PageBuffer() { pool_->Give(data_, capacity_); }
@@ -70,13 +76,13 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
     doomed = TrimLocked();  // idle buffers of other sizes make room for this one
   }
   for (auto& [b, size] : doomed) ::munmap(b, size);
-  void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (data == MAP_FAILED) {
+  char* data = MapPopulated(pooled);
+  if (!data) {
     std::lock_guard<std::mutex> lock(mu_);
     in_use_bytes_ -= pooled;
     throw std::bad_alloc();
   }
-  return std::unique_ptr<PageBuffer>(new PageBuffer(this, static_cast<char*>(data), pooled));
+  return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, pooled));
 }
 
 void PageBuffers::Prefill(size_t capacity, size_t bytes, const std::atomic<bool>& stop) {
@@ -88,13 +94,13 @@ void PageBuffers::Prefill(size_t capacity, size_t bytes, const std::atomic<bool>
       if (in_use_bytes_ + idle_bytes_ + pooled > std::min(bytes, max_pooled_bytes_)) return;
       in_use_bytes_ += pooled;  // counted while it is mapped, as Take does
     }
-    void* data = ::mmap(nullptr, pooled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (data == MAP_FAILED) {
+    char* data = MapPopulated(pooled);
+    if (!data) {
       std::lock_guard<std::mutex> lock(mu_);
       in_use_bytes_ -= pooled;
       return;
     }
-    Give(static_cast<char*>(data), pooled);
+    Give(data, pooled);
   }
 }
 

@@ -67,9 +67,14 @@ bool ParseUrl(const std::string& url, Url* out) {
   return !out->host.empty() && !out->port.empty();
 }
 
-// A transport failure of `GET url`, retryable, in HttpClient's words.
+// "GET http://host/key" for messages: the query string is long and tells nothing useful.
+std::string Where(const HttpRequest& request) {
+  return request.method + " " + request.url.substr(0, request.url.find('?'));
+}
+
+// A transport failure of the request, retryable, in HttpClient's words.
 Status Failure(const HttpRequest& request, int err, const char* doing) {
-  std::string what = request.method + " " + request.url.substr(0, request.url.find('?')) + ": " + doing + ": ";
+  std::string what = Where(request) + ": " + doing + ": ";
   if (err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT) {
     return Status(StatusCode::kTimeout, "timed out: " + what + "no progress", /*retryable=*/true);
   }
@@ -77,9 +82,7 @@ Status Failure(const HttpRequest& request, int err, const char* doing) {
 }
 
 Status Failure(const HttpRequest& request, const std::string& detail) {
-  return Status(StatusCode::kUnavailable,
-                "cannot reach the server: " + request.method + " " + request.url.substr(0, request.url.find('?')) +
-                    ": " + detail,
+  return Status(StatusCode::kUnavailable, "cannot reach the server: " + Where(request) + ": " + detail,
                 /*retryable=*/true);
 }
 
@@ -189,8 +192,8 @@ Status PlainHttp::Get(const HttpRequest& request, HttpResponse* response, const 
     if (!fd.ok()) {
       const bool timeout = fd.status().code() == StatusCode::kTimeout;
       return Status(fd.status().code(),
-                    std::string(timeout ? "timed out: " : "cannot reach the server: ") + "GET " +
-                        request.url.substr(0, request.url.find('?')) + ": " + fd.status().message(),
+                    std::string(timeout ? "timed out: " : "cannot reach the server: ") + Where(request) + ": " +
+                        fd.status().message(),
                     /*retryable=*/true);
     }
     *response = HttpResponse();

@@ -104,7 +104,9 @@ TEST(PlainHttpTest, HandlesPlainGetsOnly) {
 
 TEST(PlainHttpTest, ChunkedEndOfConnectionAndInterimResponses) {
   ScriptedServer server([](int index, const std::string&) -> std::pair<std::string, bool> {
-    if (index == 0) return {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n", false};
+    if (index == 0) {
+      return {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n", false};
+    }
     if (index == 1) return {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", false};
     return {"HTTP/1.0 200 OK\r\n\r\nto the end", true};
   });
