@@ -3,11 +3,11 @@
 
 #include <curl/curl.h>
 
-#include "ufs/plain_http.h"
-
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+
+#include "ufs/plain_http.h"
 
 namespace sluice::ufs {
 namespace {
@@ -206,8 +206,7 @@ Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, cons
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
   // curl receives into a 16 KiB buffer by default: a 100 KiB object took 7 recv and 12 poll
-  // calls. 128 KiB takes most bodies in one go (cold 100 KiB files through FUSE: 0.79-0.86 ->
-  // 0.92x direct GETs on 2 cores, where sluice's CPU competes with the under-store's).
+  // calls. 128 KiB takes most bodies in one go (GETs over https, here).
   curl_easy_setopt(c, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::max<int64_t>(1, options_.connect_timeout.count() / 1000000)));
