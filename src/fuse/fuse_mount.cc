@@ -136,12 +136,12 @@ class LowLevelMount final : public FuseMount {
       return Status(StatusCode::kPermissionDenied, "cannot mount FUSE at " + mountpoint_ +
                                                        " (is /dev/fuse available, and are you root?)");
     }
-    // Our own /dev/fuse read and write calls, only to amend the INIT reply (see WriteReply).
+    // Our own /dev/fuse read and write calls, only to amend the INIT reply (see WriteReply);
+    // splice_send keeps spliced replies (libfuse splices only through it once hooks are set).
     fuse_custom_io io{};
     io.read = ReadRequest;
     io.writev = WriteReply;
     io.splice_send = SpliceSend;
-    io.splice_receive = SpliceReceive;
     if (fuse_session_custom_io(session_, &io, fuse_session_fd(session_)) != 0) {
       SLUICE_LOG_WARN("cannot hook the FUSE connection of {}: large files go through the page cache", mountpoint_);
     }
@@ -315,10 +315,6 @@ class LowLevelMount final : public FuseMount {
   }
 
   static ssize_t SpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t len, unsigned flags, void*) {
-    return ::splice(fdin, offin, fdout, offout, len, flags);
-  }
-  static ssize_t SpliceReceive(int fdin, off_t* offin, int fdout, off_t* offout, size_t len, unsigned flags,
-                               void*) {
     return ::splice(fdin, offin, fdout, offout, len, flags);
   }
 

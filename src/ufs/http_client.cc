@@ -12,7 +12,6 @@
 namespace sluice::ufs {
 namespace {
 
-constexpr size_t kMaxErrorBody = 1 << 20;
 constexpr size_t kMaxIdleHandles = 64;
 constexpr long kReceiveBufferBytes = 128 << 10;
 
@@ -80,9 +79,6 @@ int OnSeek(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
-// Drops the query string: it may be long and says nothing useful in an error.
-std::string UrlForMessage(const std::string& url) { return url.substr(0, url.find('?')); }
-
 Status TransportError(CURLcode code, const char* detail, const std::string& method, const std::string& url) {
   std::string what = method + " " + UrlForMessage(url) + ": " + (detail[0] ? detail : curl_easy_strerror(code));
   switch (code) {
@@ -134,6 +130,8 @@ int64_t ParseIso8601(std::string_view text) {
   }
   return ns;
 }
+
+std::string UrlForMessage(const std::string& url) { return url.substr(0, url.find('?')); }
 
 std::string UnquoteEtag(std::string_view etag) {
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);

@@ -50,6 +50,12 @@ int64_t ParseIso8601(std::string_view text);
 // Strips the double quotes around an ETag value.
 std::string UnquoteEtag(std::string_view etag);
 
+// The URL without its query string, for messages: the query is long and says nothing useful.
+std::string UrlForMessage(const std::string& url);
+
+// An error body that comes while a sink waits for the data is kept up to this size.
+inline constexpr size_t kMaxErrorBody = 1 << 20;
+
 // Where the body of a GET sent on this thread may land, for a caller that would copy it into
 // a buffer of its own anyway (the cache's page buffers): `next` returns the free space at
 // that buffer's end ({nullptr, 0}: none). The plain-http path receives into it and hands the

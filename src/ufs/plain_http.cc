@@ -23,7 +23,6 @@ namespace {
 constexpr size_t kMaxHeadBytes = 64 << 10;
 constexpr size_t kScratchBytes = 128 << 10;
 constexpr size_t kMaxIdlePerEndpoint = 64;
-constexpr size_t kMaxErrorBody = 1 << 20;
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -67,10 +66,8 @@ bool ParseUrl(const std::string& url, Url* out) {
   return !out->host.empty() && !out->port.empty();
 }
 
-// "GET http://host/key" for messages: the query string is long and tells nothing useful.
-std::string Where(const HttpRequest& request) {
-  return request.method + " " + request.url.substr(0, request.url.find('?'));
-}
+// "GET http://host/key", for messages.
+std::string Where(const HttpRequest& request) { return request.method + " " + UrlForMessage(request.url); }
 
 // A transport failure of the request, retryable, in HttpClient's words.
 Status Failure(const HttpRequest& request, int err, const char* doing) {
