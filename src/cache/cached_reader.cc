@@ -34,14 +34,23 @@ struct CachedReader::Flight {
   }
 };
 
-// Bounds concurrent under-store reads and their bytes per second (token bucket).
+// Bounds concurrent under-store reads and their bytes per second (token bucket). A reader's
+// demand miss goes before background work (preload): background fetches leave a quarter of
+// the slots to readers and never take a slot while a reader waits for one.
 class CachedReader::Throttle {
  public:
-  Throttle(int max_concurrency, uint64_t rate) : slots_(std::max(1, max_concurrency)), rate_(rate) {}
+  Throttle(int max_concurrency, uint64_t rate)
+      : slots_(std::max(1, max_concurrency)), reserved_(std::max(1, max_concurrency) / 4), rate_(rate) {}
 
-  void Acquire() {
+  void Acquire(bool background) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return slots_ > 0; });
+    if (background) {
+      cv_.wait(lock, [this] { return slots_ > reserved_ && waiting_readers_ == 0; });
+    } else {
+      ++waiting_readers_;
+      cv_.wait(lock, [this] { return slots_ > 0; });
+      --waiting_readers_;
+    }
     --slots_;
   }
   void Release() {
@@ -49,7 +58,7 @@ class CachedReader::Throttle {
       std::lock_guard<std::mutex> lock(mu_);
       ++slots_;
     }
-    cv_.notify_one();
+    cv_.notify_all();
   }
   // Waits until `bytes` may pass under the rate limit.
   void Spend(uint64_t bytes) {
@@ -68,7 +77,9 @@ class CachedReader::Throttle {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  int slots_;  // GUARDED_BY(mu_)
+  int slots_;                 // GUARDED_BY(mu_)
+  int waiting_readers_ = 0;   // GUARDED_BY(mu_)
+  const int reserved_;
   const uint64_t rate_;
   std::chrono::steady_clock::time_point next_free_;  // GUARDED_BY(mu_)
 };
@@ -83,7 +94,7 @@ CachedReader::~CachedReader() = default;
 
 Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
                               const std::vector<std::shared_ptr<Flight>>& flights, const OnPage& on_page,
-                              uint64_t* fetched, bool memory) {
+                              uint64_t* fetched, bool memory, bool background) {
   const uint64_t ps = store_->page_size();
   const uint64_t start = first * ps;
   const uint64_t end = std::min(file.size, (first + flights.size()) * ps);
@@ -112,7 +123,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
     const uint64_t page_length = std::min(end, (first + next + 1) * ps) - (first + next) * ps;
     return {buffer->data() + buffer->size(), static_cast<size_t>(page_length - buffer->size())};
   });
-  throttle_->Acquire();
+  throttle_->Acquire(background);
   auto n = ufs_->ReadVersion(file.path, start, end - start, file.version, [&](std::string_view chunk) -> Status {
     throttle_->Spend(chunk.size());
     while (!chunk.empty() && next < flights.size()) {
@@ -215,7 +226,7 @@ Status CachedReader::ForEachPage(const CachedFile& file, uint64_t offset, uint64
       SLUICE_RETURN_IF_ERROR(on_page(index, PageSlice{std::move(data), 0}));
       ++index;
     } else if (!mine.empty()) {
-      SLUICE_RETURN_IF_ERROR(FetchRun(file, claim_start, mine, on_page, fetched, fetch.memory));
+      SLUICE_RETURN_IF_ERROR(FetchRun(file, claim_start, mine, on_page, fetched, fetch.memory, fetch.background));
       index = claim_start + mine.size();
     }
     // else: the page landed in the store between Get and the claim; loop to read it.
@@ -261,6 +272,7 @@ Result<uint64_t> CachedReader::Load(const CachedFile& file, uint64_t offset, uin
   FetchOptions fetch;
   fetch.skip_cached = true;
   fetch.max_run_pages = 8;
+  fetch.background = true;
   SLUICE_RETURN_IF_ERROR(
       ForEachPage(file, offset, length, [](uint64_t, const PageSlice&) { return Status::Ok(); }, &fetched, fetch));
   return fetched;

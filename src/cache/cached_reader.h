@@ -3,7 +3,8 @@
 //  - each page is fetched once however many readers want it at the same time (single-flight:
 //    later readers wait for the first one's fetch);
 //  - consecutive missing pages are fetched with one ranged read (coalescing);
-//  - fetches towards one under-store are bounded in number (concurrency) and in bytes/s;
+//  - fetches towards one under-store are bounded in number (concurrency) and in bytes/s, and
+//    a reader's misses go before a preload's (Load);
 //  - a page is handed to the reader as soon as its bytes have arrived, not after the run.
 // A page that cannot be cached (full disk, policy refusal) is still served. Thread-safe.
 #pragma once
@@ -30,7 +31,7 @@ struct CachedFile {
 
 struct MissPathOptions {
   uint64_t max_coalesced_bytes = 16ull << 20;  // one ranged read covers at most this much
-  int ufs_max_concurrency = 32;                // under-store reads in flight at once
+  int ufs_max_concurrency = 64;                // under-store reads in flight at once
   uint64_t ufs_rate_limit = 0;                 // bytes/s towards the under-store; 0 = none
 };
 
@@ -62,8 +63,8 @@ class CachedReader {
   Result<uint64_t> ReadPages(const CachedFile& file, uint64_t offset, uint64_t length, const PageSink& sink,
                              bool memory = true, uint64_t ahead_pages = 0);
 
-  // Brings every page of [offset, offset + length) into the cache; returns the bytes fetched
-  // from the under-store (0 when all was cached).
+  // Brings every page of [offset, offset + length) into the cache, behind readers' misses;
+  // returns the bytes fetched from the under-store (0 when all was cached).
   Result<uint64_t> Load(const CachedFile& file, uint64_t offset, uint64_t length);
 
   // Like Load, for read-ahead: pages another reader is already fetching are skipped rather
@@ -84,7 +85,7 @@ class CachedReader {
   // flight as its page arrives and passing completed pages to `on_page`.
   using OnPage = std::function<Status(uint64_t index, const PageSlice&)>;
   Status FetchRun(const CachedFile& file, uint64_t first, const std::vector<std::shared_ptr<Flight>>& flights,
-                  const OnPage& on_page, uint64_t* fetched, bool memory);
+                  const OnPage& on_page, uint64_t* fetched, bool memory, bool background);
 
   struct FetchOptions {
     bool readahead = false;    // Prefetch: pages being fetched by others are passed over, not waited for
@@ -92,6 +93,7 @@ class CachedReader {
     bool memory = true;        // fetched pages are kept in the memory tier too
     uint64_t ahead_pages = 0;  // a miss also fetches pages past the range, up to a multiple of this + 1
     uint64_t max_run_pages = 0;  // if set, a ranged read claims fewer pages than max_coalesced_bytes
+    bool background = false;     // Load: under-store slots go to readers first
   };
   // Calls on_page for every page of the range, in order (but see FetchOptions::readahead),
   // with the whole page or, read from disk, at least the part of it in the range; adds

@@ -1,15 +1,44 @@
-// TTL + LRU cache of stat and list results.
+// TTL + LRU cache of stat and list results, single-flight, revalidated in the background.
 #include "cache/metadata_cache.h"
+
+#include "common/logging.h"
 
 namespace sluice::cache {
 namespace {
 
 bool Cacheable(const Status& st) { return st.ok() || st.code() == StatusCode::kNotFound; }
 
+// "a/b/c" -> "a/b"; "c" -> "".
+std::string ParentOf(const std::string& key) {
+  size_t slash = key.rfind('/');
+  return slash == std::string::npos ? "" : key.substr(0, slash);
+}
+
+bool SameVersion(const ufs::ObjectInfo& a, const ufs::ObjectInfo& b) {
+  return a.is_dir == b.is_dir && (a.is_dir || a.Version() == b.Version());
+}
+
 }  // namespace
 
-MetadataCache::MetadataCache(ufs::UnderStore* ufs, MetadataCacheOptions options, ChangeCallback on_change)
-    : ufs_(ufs), options_(options), on_change_(std::move(on_change)) {}
+struct MetadataCache::Pending {
+  bool done = false;
+  Status status;
+  ufs::ObjectInfo info;
+  std::vector<ufs::ObjectInfo> listing;
+};
+
+MetadataCache::MetadataCache(ufs::UnderStore* ufs, MetadataCacheOptions options, ChangeCallback on_change,
+                             StatFunction stat)
+    : ufs_(ufs), options_(options), on_change_(std::move(on_change)), stat_(std::move(stat)) {}
+
+MetadataCache::~MetadataCache() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  revalidate_cv_.notify_all();
+  if (revalidator_.joinable()) revalidator_.join();
+}
 
 void MetadataCache::TouchLocked(Entry& entry) { lru_.splice(lru_.begin(), lru_, entry.lru); }
 
@@ -28,71 +57,240 @@ void MetadataCache::InsertLocked(const std::string& map_key, Entry entry) {
   }
 }
 
+std::optional<ufs::ObjectInfo> MetadataCache::StoreStatLocked(const std::string& key,
+                                                               const Result<ufs::ObjectInfo>& fresh) {
+  const std::string map_key = "s:" + key;
+  std::optional<ufs::ObjectInfo> changed;
+  auto old = entries_.find(map_key);
+  if (old != entries_.end() && old->second.status.ok() && !old->second.info.is_dir &&
+      (!fresh.ok() || !SameVersion(old->second.info, *fresh))) {
+    changed = old->second.info;
+    ++stats_.version_changes;
+  }
+  Entry e;
+  e.expires = Clock::now() + options_.ttl;
+  e.status = fresh.status();
+  if (fresh.ok()) e.info = *fresh;
+  InsertLocked(map_key, std::move(e));
+  return changed;
+}
+
+std::vector<ufs::ObjectInfo> MetadataCache::StoreListingLocked(const std::string& dir,
+                                                               const Result<std::vector<ufs::ObjectInfo>>& fresh,
+                                                               bool drop_missing_children) {
+  std::vector<ufs::ObjectInfo> changed;
+  Entry e;
+  e.expires = Clock::now() + options_.ttl;
+  e.is_list = true;
+  e.status = fresh.status();
+  if (fresh.ok()) e.listing = *fresh;
+  InsertLocked("l:" + dir, std::move(e));
+  if (!fresh.ok()) return changed;
+  ufs::ObjectInfo self;
+  self.path = dir;
+  self.is_dir = true;
+  (void)StoreStatLocked(dir, self);
+  if (drop_missing_children) {
+    // Children remembered from before that the listing no longer holds are gone.
+    std::set<std::string> listed;
+    for (const auto& child : *fresh) listed.insert(child.path);
+    const std::string base = "s:" + (dir.empty() ? "" : dir + "/");
+    std::vector<std::string> gone;
+    for (auto it = entries_.lower_bound(base); it != entries_.end() && it->first.compare(0, base.size(), base) == 0;
+         ++it) {
+      std::string child = it->first.substr(2);
+      if (child.empty() || child.find('/', base.size() - 2) != std::string::npos) continue;  // not a direct child
+      if (it->second.status.ok() && !listed.count(child)) gone.push_back(child);
+    }
+    for (const auto& child : gone) {
+      if (auto old = StoreStatLocked(child, NotFound(child + ": no longer listed"))) changed.push_back(*old);
+    }
+  }
+  for (const auto& child : *fresh) {
+    if (auto old = StoreStatLocked(child.path, child)) changed.push_back(*old);
+  }
+  return changed;
+}
+
 Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
   const std::string map_key = "s:" + key;
-  std::optional<ufs::ObjectInfo> stale;  // an expired positive entry, to compare versions with
+  std::shared_ptr<Pending> pending;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     auto it = entries_.find(map_key);
     if (it != entries_.end()) {
-      if (std::chrono::steady_clock::now() < it->second.expires) {
+      if (Clock::now() < it->second.expires) {
         ++stats_.hits;
         TouchLocked(it->second);
         if (!it->second.status.ok()) return it->second.status;
         return it->second.info;
       }
-      if (it->second.status.ok()) stale = it->second.info;
+      if (it->second.status.ok() && options_.ttl.count() > 0) {
+        // Expired: served as it is while one LIST revalidates its directory.
+        ++stats_.stale_hits;
+        TouchLocked(it->second);
+        ufs::ObjectInfo stale = it->second.info;
+        lock.unlock();
+        ScheduleRevalidation(key);
+        return stale;
+      }
     }
     ++stats_.misses;
+    auto p = pending_.find(map_key);
+    if (p != pending_.end()) {
+      ++stats_.shared_misses;
+      pending = p->second;
+      revalidate_cv_.wait(lock, [&] { return pending->done; });
+      if (!pending->status.ok()) return pending->status;
+      return pending->info;
+    }
+    pending = std::make_shared<Pending>();
+    pending_[map_key] = pending;
   }
-  auto fresh = ufs_->Stat(key);
-  if (!Cacheable(fresh.status())) return fresh;  // transient errors are not remembered
-  bool changed = stale && !stale->is_dir && (!fresh.ok() || fresh->Version() != stale->Version());
+  auto fresh = stat_ ? stat_(key) : ufs_->Stat(key);
+  std::optional<ufs::ObjectInfo> changed;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Entry e;
-    e.expires = std::chrono::steady_clock::now() + options_.ttl;
-    e.status = fresh.status();
-    if (fresh.ok()) e.info = *fresh;
-    InsertLocked(map_key, std::move(e));
-    if (changed) ++stats_.version_changes;
+    if (Cacheable(fresh.status())) changed = StoreStatLocked(key, fresh);  // transient errors are not remembered
+    pending->done = true;
+    pending->status = fresh.status();
+    if (fresh.ok()) pending->info = *fresh;
+    pending_.erase(map_key);
   }
-  if (changed && on_change_) on_change_(*stale);
+  revalidate_cv_.notify_all();
+  if (changed && on_change_) on_change_(*changed);
   return fresh;
 }
 
 Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key) {
   const std::string map_key = "l:" + key;
+  std::shared_ptr<Pending> pending;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     auto it = entries_.find(map_key);
-    if (it != entries_.end() && std::chrono::steady_clock::now() < it->second.expires) {
-      ++stats_.hits;
+    if (it != entries_.end() &&
+        (Clock::now() < it->second.expires || (it->second.status.ok() && options_.ttl.count() > 0))) {
       TouchLocked(it->second);
-      if (!it->second.status.ok()) return it->second.status;
-      return it->second.listing;
+      std::vector<ufs::ObjectInfo> listing = it->second.listing;
+      Status status = it->second.status;
+      if (Clock::now() < it->second.expires) {
+        ++stats_.hits;
+      } else {
+        ++stats_.stale_hits;
+        lock.unlock();
+        ScheduleRevalidation(key.empty() ? "" : key + "/");  // the directory itself is relisted
+      }
+      if (!status.ok()) return status;
+      return listing;
     }
     ++stats_.misses;
+    auto p = pending_.find(map_key);
+    if (p != pending_.end()) {
+      ++stats_.shared_misses;
+      pending = p->second;
+      revalidate_cv_.wait(lock, [&] { return pending->done; });
+      if (!pending->status.ok()) return pending->status;
+      return pending->listing;
+    }
+    pending = std::make_shared<Pending>();
+    pending_[map_key] = pending;
   }
   auto fresh = ufs_->ListAll(key, false);
-  if (!Cacheable(fresh.status())) return fresh;
-  std::lock_guard<std::mutex> lock(mu_);
-  Entry e;
-  e.expires = std::chrono::steady_clock::now() + options_.ttl;
-  e.is_list = true;
-  e.status = fresh.status();
-  if (fresh.ok()) {
-    e.listing = *fresh;
-    // A listing also answers stat for each child until the TTL runs out.
-    for (const auto& child : *fresh) {
-      Entry s;
-      s.expires = e.expires;
-      s.info = child;
-      InsertLocked("s:" + child.path, std::move(s));
+  std::vector<ufs::ObjectInfo> changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Cacheable(fresh.status())) changed = StoreListingLocked(key, fresh, /*drop_missing_children=*/false);
+    pending->done = true;
+    pending->status = fresh.status();
+    if (fresh.ok()) pending->listing = *fresh;
+    pending_.erase(map_key);
+  }
+  revalidate_cv_.notify_all();
+  if (on_change_) {
+    for (const auto& old : changed) on_change_(old);
+  }
+  return fresh;
+}
+
+void MetadataCache::AddListed(const std::vector<ufs::ObjectInfo>& entries) {
+  std::vector<ufs::ObjectInfo> changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& info : entries) {
+      if (auto old = StoreStatLocked(info.path, info)) changed.push_back(*old);
     }
   }
-  InsertLocked(map_key, std::move(e));
-  return fresh;
+  if (on_change_) {
+    for (const auto& old : changed) on_change_(old);
+  }
+}
+
+void MetadataCache::ScheduleRevalidation(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || !revalidate_queued_.insert(key).second) return;
+  revalidate_queue_.push_back(key);
+  if (!revalidator_.joinable()) revalidator_ = std::thread([this] { RevalidationLoop(); });
+  revalidate_cv_.notify_all();
+}
+
+void MetadataCache::RevalidationLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    revalidate_cv_.wait(lock, [&] { return stopping_ || !revalidate_queue_.empty(); });
+    if (stopping_) return;
+    std::string key = revalidate_queue_.front();
+    revalidate_queue_.pop_front();
+    lock.unlock();
+    Revalidate(key);
+    lock.lock();
+    revalidate_queued_.erase(key);
+  }
+}
+
+// `key` names an expired stat entry, or with a trailing '/' an expired listing ("" + "/" is
+// the root's). Either way its directory is listed once; a directory too large to list whole
+// revalidates the one entry instead.
+void MetadataCache::Revalidate(const std::string& key) {
+  const bool listing = !key.empty() && key.back() == '/';
+  const std::string dir = listing ? key.substr(0, key.size() - 1) : ParentOf(key);
+  std::vector<ufs::ObjectInfo> all;
+  ufs::ListOptions opts;
+  Status st;
+  bool complete = false;
+  while (all.size() <= options_.max_revalidate_entries) {
+    auto page = ufs_->List(dir, opts);
+    if (!page.ok()) {
+      st = page.status();
+      break;
+    }
+    for (auto& e : page->entries) all.push_back(std::move(e));
+    if (page->next_token.empty()) {
+      complete = true;
+      break;
+    }
+    opts.continuation = page->next_token;
+  }
+  std::vector<ufs::ObjectInfo> changed;
+  if (complete || (st.code() == StatusCode::kNotFound && listing)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Result<std::vector<ufs::ObjectInfo>> fresh = complete ? Result<std::vector<ufs::ObjectInfo>>(std::move(all))
+                                                          : Result<std::vector<ufs::ObjectInfo>>(st);
+    changed = StoreListingLocked(dir, fresh, /*drop_missing_children=*/true);
+    ++stats_.revalidations;
+  } else if (!listing && (st.ok() || st.code() == StatusCode::kNotFound)) {
+    // Too large to list, or the directory is gone: this entry alone.
+    auto fresh = ufs_->Stat(key);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Cacheable(fresh.status())) {
+      if (auto old = StoreStatLocked(key, fresh)) changed.push_back(*old);
+      ++stats_.revalidations;
+    }
+  } else {
+    SLUICE_LOG_DEBUG("revalidating {} in the background failed: {}", dir, st.ToString());
+  }
+  if (on_change_) {
+    for (const auto& old : changed) on_change_(old);
+  }
 }
 
 MetadataCache::Invalidated MetadataCache::Invalidate(const std::string& key) {

@@ -138,7 +138,7 @@ class FileClusterStore final : public ClusterStore {
         m.options.read_only = n["read_only"].as<bool>(true);
         m.options.metadata_ttl = std::chrono::milliseconds(n["metadata_ttl_ms"].as<int64_t>(60000));
         m.options.replicas = n["replicas"].as<int>(1);
-        m.options.ufs_max_concurrency = n["ufs_max_concurrency"].as<int>(32);
+        m.options.ufs_max_concurrency = n["ufs_max_concurrency"].as<int>(64);
         m.options.ufs_rate_limit = n["ufs_rate_limit"].as<uint64_t>(0);
         for (const auto& kv : n["options"]) {
           m.options.ufs_options.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());

@@ -16,7 +16,7 @@ struct MountOptions {
   bool read_only = true;
   std::chrono::nanoseconds metadata_ttl = std::chrono::seconds(60);
   int replicas = 1;
-  int ufs_max_concurrency = 32;
+  int ufs_max_concurrency = 64;
   uint64_t ufs_rate_limit = 0;  // bytes/s, 0 = unlimited
   std::vector<std::pair<std::string, std::string>> ufs_options;  // endpoint, region, credentials...
 };

@@ -38,6 +38,16 @@ Result<uint64_t> CountingStore::ReadVersion(std::string_view path, uint64_t offs
   return r;
 }
 
+Result<ObjectInfo> CountingStore::StatWithHead(std::string_view path, uint64_t length, const ByteSink& sink) {
+  ++counters_.stats;
+  auto r = UnderStoreWrapper::StatWithHead(path, length, [&](std::string_view chunk) {
+    counters_.bytes_read += chunk.size();
+    return sink(chunk);
+  });
+  if (!r.ok() && r.status().code() != StatusCode::kNotFound) ++counters_.errors;
+  return r;
+}
+
 Status CountingStore::Write(std::string_view path, std::string_view data) {
   ++counters_.writes;
   Status st = UnderStoreWrapper::Write(path, data);

@@ -24,6 +24,9 @@ class UnderStoreWrapper : public UnderStore {
                                const ByteSink& sink) override {
     return base_->ReadVersion(path, offset, length, version, sink);
   }
+  Result<ObjectInfo> StatWithHead(std::string_view path, uint64_t length, const ByteSink& sink) override {
+    return base_->StatWithHead(path, length, sink);
+  }
   Status Write(std::string_view path, std::string_view data) override { return base_->Write(path, data); }
   Status Delete(std::string_view path) override { return base_->Delete(path); }
   Status Mkdir(std::string_view path) override { return base_->Mkdir(path); }
@@ -49,6 +52,8 @@ class CountingStore final : public UnderStoreWrapper {
   Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override;
   Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
                                const ByteSink& sink) override;
+  // Counted as a stat (one request), its bytes as read.
+  Result<ObjectInfo> StatWithHead(std::string_view path, uint64_t length, const ByteSink& sink) override;
   Status Write(std::string_view path, std::string_view data) override;
 
   const UnderStoreCounters& counters() const { return counters_; }

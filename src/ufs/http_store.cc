@@ -45,7 +45,7 @@ std::vector<std::string> IndexLinks(std::string_view html) {
   return out;
 }
 
-class HttpStore final : public EtagPinnedStore {
+class HttpStore final : public VersionPinnedStore {
  public:
   HttpStore(std::string base_url, const UnderStoreOptions& options, HttpClientOptions http_options)
       : base_(std::move(base_url)),
@@ -64,19 +64,11 @@ class HttpStore final : public EtagPinnedStore {
     }
     SLUICE_ASSIGN_OR_RETURN(HttpResponse r, Request("HEAD", Url(key)));
     if (r.status == 200) {
-      info.size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
-      info.etag = UnquoteEtag(r.Header("etag"));
-      if (info.etag.rfind("W/", 0) == 0) info.etag.clear();  // weak ETags do not identify bytes
-      info.mtime_ns = ParseHttpDate(r.Header("last-modified"));
+      info = InfoFromResponse(r);
+      info.path = key;
       return info;
     }
-    if (r.status == 301 || r.status == 302 || r.status == 404) {
-      SLUICE_ASSIGN_OR_RETURN(HttpResponse d, Request("HEAD", Url(key) + "/"));
-      if (d.status == 200) {
-        info.is_dir = true;
-        return info;
-      }
-    }
+    if (r.status == 301 || r.status == 302 || r.status == 404) return StatNotAnObject(key);
     return ErrorFor(r, "HEAD", Url(key));
   }
 
@@ -92,8 +84,8 @@ class HttpStore final : public EtagPinnedStore {
   Status Mkdir(std::string_view) override { return ReadOnly(); }
 
  private:
-  Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& etag,
-                              const ByteSink& sink) override {
+  Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& version,
+                              const ByteSink& sink, ObjectInfo* seen) override {
     SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
     const std::string url = Url(key);
     RangedReadHooks hooks;
@@ -103,8 +95,21 @@ class HttpStore final : public EtagPinnedStore {
       req.headers = extra;
       return http_.Send(req, response, body_sink);
     };
-    hooks.error = [&](const HttpResponse& response) { return ErrorFor(response, "GET", url); };
-    return RangedRead(retry_, hooks, url, offset, length, sink, etag);
+    hooks.error = [&](const HttpResponse& response) {
+      // A directory's URL without its slash: servers redirect (python's http.server: 301).
+      if (response.status == 301 || response.status == 302) return NotFound(url + ": not a file");
+      return ErrorFor(response, "GET", url);
+    };
+    return RangedRead(retry_, hooks, url, offset, length, sink, version, seen);
+  }
+
+  Result<ObjectInfo> StatNotAnObject(const std::string& key) override {
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse d, Request("HEAD", Url(key) + "/"));
+    if (d.status != 200) return NotFound(Url(key) + ": no such file or directory");
+    ObjectInfo info;
+    info.path = key;
+    info.is_dir = true;
+    return info;
   }
 
   Status ReadOnly() const { return NotSupported(base_ + " is an HTTP store, which is read-only"); }

@@ -17,11 +17,18 @@ std::chrono::nanoseconds RetryPolicy::Backoff(int retry) const {
   return std::chrono::nanoseconds(static_cast<int64_t>(dist(rng)));
 }
 
+namespace {
+thread_local uint64_t retryable_failures = 0;
+}  // namespace
+
+uint64_t RetryableFailuresOnThisThread() { return retryable_failures; }
+
 Status RunWithRetries(const RetryPolicy& policy, const std::function<Status()>& attempt) {
   Status st;
   for (int i = 1;; ++i) {
     st = attempt();
     if (st.ok() || !st.retryable()) return st;
+    ++retryable_failures;
     if (i >= policy.max_attempts) break;
     auto pause = policy.Backoff(i);
     SLUICE_LOG_DEBUG("retry {}/{} in {} ms after: {}", i, policy.max_attempts - 1, pause.count() / 1000000,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 
 #include "common/status.h"
@@ -23,5 +24,10 @@ struct RetryPolicy {
 // Calls `attempt` until it returns OK, a non-retryable error, or max_attempts is reached;
 // returns the last status, noting the number of attempts when it gave up on a retryable one.
 Status RunWithRetries(const RetryPolicy& policy, const std::function<Status()>& attempt);
+
+// How many retryable failures (SlowDown, 5xx, resets, timeouts) requests made on this thread
+// have met so far: a caller that adapts its concurrency to the store reads it before and
+// after its requests.
+uint64_t RetryableFailuresOnThisThread();
 
 }  // namespace sluice::ufs

@@ -39,7 +39,7 @@ struct Query {
   std::vector<std::pair<std::string, std::string>> params;
 };
 
-class S3Store final : public EtagPinnedStore {
+class S3Store final : public VersionPinnedStore {
  public:
   S3Store(std::string bucket, std::string prefix, S3Settings settings, const UnderStoreOptions& options,
           HttpClientOptions http_options)
@@ -66,16 +66,18 @@ class S3Store final : public EtagPinnedStore {
     if (!rel.empty()) {
       SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("HEAD", key, {}, {}, {}));
       if (r.status == 200) {
-        ObjectInfo info;
+        ObjectInfo info = InfoFromResponse(r);
         info.path = rel;
-        info.size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
-        info.etag = UnquoteEtag(r.Header("etag"));
-        info.mtime_ns = ParseHttpDate(r.Header("last-modified"));
         return info;
       }
       if (r.status != 404) return HeadError(r, key, Describe(rel));
     }
-    // Not an object: a directory when some key lies below it.
+    return StatNotAnObject(rel);
+  }
+
+  // Not an object: a directory when some key lies below it.
+  Result<ObjectInfo> StatNotAnObject(const std::string& rel) override {
+    std::string key = FullKey(rel);
     Query q{{{"list-type", "2"}, {"prefix", key + "/"}, {"max-keys", "1"}}};
     SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("GET", "", q, {}, {}));
     if (r.status != 200) return ErrorFor(r, "LIST", Describe(rel));
@@ -186,8 +188,8 @@ class S3Store final : public EtagPinnedStore {
     return "s3://" + bucket_ + (key.empty() ? "" : "/" + key);
   }
 
-  Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& etag,
-                              const ByteSink& sink) override {
+  Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length, const std::string& version,
+                              const ByteSink& sink, ObjectInfo* seen) override {
     SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
     const std::string key = FullKey(rel);
     RangedReadHooks hooks;
@@ -195,7 +197,7 @@ class S3Store final : public EtagPinnedStore {
       return Send(response, "GET", key, {}, extra, {}, body_sink);
     };
     hooks.error = [&](const HttpResponse& response) { return ErrorFor(response, "GET", Describe(rel)); };
-    return RangedRead(retry_, hooks, Describe(rel), offset, length, sink, etag);
+    return RangedRead(retry_, hooks, Describe(rel), offset, length, sink, version, seen);
   }
 
   // Sends one signed request for `key` ("" addresses the bucket). No retries.

@@ -11,7 +11,7 @@
 namespace sluice::ufs {
 namespace {
 
-using testing::FaultyHttpServer;
+using testing::FaultProxy;
 using testing::RgwServer;
 using testing::TestBytes;
 
@@ -214,7 +214,7 @@ class S3RetryTest : public S3StoreTest {
  protected:
   void SetUp() override {
     S3StoreTest::SetUp();
-    auto proxy = FaultyHttpServer::Proxy(Rgw()->endpoint());
+    auto proxy = FaultProxy::Start(Rgw()->endpoint());
     ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
     proxy_ = std::move(proxy).value();
     via_proxy_ = Open("s3://" + std::string(kBucket) + "/" + prefix_, Options(proxy_->url()));
@@ -224,7 +224,7 @@ class S3RetryTest : public S3StoreTest {
   }
   int Requests() { return *proxy_->RequestCount(); }
 
-  std::unique_ptr<FaultyHttpServer> proxy_;
+  std::unique_ptr<FaultProxy> proxy_;
   std::unique_ptr<UnderStore> via_proxy_;
   std::string data_;
 };

@@ -120,16 +120,29 @@ Result<std::unique_ptr<UnderStore>> OpenUnderStore(std::string_view uri, const U
                          "' (supported: file, s3, http, https)");
 }
 
-Result<uint64_t> EtagPinnedStore::Read(std::string_view path, uint64_t offset, uint64_t length,
-                                       const ByteSink& sink) {
-  return ReadPinned(path, offset, length, "", sink);
+Result<ObjectInfo> UnderStore::StatWithHead(std::string_view path, uint64_t, const ByteSink&) { return Stat(path); }
+
+Result<uint64_t> VersionPinnedStore::Read(std::string_view path, uint64_t offset, uint64_t length,
+                                          const ByteSink& sink) {
+  return ReadPinned(path, offset, length, "", sink, nullptr);
 }
 
-Result<uint64_t> EtagPinnedStore::ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
-                                              std::string_view version, const ByteSink& sink) {
-  std::string etag = EtagOfVersion(version);
-  if (etag.empty()) return UnderStore::ReadVersion(path, offset, length, version, sink);
-  return ReadPinned(path, offset, length, etag, sink);
+Result<uint64_t> VersionPinnedStore::ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
+                                                 std::string_view version, const ByteSink& sink) {
+  return ReadPinned(path, offset, length, std::string(version), sink, nullptr);
+}
+
+Result<ObjectInfo> VersionPinnedStore::StatWithHead(std::string_view path, uint64_t length, const ByteSink& sink) {
+  SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
+  if (key.empty() || length == 0) return Stat(key);
+  ObjectInfo info;
+  info.path = key;
+  auto n = ReadPinned(key, 0, length, "", sink, &info);
+  if (!n.ok() && n.status().code() == StatusCode::kNotFound) return StatNotAnObject(key);
+  if (!n.ok()) return n.status();
+  // An empty object (416), or a response that did not state its size: a HEAD tells.
+  if (*n == 0 || info.size < *n) return Stat(key);
+  return info;
 }
 
 }  // namespace sluice::ufs

@@ -74,6 +74,12 @@ class UnderStore {
   virtual Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
                                        std::string_view version, const ByteSink& sink);
 
+  // Stat() of `path` in the round trip that also fetches its first bytes, where a store pays a
+  // round trip per request (a ranged GET answers size, ETag and mtime as a HEAD does): bytes
+  // of [0, min(length, size)) go to `sink` in order, pinned to the returned version. The
+  // default is a plain Stat() that delivers nothing; callers count what arrived.
+  virtual Result<ObjectInfo> StatWithHead(std::string_view path, uint64_t length, const ByteSink& sink);
+
   // Creates or replaces a whole file. kNotSupported on read-only stores.
   virtual Status Write(std::string_view path, std::string_view data) = 0;
 
@@ -111,18 +117,24 @@ struct UnderStoreOptions {
   std::string Get(std::string_view key, std::string_view fallback = "") const;
 };
 
-// Base for stores whose GETs can be pinned to an ETag (S3, HTTP): If-Match makes a changed
-// object answer 412, never other bytes. Versions without an ETag fall back to the Stat check.
-class EtagPinnedStore : public UnderStore {
+// Base for stores read with ranged GETs whose responses carry validators (S3, HTTP): a read
+// is pinned to a version by its own request and response (ranged_read.h), so a changed object
+// answers 412 or is refused, never mixed in, and a stat can ride on the first GET.
+class VersionPinnedStore : public UnderStore {
  public:
   Result<uint64_t> Read(std::string_view path, uint64_t offset, uint64_t length, const ByteSink& sink) override;
   Result<uint64_t> ReadVersion(std::string_view path, uint64_t offset, uint64_t length, std::string_view version,
                                const ByteSink& sink) override;
+  // One ranged GET; when the key is no object, StatNotAnObject.
+  Result<ObjectInfo> StatWithHead(std::string_view path, uint64_t length, const ByteSink& sink) override;
 
  protected:
-  // A ranged GET, with If-Match: `etag` unless it is empty.
+  // A ranged GET pinned to `version` unless it is empty; `seen`: see RangedRead.
   virtual Result<uint64_t> ReadPinned(std::string_view path, uint64_t offset, uint64_t length,
-                                      const std::string& etag, const ByteSink& sink) = 0;
+                                      const std::string& version, const ByteSink& sink, ObjectInfo* seen) = 0;
+  // Stat() of a normalized, non-root key that is not an object (a GET found none): a
+  // directory, or kNotFound.
+  virtual Result<ObjectInfo> StatNotAnObject(const std::string& key) = 0;
 };
 
 // Opens the store for `uri`, chosen by scheme: file://, s3://, http:// or https://.

@@ -2,6 +2,7 @@
 #include "worker/jobs.h"
 
 #include "common/units.h"
+#include "ufs/retry.h"
 
 namespace sluice::worker {
 
@@ -26,7 +27,7 @@ struct JobManager::Job {
   }
 };
 
-JobManager::JobManager(int parallel_files) : parallel_files_(std::max(1, parallel_files)) {}
+JobManager::JobManager(JobOptions options) : options_(options) {}
 
 JobManager::~JobManager() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -61,27 +62,64 @@ void JobManager::Run(Job* job, Lister list) {
   job->files_total = items->size();
   job->listing_done = true;
 
+  // Pieces of every file, in listing order; a file is done when its last piece is.
+  struct Piece {
+    size_t item;
+    uint64_t offset, length;
+  };
+  std::vector<Piece> pieces;
+  const uint64_t piece_bytes = std::max<uint64_t>(1, options_.piece_bytes);
+  for (size_t i = 0; i < items->size(); ++i) {
+    uint64_t size = (*items)[i].size;
+    for (uint64_t off = 0; off == 0 || off < size; off += piece_bytes) {
+      pieces.push_back(Piece{i, off, std::min(piece_bytes, size - off)});
+    }
+  }
+  std::vector<std::atomic<size_t>> pieces_left(items->size());
+  std::vector<std::atomic<bool>> failed(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    pieces_left[i] = ((*items)[i].size + piece_bytes - 1) / piece_bytes;
+    if (pieces_left[i] == 0) pieces_left[i] = 1;
+  }
+
+  AimdLimit limit(options_.in_flight);
   std::atomic<size_t> next{0};
   auto loader = [&] {
-    for (size_t i = next++; i < items->size() && !job->cancelled; i = next++) {
-      const LoadItem& item = (*items)[i];
-      auto fetched = item.load();
+    for (;;) {
+      limit.Acquire();
+      size_t p = next++;
+      if (p >= pieces.size() || job->cancelled) {
+        limit.Release(false, std::chrono::nanoseconds(0));
+        return;
+      }
+      const Piece& piece = pieces[p];
+      const LoadItem& item = (*items)[piece.item];
+      const uint64_t failures_before = ufs::RetryableFailuresOnThisThread();
+      const auto started = std::chrono::steady_clock::now();
+      auto fetched = item.load(piece.offset, piece.length);
+      // Small pieces time the store's answer; large ones mostly the transfer.
+      auto latency = piece.length <= (1u << 20) ? std::chrono::steady_clock::now() - started
+                                                : std::chrono::nanoseconds(0);
+      limit.Release(ufs::RetryableFailuresOnThisThread() != failures_before, latency);
       if (!fetched.ok()) {
-        job->Fail(item.path + ": " + fetched.status().message());
+        if (!failed[piece.item].exchange(true)) job->Fail(item.path + ": " + fetched.status().message());
       } else {
         job->bytes_fetched += *fetched;
-        uint64_t cached = item.cached_bytes();
+        job->bytes_done += piece.length;
+      }
+      if (--pieces_left[piece.item] == 0) {
+        uint64_t cached = failed[piece.item] ? item.size : item.cached_bytes();
         if (cached < item.size) {
           job->Fail(item.path + ": only " + FormatSize(cached) + " of " + FormatSize(item.size) +
                     " stayed in the cache (it is full)");
         }
-        job->bytes_done += item.size;
+        ++job->files_done;
       }
-      ++job->files_done;
     }
   };
   std::vector<std::thread> threads;
-  for (int t = 0; t < parallel_files_; ++t) threads.emplace_back(loader);
+  const size_t thread_count = std::min<size_t>(std::max(1, options_.in_flight.max), std::max<size_t>(1, pieces.size()));
+  for (size_t t = 0; t < thread_count; ++t) threads.emplace_back(loader);
   for (auto& t : threads) t.join();
   std::lock_guard<std::mutex> lock(job->mu);
   job->state = job->cancelled ? "cancelled" : (job->failure_count ? "failed" : "done");

@@ -1,8 +1,10 @@
-// JobManager: background load jobs. A job lists the files below a path, then loads them
-// with a few parallel threads, keeping exact counts (files and bytes: total, done, fetched
-// from the under-store) and the failures. A job is "done" only once every byte it counted
-// is in the cache; what did not fit or failed is listed. Thread-safe; the destructor cancels
-// and joins every job.
+// JobManager: background load jobs. A job lists the files below a path, then loads them in
+// pieces (a large file is many pieces, so one big shard is fetched in parallel too) with as
+// many requests in flight as the under-store takes (AimdLimit: starts high to hide a far
+// store's latency, backs off on SlowDown, 5xx and growing latency), keeping exact counts
+// (files and bytes: total, done, fetched from the under-store) and the failures. A job is
+// "done" only once every byte it counted is in the cache; what did not fit or failed is
+// listed. Thread-safe; the destructor cancels and joins every job.
 #pragma once
 
 #include <atomic>
@@ -16,23 +18,30 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/aimd_limit.h"
 #include "rpc/sluice_rpc.pb.h"
 
 namespace sluice::worker {
 
-// One file a job must load; `load` fetches it and returns the bytes read from the under-store.
+// One file a job must load; `load` fetches [offset, offset + length) of it and returns the
+// bytes read from the under-store.
 struct LoadItem {
   std::string path;
   uint64_t size = 0;
-  std::function<Result<uint64_t>()> load;
+  std::function<Result<uint64_t>(uint64_t offset, uint64_t length)> load;
   std::function<uint64_t()> cached_bytes;  // checked after loading
+};
+
+struct JobOptions {
+  AimdOptions in_flight;              // pieces loading at once, per job
+  uint64_t piece_bytes = 16ull << 20;  // a file is loaded in pieces of this size
 };
 
 class JobManager {
  public:
   using Lister = std::function<Result<std::vector<LoadItem>>()>;
 
-  explicit JobManager(int parallel_files = 4);
+  explicit JobManager(JobOptions options = {});
   ~JobManager();
 
   // Starts a job; `list` runs on the job's thread.
@@ -44,7 +53,7 @@ class JobManager {
   struct Job;
   void Run(Job* job, Lister list);
 
-  const int parallel_files_;
+  const JobOptions options_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Job>> jobs_;  // GUARDED_BY(mu_)
   uint64_t next_id_ = 1;                              // GUARDED_BY(mu_)

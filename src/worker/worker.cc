@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cache/page_buffers.h"
 #include "common/logging.h"
 #include "common/path.h"
 #include "common/units.h"
@@ -81,7 +82,7 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);  // this thread only, on Linux
     cache::PageBuffers::Global().Prefill(page_size, quota, w->stop_prefill_);
   });
-  w->jobs_ = std::make_unique<JobManager>(4);
+  w->jobs_ = std::make_unique<JobManager>();
   // Eight 8 MiB read-ahead GETs in flight keep a loopback S3 server busy while a sequential
   // reader consumes the pages before them (four left it idle a seventh of a cold scan).
   w->prefetcher_ = std::make_unique<Prefetcher>(8, 64);
@@ -120,9 +121,26 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
   state->ufs = std::make_unique<ufs::CountingStore>(std::move(store).value());
   cache::PageStore* pages = pages_.get();
   MountState* raw = state.get();
+  // A stat miss is one round trip that also brings the file's first page (UnderStore::
+  // StatWithHead): opening a small file on a far store then costs one request, not HEAD + GET.
+  auto stat_with_first_page = [pages, raw](const std::string& key) -> Result<ufs::ObjectInfo> {
+    const uint64_t ps = pages->page_size();
+    std::unique_ptr<cache::PageBuffer> page;
+    auto info = raw->ufs->StatWithHead(key, ps, [&](std::string_view chunk) {
+      if (!page) page = cache::PageBuffers::Global().Take(static_cast<size_t>(ps));
+      page->Append(chunk.substr(0, static_cast<size_t>(ps - page->size())));
+      return Status::Ok();
+    });
+    if (info.ok() && !info->is_dir && page && info->size > 0 && page->size() == std::min(ps, info->size)) {
+      pages->Put(cache::PageKey{raw->IdOf(*info), 0}, cache::PageData(std::move(page)));
+    }
+    return info;
+  };
+  cache::MetadataCacheOptions meta_options;
+  meta_options.ttl = mount.options.metadata_ttl;
   state->meta = std::make_unique<cache::MetadataCache>(
-      state->ufs.get(), cache::MetadataCacheOptions{mount.options.metadata_ttl, 100000},
-      [pages, raw](const ufs::ObjectInfo& old) { pages->EraseFile(raw->IdOf(old)); });
+      state->ufs.get(), meta_options, [pages, raw](const ufs::ObjectInfo& old) { pages->EraseFile(raw->IdOf(old)); },
+      stat_with_first_page);
   cache::MissPathOptions mo;
   mo.ufs_max_concurrency = mount.options.ufs_max_concurrency;
   mo.ufs_rate_limit = mount.options.ufs_rate_limit;
@@ -358,6 +376,9 @@ Result<std::vector<std::pair<std::shared_ptr<Worker::MountState>, ufs::ObjectInf
   }
   auto all = state->ufs->ListAll(key, true);
   if (!all.ok()) return all.status().WithContext(state->Name());
+  // What was just listed answers lookups of these files (a reader beside a preload) and
+  // frees the pages of those that changed.
+  state->meta->AddListed(*all);
   for (auto& f : *all) out.emplace_back(state, std::move(f));
   return out;
 }
@@ -397,7 +418,9 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
                                // Its pages reach the disk tier like any read's: once reads go
                                // quiet, or as memory evicts them. Writing them now would take
                                // CPU from the training job a preload runs beside.
-                               [state = state, file] { return state->reader->Load(file, 0, file.size); },
+                               [state = state, file](uint64_t offset, uint64_t length) {
+                                 return state->reader->Load(file, offset, length);
+                               },
                                [state = state, file] { return state->reader->CachedBytes(file); }});
     }
     return items;

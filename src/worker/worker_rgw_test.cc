@@ -13,7 +13,7 @@ namespace sluice::worker {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::FaultyHttpServer;
+using testing::FaultProxy;
 using testing::RgwServer;
 using testing::TempDir;
 using testing::TestBytes;
@@ -24,7 +24,7 @@ class WorkerRgwTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_NE(Rgw(), nullptr);
-    proxy_ = *FaultyHttpServer::Proxy(Rgw()->endpoint());
+    proxy_ = *FaultProxy::Start(Rgw()->endpoint());
     data_ = TestBytes(64 << 20, 64);
     ufs::UnderStoreOptions uo;
     uo.options = Creds(Rgw()->endpoint());
@@ -56,7 +56,7 @@ class WorkerRgwTest : public ::testing::Test {
 
   TempDir dir_;
   std::string data_;
-  std::unique_ptr<FaultyHttpServer> proxy_;
+  std::unique_ptr<FaultProxy> proxy_;
   std::unique_ptr<cluster::ClusterStore> store_;
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<client::FileSystem> fs_;

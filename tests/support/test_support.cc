@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -247,10 +248,6 @@ Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::ServeTls(const std::
   return server;
 }
 
-Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Proxy(const std::string& upstream_url) {
-  return Launch({"proxy", upstream_url});
-}
-
 Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Launch(const std::vector<std::string>& args,
                                                                   std::unique_ptr<TempDir> dir) {
   std::unique_ptr<FaultyHttpServer> s(new FaultyHttpServer());
@@ -301,5 +298,49 @@ Status FaultyHttpServer::ResetStats() {
   auto r = Control(url() + "/__fault__/reset-stats", "POST", "");
   return r.ok() ? Status::Ok() : r.status();
 }
+
+Result<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string& upstream_url) {
+  std::unique_ptr<FaultProxy> p(new FaultProxy());
+  p->dir_ = std::make_unique<TempDir>();
+  std::string port_file = p->dir_->path() + "/port";
+  auto proc = Subprocess::Start({SLUICE_FAULT_PROXY, upstream_url, "--port-file", port_file}, {},
+                                p->dir_->path() + "/log");
+  if (!proc.ok()) return proc.status();
+  p->process_ = std::move(proc).value();
+  if (!WaitFor([&] { return std::filesystem::exists(port_file); }, std::chrono::seconds(20))) {
+    return Status(StatusCode::kUnavailable, "fault_proxy did not start: " + ReadFile(p->dir_->path() + "/log"));
+  }
+  p->port_ = std::atoi(ReadFile(port_file).c_str());
+  return p;
+}
+
+Result<std::string> FaultProxy::Control(const std::string& request) {
+  return sluice::testing::Control(url() + "/__proxy__/" + request, "GET", "");
+}
+
+Status FaultProxy::Set(const std::string& settings) { return Control("set?" + settings).status(); }
+
+Status FaultProxy::SetFaults(const std::string& plan) {
+  std::string commas = plan;
+  std::replace(commas.begin(), commas.end(), ' ', ',');
+  return Set("plan=" + commas);
+}
+
+Result<std::map<std::string, uint64_t>> FaultProxy::Stats() {
+  SLUICE_ASSIGN_OR_RETURN(std::string body, Control("stats"));
+  std::map<std::string, uint64_t> out;
+  std::istringstream lines(body);
+  std::string key;
+  uint64_t value = 0;
+  while (lines >> key >> value) out[key] = value;
+  return out;
+}
+
+Result<int> FaultProxy::RequestCount() {
+  SLUICE_ASSIGN_OR_RETURN(auto stats, Stats());
+  return static_cast<int>(stats["requests"]);
+}
+
+Status FaultProxy::ResetStats() { return Control("reset-stats").status(); }
 
 }  // namespace sluice::testing

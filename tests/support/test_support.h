@@ -101,14 +101,13 @@ class RgwEnvironment : public ::testing::Environment {
   std::unique_ptr<RgwServer> server_;
 };
 
-// tests/fixtures/http_server.py: a static file server ("serve", with Range and index pages)
-// or a pass-through proxy ("proxy"), both able to inject faults on request.
+// tests/fixtures/http_server.py: a static file server (with Range, ETags and index pages) able
+// to inject faults on request.
 class FaultyHttpServer {
  public:
   static Result<std::unique_ptr<FaultyHttpServer>> Serve(const std::string& root_dir);
   // Serves HTTPS with a fresh self-signed certificate for 127.0.0.1, saved as ca_file().
   static Result<std::unique_ptr<FaultyHttpServer>> ServeTls(const std::string& root_dir);
-  static Result<std::unique_ptr<FaultyHttpServer>> Proxy(const std::string& upstream_url);
   int port() const { return port_; }
   std::string url() const { return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(port_); }
   std::string ca_file() const { return dir_->path() + "/cert.pem"; }
@@ -123,6 +122,32 @@ class FaultyHttpServer {
                                                           std::unique_ptr<TempDir> dir = nullptr);
   std::unique_ptr<TempDir> dir_;
   bool tls_ = false;
+  std::unique_ptr<Subprocess> process_;
+  int port_ = 0;
+};
+
+// tests/fixtures/fault_proxy.cc between a client and an HTTP or S3 server: first-byte latency,
+// bandwidth, error and reset rates, an outage switch and planned faults, all changeable while
+// it runs, and request counters by kind. Requests pass through unchanged (SigV4 verifies).
+class FaultProxy {
+ public:
+  static Result<std::unique_ptr<FaultProxy>> Start(const std::string& upstream_url);
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Changes settings, as "latency_ms=20&jitter_ms=2&error_rate=0.3&reset_rate=0.05&outage=1".
+  Status Set(const std::string& settings);
+  // Faults for the next requests, one each, in order: "503 slowdown 500 403 reset reset-mid-body ok".
+  Status SetFaults(const std::string& plan);
+  // Counters since start or ResetStats(): requests, GET (not LIST), HEAD, LIST, PUT, POST,
+  // DELETE, errors, resets, outage, in_flight, in_flight_max.
+  Result<std::map<std::string, uint64_t>> Stats();
+  Result<int> RequestCount();
+  Status ResetStats();
+
+ private:
+  FaultProxy() = default;
+  Result<std::string> Control(const std::string& request);
+  std::unique_ptr<TempDir> dir_;
   std::unique_ptr<Subprocess> process_;
   int port_ = 0;
 };
