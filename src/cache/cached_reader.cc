@@ -118,7 +118,7 @@ Status CachedReader::FetchRun(const CachedFile& file, uint64_t first,
   };
 
   // The under-store may receive the bytes straight into the page being filled.
-  ufs::ReceiveTarget target([&]() -> std::pair<char*, size_t> {
+  ufs::ReceiveTarget target([&](uint64_t) -> std::pair<char*, size_t> {
     if (next >= flights.size() || !buffer) return {nullptr, 0};
     const uint64_t page_length = std::min(end, (first + next + 1) * ps) - (first + next) * ps;
     return {buffer->data() + buffer->size(), static_cast<size_t>(page_length - buffer->size())};

@@ -217,6 +217,9 @@ void MetadataCache::AddListed(const std::vector<ufs::ObjectInfo>& entries) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& info : entries) {
+      // A stat in flight stays the one answer: who looks the key up joins it (and finds what
+      // it brought, the first page included) rather than fetching again.
+      if (pending_.count("s:" + info.path)) continue;
       if (auto old = StoreStatLocked(info.path, info)) changed.push_back(*old);
     }
   }
@@ -227,8 +230,15 @@ void MetadataCache::AddListed(const std::vector<ufs::ObjectInfo>& entries) {
 
 void MetadataCache::ScheduleRevalidation(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_ || !revalidate_queued_.insert(key).second) return;
-  revalidate_queue_.push_back(key);
+  if (stopping_) return;
+  // One revalidation per directory, however many of its entries expired; the entries that
+  // asked are kept (a few) for a directory too large to list.
+  const bool listing = !key.empty() && key.back() == '/';
+  const std::string dir = listing ? key.substr(0, key.size() - 1) : ParentOf(key);
+  auto& triggers = revalidate_triggers_[dir];
+  if (!listing && triggers.size() < 64) triggers.insert(key);
+  if (!revalidate_queued_.insert(dir).second) return;
+  revalidate_queue_.push_back(dir);
   if (!revalidator_.joinable()) revalidator_ = std::thread([this] { RevalidationLoop(); });
   revalidate_cv_.notify_all();
 }
@@ -238,21 +248,22 @@ void MetadataCache::RevalidationLoop() {
   for (;;) {
     revalidate_cv_.wait(lock, [&] { return stopping_ || !revalidate_queue_.empty(); });
     if (stopping_) return;
-    std::string key = revalidate_queue_.front();
+    std::string dir = revalidate_queue_.front();
     revalidate_queue_.pop_front();
+    std::set<std::string> triggers = std::move(revalidate_triggers_[dir]);
+    revalidate_triggers_.erase(dir);
     lock.unlock();
-    Revalidate(key);
+    Revalidate(dir, triggers);
     lock.lock();
-    revalidate_queued_.erase(key);
+    // Entries that expired while the LIST was out were refreshed by it: no second one.
+    revalidate_queued_.erase(dir);
+    revalidate_triggers_.erase(dir);
   }
 }
 
-// `key` names an expired stat entry, or with a trailing '/' an expired listing ("" + "/" is
-// the root's). Either way its directory is listed once; a directory too large to list whole
-// revalidates the one entry instead.
-void MetadataCache::Revalidate(const std::string& key) {
-  const bool listing = !key.empty() && key.back() == '/';
-  const std::string dir = listing ? key.substr(0, key.size() - 1) : ParentOf(key);
+// Lists `dir` once and refreshes its entries; a directory too large to list whole (or gone)
+// revalidates the entries that expired (`triggers`) one by one instead.
+void MetadataCache::Revalidate(const std::string& dir, const std::set<std::string>& triggers) {
   std::vector<ufs::ObjectInfo> all;
   ufs::ListOptions opts;
   Status st;
@@ -271,19 +282,20 @@ void MetadataCache::Revalidate(const std::string& key) {
     opts.continuation = page->next_token;
   }
   std::vector<ufs::ObjectInfo> changed;
-  if (complete || (st.code() == StatusCode::kNotFound && listing)) {
+  if (complete || (st.code() == StatusCode::kNotFound && triggers.empty())) {
     std::lock_guard<std::mutex> lock(mu_);
     Result<std::vector<ufs::ObjectInfo>> fresh = complete ? Result<std::vector<ufs::ObjectInfo>>(std::move(all))
                                                           : Result<std::vector<ufs::ObjectInfo>>(st);
     changed = StoreListingLocked(dir, fresh, /*drop_missing_children=*/true);
     ++stats_.revalidations;
-  } else if (!listing && (st.ok() || st.code() == StatusCode::kNotFound)) {
-    // Too large to list, or the directory is gone: this entry alone.
-    auto fresh = ufs_->Stat(key);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Cacheable(fresh.status())) {
-      if (auto old = StoreStatLocked(key, fresh)) changed.push_back(*old);
-      ++stats_.revalidations;
+  } else if (st.ok() || st.code() == StatusCode::kNotFound) {
+    for (const auto& key : triggers) {
+      auto fresh = ufs_->Stat(key);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (Cacheable(fresh.status())) {
+        if (auto old = StoreStatLocked(key, fresh)) changed.push_back(*old);
+        ++stats_.revalidations;
+      }
     }
   } else {
     SLUICE_LOG_DEBUG("revalidating {} in the background failed: {}", dir, st.ToString());

@@ -101,9 +101,10 @@ class MetadataCache {
   // Stores a listing of `dir` and its entries' stats; returns the files that changed or went.
   std::vector<ufs::ObjectInfo> StoreListingLocked(const std::string& dir, const Result<std::vector<ufs::ObjectInfo>>& fresh,
                                                   bool drop_missing_children);
-  // Queues a background revalidation of directory `dir` (or of `key` alone when it has none).
+  // Queues a background revalidation of the directory of `key`, an expired stat entry (or
+  // with a trailing '/', of the directory `key` names, an expired listing).
   void ScheduleRevalidation(const std::string& key);
-  void Revalidate(const std::string& key);
+  void Revalidate(const std::string& dir, const std::set<std::string>& triggers);
   void RevalidationLoop();
 
   ufs::UnderStore* const ufs_;
@@ -116,10 +117,12 @@ class MetadataCache {
   std::map<std::string, std::shared_ptr<Pending>> pending_;  // GUARDED_BY(mu_): by map key
   MetadataCacheStats stats_;              // GUARDED_BY(mu_)
 
-  // Background revalidation: keys whose entries expired, one thread, started on first use.
+  // Background revalidation: directories whose entries expired, one thread, started on first
+  // use. Also signalled when a pending request completes.
   std::condition_variable revalidate_cv_;
   std::deque<std::string> revalidate_queue_;  // GUARDED_BY(mu_)
   std::set<std::string> revalidate_queued_;   // GUARDED_BY(mu_)
+  std::map<std::string, std::set<std::string>> revalidate_triggers_;  // GUARDED_BY(mu_): by directory
   bool stopping_ = false;                     // GUARDED_BY(mu_)
   std::thread revalidator_;                   // GUARDED_BY(mu_) (started once)
 };

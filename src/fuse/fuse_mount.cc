@@ -286,6 +286,7 @@ class LowLevelMount final : public FuseMount {
         if (init.flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init.flags2) << 32;
         self->init_unique_ = in.unique;
         self->kernel_allows_mmap_ = (flags & kDirectIoAllowMmap) != 0;
+        self->kernel_offers_parallel_dirops_ = (flags & FUSE_PARALLEL_DIROPS) != 0;
         self->init_seen_.store(true, std::memory_order_release);
       }
     }
@@ -302,6 +303,12 @@ class LowLevelMount final : public FuseMount {
       if (out.unique == self->init_unique_) {
         self->init_answered_ = true;
         auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
+        // Lookups and readdirs of one directory must run in parallel: on a far store each is a
+        // round trip, and a loader opens many files of one directory at once. libfuse 3.14
+        // leaves the flag out of its answer although the kernel offers it and its own default
+        // is on (measured: 16 lookups in one directory took 16 round trips); our handlers are
+        // thread-safe, so it is set here.
+        if (out.error == 0 && self->kernel_offers_parallel_dirops_) init->flags |= FUSE_PARALLEL_DIROPS;
         if (out.error == 0 && self->kernel_allows_mmap_ && (init->flags & FUSE_INIT_EXT)) {
           init->flags2 |= static_cast<uint32_t>(kDirectIoAllowMmap >> 32);
           self->direct_io_ = true;
@@ -751,6 +758,7 @@ class LowLevelMount final : public FuseMount {
   std::atomic<bool> init_seen_{false}, init_answered_{false};
   uint64_t init_unique_ = 0;
   bool kernel_allows_mmap_ = false;
+  bool kernel_offers_parallel_dirops_ = false;
   std::atomic<bool> direct_io_{false};  // large files are opened with direct I/O
   std::thread loop_;
   std::string device_;  // "major:minor" of the mount, from mountinfo

@@ -57,14 +57,15 @@ std::string UrlForMessage(const std::string& url);
 inline constexpr size_t kMaxErrorBody = 1 << 20;
 
 // Where the body of a GET sent on this thread may land, for a caller that would copy it into
-// a buffer of its own anyway (the cache's page buffers): `next` returns the free space at
-// that buffer's end ({nullptr, 0}: none). The plain-http path receives into it and hands the
+// a buffer of its own anyway (the cache's page buffers): `next(body_left)` returns the free
+// space at that buffer's end ({nullptr, 0}: none); body_left is how many bytes of the body
+// are still to come, so a caller may size its buffer on the first call. The plain-http path receives into it and hands the
 // sink a view of those bytes where they lie; the sink sees an ordinary chunk, and
 // PageBuffer::Append notices it is already in place. Installed on this thread for the
 // object's lifetime; the space it names is only ever written past the buffer's data.
 class ReceiveTarget {
  public:
-  using Next = std::function<std::pair<char*, size_t>()>;
+  using Next = std::function<std::pair<char*, size_t>(uint64_t body_left)>;
   explicit ReceiveTarget(Next next);
   ~ReceiveTarget();
   ReceiveTarget(const ReceiveTarget&) = delete;

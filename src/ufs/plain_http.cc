@@ -21,6 +21,7 @@ namespace sluice::ufs {
 namespace {
 
 constexpr size_t kMaxHeadBytes = 64 << 10;
+constexpr size_t kHeadReadBytes = 4 << 10;
 constexpr size_t kScratchBytes = 128 << 10;
 constexpr size_t kMaxIdlePerEndpoint = 64;
 
@@ -260,7 +261,9 @@ Status PlainHttp::Exchange(int fd, const std::string& text, const HttpRequest& r
       break;
     }
     if (pending.size() > kMaxHeadBytes) return Failure(request, "response head larger than 64 KiB");
-    ssize_t n = receive(scratch.data(), scratch.size());
+    // The head is read in small pieces, so most of the body stays in the socket for the
+    // receive target: a whole small object read along with the head is one more copy.
+    ssize_t n = receive(scratch.data(), std::min(scratch.size(), kHeadReadBytes));
     if (n < 0) return Failure(request, errno, "receiving the response");
     if (n == 0) return Failure(request, "the server closed the connection before answering");
     pending.append(scratch.data(), static_cast<size_t>(n));
@@ -315,12 +318,24 @@ Status PlainHttp::Exchange(int fd, const std::string& text, const HttpRequest& r
   if (no_body || !length_header.empty()) {
     uint64_t remaining = no_body ? 0 : std::strtoull(length_header.c_str(), nullptr, 10);
     size_t first = static_cast<size_t>(std::min<uint64_t>(remaining, pending.size()));
-    if (first > 0) SLUICE_RETURN_IF_ERROR(deliver(pending.data(), first));
-    remaining -= first;
     const ReceiveTarget::Next* target = to_sink ? ReceiveTarget::Current() : nullptr;
+    if (first > 0) {
+      // The body's first bytes came with the head: they go to the target too, so the whole
+      // body lies there and its owner learns the body's size before any byte.
+      const char* from = pending.data();
+      if (target) {
+        auto into = (*target)(remaining);
+        if (into.first && into.second >= first) {
+          std::memcpy(into.first, pending.data(), first);
+          from = into.first;
+        }
+      }
+      SLUICE_RETURN_IF_ERROR(deliver(from, first));
+    }
+    remaining -= first;
     while (remaining > 0) {
       std::pair<char*, size_t> into{nullptr, 0};
-      if (target) into = (*target)();
+      if (target) into = (*target)(remaining);
       if (!into.first || into.second == 0) into = {scratch.data(), scratch.size()};
       ssize_t n = receive(into.first, static_cast<size_t>(std::min<uint64_t>(into.second, remaining)));
       if (n < 0) return Failure(request, errno, "receiving the body");

@@ -182,7 +182,7 @@ TEST(PlainHttpTest, BodiesLandInTheReceiveTargetInPlace) {
   });
   std::vector<char> buffer(body.size());
   size_t filled = 0, in_place = 0;
-  ReceiveTarget target([&]() -> std::pair<char*, size_t> { return {buffer.data() + filled, buffer.size() - filled}; });
+  ReceiveTarget target([&](uint64_t) -> std::pair<char*, size_t> { return {buffer.data() + filled, buffer.size() - filled}; });
   ByteSink sink = [&](std::string_view chunk) {
     if (chunk.data() == buffer.data() + filled) {
       in_place += chunk.size();

@@ -5,10 +5,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "cache/page_buffers.h"
 #include "common/logging.h"
 #include "common/path.h"
 #include "common/units.h"
+#include "ufs/http_client.h"
 #include "worker/http_endpoint.h"
 #include "worker/jobs.h"
 #include "worker/prefetcher.h"
@@ -126,13 +129,24 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
   auto stat_with_first_page = [pages, raw](const std::string& key) -> Result<ufs::ObjectInfo> {
     const uint64_t ps = pages->page_size();
     std::unique_ptr<cache::PageBuffer> page;
+    auto take = [&](uint64_t size) {
+      if (!page) page = cache::PageBuffers::Global().Take(static_cast<size_t>(std::clamp<uint64_t>(size, 1, ps)));
+    };
+    // Received straight into a page of the body's size (plain http), else copied into one.
+    ufs::ReceiveTarget in_place([&](uint64_t body_left) -> std::pair<char*, size_t> {
+      take(body_left);
+      return {page->data() + page->size(), page->capacity() - page->size()};
+    });
     auto info = raw->ufs->StatWithHead(key, ps, [&](std::string_view chunk) {
-      if (!page) page = cache::PageBuffers::Global().Take(static_cast<size_t>(ps));
-      page->Append(chunk.substr(0, static_cast<size_t>(ps - page->size())));
+      take(ps);
+      page->Append(chunk.substr(0, std::min(chunk.size(), page->capacity() - page->size())));
       return Status::Ok();
     });
     if (info.ok() && !info->is_dir && page && info->size > 0 && page->size() == std::min(ps, info->size)) {
-      pages->Put(cache::PageKey{raw->IdOf(*info), 0}, cache::PageData(std::move(page)));
+      cache::PageData data = std::move(page);
+      // A small file's page copied into a whole-page buffer (https) would hold it all.
+      if (data->capacity() > 2 * data->size()) data = cache::PageBuffers::Global().Copy(data->view());
+      pages->Put(cache::PageKey{raw->IdOf(*info), 0}, std::move(data));
     }
     return info;
   };
@@ -419,6 +433,9 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
                                // quiet, or as memory evicts them. Writing them now would take
                                // CPU from the training job a preload runs beside.
                                [state = state, file](uint64_t offset, uint64_t length) {
+                                 // A reader's lookup of this file may be fetching its first
+                                 // page right now: wait for it rather than fetch it twice.
+                                 if (offset == 0) (void)state->meta->Stat(file.path);
                                  return state->reader->Load(file, offset, length);
                                },
                                [state = state, file] { return state->reader->CachedBytes(file); }});

@@ -1,0 +1,272 @@
+// A far, unreliable store: `sluice local --mountpoint` over Ceph RGW behind the fault proxy
+// (tests/fixtures/fault_proxy.cc), read through the FUSE mount as a training job would. What a
+// user would observe: the requests each cold file costs (one round trip; no HEAD for a listed
+// file), lookups in one directory that overlap in time, every byte exact under a SlowDown
+// storm and mid-body resets (a load job's counts too), a warm cache that serves through an
+// outage and does not revalidate file by file after the TTL, and a preload a reader shares
+// fetches with. One RGW for the binary: a single ctest test.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <dirent.h>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "support/test_support.h"
+#include "ufs/under_store.h"
+
+namespace sluice::fuse {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FaultProxy;
+using testing::ReadFile;
+using testing::RgwServer;
+using testing::RunCommand;
+using testing::Subprocess;
+using testing::TempDir;
+using testing::TestBytes;
+using testing::WriteFile;
+
+constexpr char kBucket[] = "far-test";
+RgwServer* Rgw() { return testing::RgwEnvironment::server(); }
+
+bool Mounted(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(" " + dir + " ") != std::string::npos) return true;
+  }
+  return false;
+}
+
+class FarStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "needs /dev/fuse (root)";
+    ASSERT_NE(Rgw(), nullptr);
+    // Each test its own prefix in the bucket, its own proxy, home, cache and mount point.
+    prefix_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ufs::UnderStoreOptions uo;
+    uo.options = {{"endpoint", Rgw()->endpoint()}, {"access_key", Rgw()->access_key()},
+                  {"secret_key", Rgw()->secret_key()}};
+    store_ = *ufs::OpenUnderStore(std::string("s3://") + kBucket + "/" + prefix_, uo);
+    auto proxy = FaultProxy::Start(Rgw()->endpoint());
+    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+    proxy_ = std::move(proxy).value();
+    mnt_ = dir_.path() + "/mnt";
+    std::filesystem::create_directories(mnt_);
+    env_ = {{"SLUICE_HOME", dir_.path() + "/home"},
+            {"AWS_ACCESS_KEY_ID", Rgw()->access_key()},
+            {"AWS_SECRET_ACCESS_KEY", Rgw()->secret_key()}};
+  }
+  void TearDown() override {
+    if (local_) local_->Stop(SIGTERM);
+    if (Mounted(mnt_)) RunCommand({"fusermount3", "-u", mnt_}, nullptr);
+  }
+
+  // Writes `count` files of `size` bytes as DIR/f<i> to the store; returns their contents.
+  std::vector<std::string> Put(const std::string& dir, int count, size_t size) {
+    std::vector<std::string> data(static_cast<size_t>(count));
+    std::vector<std::thread> threads;
+    std::atomic<int> next{0};
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        for (int i = next++; i < count; i = next++) {
+          data[static_cast<size_t>(i)] = TestBytes(size, static_cast<uint64_t>(i) * 7919 + size);
+          EXPECT_TRUE(store_->Write(dir + "/f" + std::to_string(i), data[static_cast<size_t>(i)]).ok());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    return data;
+  }
+
+  // `sluice local` over the prefix, through the proxy, mounted at mnt_; `yaml`: a config file's text.
+  void StartLocal(const std::string& yaml = "", std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{SLUICE_BINARY, "local", "--ufs", std::string("s3://") + kBucket + "/" + prefix_,
+                                  "-o", "endpoint=" + proxy_->url(), "--rpc-port", "0", "--http-port", "0",
+                                  "--cache-dir", dir_.path() + "/cache", "--cache-size", "1GiB",
+                                  "--memory-size", "256MiB", "--mountpoint", mnt_};
+    if (!yaml.empty()) {
+      WriteFile(dir_.path() + "/sluice.yaml", yaml);
+      argv.insert(argv.end(), {"--config", dir_.path() + "/sluice.yaml"});
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = Subprocess::Start(argv, env_, dir_.path() + "/local.log");
+    ASSERT_TRUE(p.ok());
+    local_ = std::move(p).value();
+    ASSERT_TRUE(testing::WaitFor([&] { return Mounted(mnt_); }, 30s)) << ReadFile(dir_.path() + "/local.log");
+    ASSERT_TRUE(proxy_->ResetStats().ok());  // what starting cost is not the test's
+  }
+
+  int Sluice(const std::vector<std::string>& args, std::string* out) {
+    std::vector<std::string> argv{SLUICE_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, out, env_);
+  }
+
+  std::map<std::string, uint64_t> Stats() { return *proxy_->Stats(); }
+
+  // Reads DIR/f<i> for every i in `which` through the mount with `threads` threads, by name;
+  // expects each to equal data[i].
+  void ReadByName(const std::string& dir, const std::vector<std::string>& data, int threads) {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < data.size(); i = next++) {
+          std::string path = mnt_ + "/" + dir + "/f" + std::to_string(i);
+          EXPECT_TRUE(ReadFile(path) == data[i]) << path;
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+  }
+
+  TempDir dir_;
+  std::string prefix_, mnt_;
+  std::unique_ptr<ufs::UnderStore> store_;
+  std::unique_ptr<FaultProxy> proxy_;
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<Subprocess> local_;
+};
+
+TEST_F(FarStoreTest, AColdFileCostsOneRoundTripByNameAndNoHeadWhenListed) {
+  auto by_name = Put("byname", 60, 20 << 10);
+  auto listed = Put("listed", 60, 20 << 10);
+  StartLocal();
+  // By name, as a loader with a manifest reads: one GET per file, which also answers the
+  // lookup; the directory's own lookup costs a GET (no such object) and a LIST.
+  ReadByName("byname", by_name, 8);
+  auto s = Stats();
+  EXPECT_EQ(s["HEAD"], 0u);
+  EXPECT_LE(s["GET"], 60u + 1) << "a request per file at most, and one for the directory";
+  EXPECT_LE(s["LIST"], 2u);
+  // After a listing, each file costs its GET alone: the LIST gave size, ETag and mtime.
+  ASSERT_TRUE(proxy_->ResetStats().ok());
+  size_t entries = 0;
+  DIR* d = ::opendir((mnt_ + "/listed").c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d)) entries += e->d_name[0] != '.';
+  ::closedir(d);
+  EXPECT_EQ(entries, 60u);
+  ReadByName("listed", listed, 8);
+  s = Stats();
+  EXPECT_EQ(s["HEAD"], 0u);
+  EXPECT_LE(s["LIST"], 2u);
+  EXPECT_LE(s["GET"], 60u + 1);
+}
+
+TEST_F(FarStoreTest, LookupsInOneDirectoryOverlapInTime) {
+  auto data = Put("d", 16, 1000);
+  StartLocal();
+  ASSERT_TRUE(proxy_->Set("latency_ms=300").ok());
+  struct stat st;
+  ASSERT_EQ(::stat((mnt_ + "/d").c_str(), &st), 0);  // the directory itself, first
+  ASSERT_TRUE(proxy_->ResetStats().ok());
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  std::atomic<int> found{0};
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      struct stat fst;
+      if (::stat((mnt_ + "/d/f" + std::to_string(i)).c_str(), &fst) == 0 && fst.st_size == 1000) ++found;
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(found, 16);
+  // One after another they would take 16 x 300 ms.
+  EXPECT_LT(elapsed, 2400ms) << "lookups of one directory ran one at a time";
+  EXPECT_GE(Stats()["in_flight_max"], 8u);
+}
+
+TEST_F(FarStoreTest, EveryByteExactUnderASlowDownStormAndResets) {
+  auto files = Put("cold", 80, 40 << 10);
+  auto big = Put("big", 1, 6 << 20);
+  auto preload = Put("preload", 80, 40 << 10);
+  // Enough attempts that a request meets the storm's 30% SlowDowns ten times in a row only
+  // once in 10^5 runs or so.
+  StartLocal("ufs:\n  max_attempts: 20\n  retry_base_delay: 2ms\n  retry_max_delay: 50ms\n");
+  ASSERT_TRUE(proxy_->Set("error_rate=0.3&error=slowdown&reset_rate=0.05").ok());
+  std::thread big_reader([&] { EXPECT_TRUE(ReadFile(mnt_ + "/big/f0") == big[0]); });
+  ReadByName("cold", files, 8);
+  big_reader.join();
+  std::string out;
+  ASSERT_EQ(Sluice({"load", "/preload", "--wait"}, &out), 0) << out;
+  EXPECT_NE(out.find(": 80 files, 3.12 MiB (3.12 MiB fetched from the under-store)"), std::string::npos) << out;
+  auto s = Stats();
+  EXPECT_GT(s["errors"], 20u);
+  EXPECT_GT(s["resets"], 0u);
+  // The storm over, everything is in the cache: exact, and read without the store.
+  ASSERT_TRUE(proxy_->Set("error_rate=0&reset_rate=0").ok());
+  ASSERT_TRUE(proxy_->ResetStats().ok());
+  ReadByName("preload", preload, 4);
+  EXPECT_EQ(Stats()["GET"], 0u);
+}
+
+TEST_F(FarStoreTest, AnOutageLeavesTheWarmCacheReadable) {
+  auto warm = Put("warm", 20, 30 << 10);
+  auto cold = Put("cold", 1, 30 << 10);
+  StartLocal("ufs:\n  max_attempts: 3\n  retry_base_delay: 50ms\n  connect_timeout: 1s\n  request_timeout: 2s\n");
+  ReadByName("warm", warm, 4);
+  ASSERT_TRUE(proxy_->Set("outage=1").ok());
+  ReadByName("warm", warm, 4);
+  std::string out;
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_NE(Sluice({"fs", "cat", "/cold/f0"}, &out), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
+  EXPECT_NE(out.find("mount / (s3://far-test/"), std::string::npos) << out;
+  ASSERT_TRUE(proxy_->Set("outage=0").ok());
+  EXPECT_TRUE(ReadFile(mnt_ + "/cold/f0") == cold[0]);
+}
+
+TEST_F(FarStoreTest, AWarmEpochAfterTheTtlCostsOneListNotAHeadPerFile) {
+  auto data = Put("d", 50, 10 << 10);
+  StartLocal("", {"-o", "metadata_ttl=2s"});
+  ReadByName("d", data, 8);
+  // Let the metadata TTL (and the kernel's copy of it) run out: time itself is the condition.
+  std::this_thread::sleep_for(2500ms);
+  ASSERT_TRUE(proxy_->ResetStats().ok());
+  ReadByName("d", data, 8);
+  ASSERT_TRUE(testing::WaitFor([&] { return Stats()["LIST"] >= 1; }, 10s)) << "no background revalidation";
+  auto s = Stats();
+  EXPECT_EQ(s["HEAD"], 0u);
+  EXPECT_EQ(s["GET"], 0u);
+  EXPECT_LE(s["LIST"], 3u) << "the directory and its parent, once each (one more if the epoch outlasts the TTL)";
+  // A file rewritten in the store is seen after the next revalidation.
+  std::string next = TestBytes(12 << 10, 99);
+  ASSERT_TRUE(store_->Write("d/f3", next).ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return ReadFile(mnt_ + "/d/f3") == next; }, 20s));
+}
+
+TEST_F(FarStoreTest, AReaderBesideAPreloadSharesItsFetches) {
+  auto data = Put("d", 100, 30 << 10);
+  StartLocal();
+  ASSERT_TRUE(proxy_->Set("latency_ms=50").ok());
+  std::string out;
+  int job_exit = -1;
+  std::thread job([&] { job_exit = Sluice({"load", "/d", "--wait"}, &out); });
+  ReadByName("d", data, 16);
+  job.join();
+  EXPECT_EQ(job_exit, 0) << out;
+  EXPECT_NE(out.find(": 100 files, 2.93 MiB"), std::string::npos) << out;
+  auto s = Stats();
+  // Each file fetched once, by the job or by the reader; the job's listing answered lookups.
+  EXPECT_LE(s["GET"], 100u + 2);
+  EXPECT_EQ(s["HEAD"], 0u);
+}
+
+}  // namespace
+}  // namespace sluice::fuse
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new sluice::testing::RgwEnvironment({"far-test"}));
+  return RUN_ALL_TESTS();
+}
