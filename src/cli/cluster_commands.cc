@@ -132,6 +132,10 @@ int Local(Flags& f) {
       Status st = cluster::ApplyMountOption(kv.substr(0, eq), kv.substr(eq + 1), &root.options);
       if (!st.ok()) return Fail(st);
     }
+    // The URI and the store options are checked before the mount table changes: a typo
+    // stops here (exit 2), not as a mount whose every request fails.
+    auto store = ufs::OpenUnderStore(root.uri, ufs::UnderStoreOptions::FromConfig(c.ufs, root.options.ufs_options));
+    if (!store.ok()) return Fail(store.status().WithContext("--ufs " + root.uri));
     Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) {
       (void)t->Remove("/");
       return t->Add(root);

@@ -89,6 +89,22 @@ TEST_F(LocalProcessTest, ReadsLoadsAndReports) {
   EXPECT_NE(out.find("/ -> file://" + dir_.path() + "/ufs (read-only"), std::string::npos) << out;
 }
 
+TEST_F(LocalProcessTest, AnOptionTheStoreDoesNotKnowStopsAtOnce) {
+  // Exit 2 with the store's message, before the mount table changes: the running instance
+  // in this SLUICE_HOME keeps serving its dataset.
+  for (const auto& [uri, option] : std::vector<std::pair<std::string, std::string>>{
+           {"s3://bucket/prefix", "write_mode=x"}, {"s3://bucket", "endpint=http://127.0.0.1:1"},
+           {"file://" + dir_.path() + "/ufs", "region=x"}}) {
+    std::string out;
+    EXPECT_EQ(Run({"local", "--ufs", uri, "-o", option, "--rpc-port", "0", "--http-port", "0"}, &out), 2) << out;
+    EXPECT_NE(out.find("unknown"), std::string::npos) << out;
+    EXPECT_NE(out.find(option.substr(0, option.find('='))), std::string::npos) << out;
+  }
+  std::string out;
+  ASSERT_EQ(Run({"fs", "cat", "/train/label.txt"}, &out), 0) << out;
+  EXPECT_EQ(out, "cat\n");
+}
+
 TEST_F(LocalProcessTest, SurvivesSigkillWithTheCacheIntact) {
   std::string out;
   ASSERT_EQ(Run({"load", "/train", "--wait"}, &out), 0) << out;

@@ -102,6 +102,10 @@ Result<std::unique_ptr<UnderStore>> OpenUnderStore(std::string_view uri, const U
     if (rest.empty() || rest.front() != '/') {
       return InvalidArgument("'" + std::string(uri) + "': a file URI needs an absolute path, as file:///data/set");
     }
+    if (!options.options.empty()) {
+      return InvalidArgument("unknown option '" + options.options.front().first + "' for " + std::string(uri) +
+                             " (a file:// store takes no options)");
+    }
     return NewLocalStore(rest);
   }
   if (scheme == "s3") {

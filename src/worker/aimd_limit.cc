@@ -23,6 +23,7 @@ void AimdLimit::DecreaseLocked(Clock::time_point now) {
 }
 
 void AimdLimit::Release(bool throttled, std::chrono::nanoseconds latency) {
+  bool grew = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
@@ -35,10 +36,15 @@ void AimdLimit::Release(bool throttled, std::chrono::nanoseconds latency) {
     if (throttled || queueing) {
       DecreaseLocked(now);
     } else {
+      const int before = static_cast<int>(limit_);
       limit_ = std::min<double>(options_.max, limit_ + 1.0 / limit_);
+      grew = static_cast<int>(limit_) > before;
     }
   }
-  cv_.notify_all();
+  // One request done frees one place (two when the limit grew): a herd of waiters woken for
+  // it costs more CPU than the requests themselves.
+  cv_.notify_one();
+  if (grew) cv_.notify_one();
 }
 
 int AimdLimit::limit() {

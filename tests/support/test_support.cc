@@ -232,7 +232,8 @@ void RgwEnvironment::TearDown() {
 
 RgwServer* RgwEnvironment::server() { return g_rgw; }
 
-Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Serve(const std::string& root_dir) {
+Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::Serve(const std::string& root_dir, bool etags) {
+  if (!etags) return Launch({"serve", root_dir, "--no-etag"});
   return Launch({"serve", root_dir});
 }
 

@@ -105,7 +105,8 @@ class RgwEnvironment : public ::testing::Environment {
 // to inject faults on request.
 class FaultyHttpServer {
  public:
-  static Result<std::unique_ptr<FaultyHttpServer>> Serve(const std::string& root_dir);
+  // `etags` false: no ETag header, as python's http.server (versions are mtime and size).
+  static Result<std::unique_ptr<FaultyHttpServer>> Serve(const std::string& root_dir, bool etags = true);
   // Serves HTTPS with a fresh self-signed certificate for 127.0.0.1, saved as ca_file().
   static Result<std::unique_ptr<FaultyHttpServer>> ServeTls(const std::string& root_dir);
   int port() const { return port_; }
