@@ -10,7 +10,8 @@
 //                                      path relative to DIR per line), those files by name,
 //                                      without listing DIR (a loader that knows its file names)
 //   dlio_bench lsl DIR                 stat every entry of DIR (ls -l): seconds
-//   dlio_bench ttfb DIR                open + first 4 KiB of each file: p50/p99 ms
+//   dlio_bench ttfb DIR [--manifest FILE]
+//                                      open + first 4 KiB of each file, one at a time: p50/p99 ms
 // Output: one JSON object per line.
 #include <dirent.h>
 #include <fcntl.h>
@@ -260,7 +261,7 @@ int Lsl(const Args& a) {
 }
 
 int Ttfb(const Args& a) {
-  auto files = ListFiles(a.path);
+  auto files = a.manifest.empty() ? ListFiles(a.path) : ManifestFiles(a.path, a.manifest);
   std::vector<double> ms;
   char buf[4096];
   for (const auto& f : files) {

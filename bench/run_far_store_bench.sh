@@ -11,6 +11,9 @@
 #   small-with-load    by name, with `sluice load` of the directory started alongside
 #   http-by-name       the same files on `python3 -m http.server` (no ETags, no Range), by name
 #   seq-256MiB         one 256 MiB file read sequentially (direct: 16 parallel ranged GETs)
+#   ttfb               time to first byte of a cold file opened by name, one at a time (100
+#                      files; direct: the mean time of one GET per file, one at a time)
+#   ceiling            what the store itself serves: direct GETs by name with 64 threads
 #   s3fs, rclone       the by-name pass through their FUSE mounts, same proxy
 # Each pass records the store requests the proxy saw (GET, HEAD, LIST).
 # Writes bench/results/far_store.json and far_store.md.
@@ -30,7 +33,7 @@ DLIO=$B/bench/dlio_bench
 PROXY=$B/tests/support/fault_proxy
 REPEAT=${REPEAT:-3}
 LATENCY_MS=${LATENCY_MS:-20}
-SCENARIOS=${SCENARIOS:-small-by-name small-listed small-with-load http-by-name seq-256MiB s3fs rclone}
+SCENARIOS=${SCENARIOS:-small-by-name small-listed small-with-load http-by-name seq-256MiB ttfb ceiling s3fs rclone}
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 S=${SCRATCH:-/var/tmp/sluice-far-bench}
 OUT=$PWD/bench/results
@@ -65,6 +68,7 @@ with open(f"{root}/big/file.bin", "wb") as f:
     for _ in range(256): f.write(rng.randbytes(1 << 20))
 rng.shuffle(names)
 open(manifest, "w").write("".join(n + "\n" for n in names))
+open(manifest + "-100", "w").write("".join(n + "\n" for n in names[:100]))
 PY
 PORT=$((20000 + RANDOM % 20000))
 eval "$(bash tests/fixtures/radosgw.sh start "$S/rgw" "$PORT" bench)"
@@ -106,9 +110,9 @@ pass() {
   echo "{\"contender\": \"$who\", \"scenario\": \"$name\", \"result\": $out}" >>"$RESULTS"
   echo "$who $name: $out" >&2
 }
-# Direct parallel GETs, no cache: `sluice ufs read -j 16 ARGS...`, its summary as JSON.
+# Direct parallel GETs, no cache: `sluice ufs read -j ${J:-16} ARGS...`, its summary as JSON.
 direct() {
-  "$SLUICE" ufs read -j 16 "$@" |
+  "$SLUICE" ufs read -j "${J:-16}" "$@" |
     sed -E 's/.*: ([0-9.]+) MiB\/s, ([0-9]+) files\/s.*/{"files_per_second": \2, "mib_per_second": \1}/'
 }
 
@@ -124,6 +128,11 @@ sluice_start() {
 }
 sluice_stop() { kill "$SLUICE_PID"; wait "$SLUICE_PID" 2>/dev/null || true; }
 s3_sluice() { sluice_start s3://bench -o "endpoint=$S3_PROXY"; }
+# One GET per file, one file at a time: the mean is a direct reader's time to first byte.
+direct_ttfb() {
+  "$SLUICE" ufs read -j 1 --manifest "$S/manifest-100" s3://bench/small -o "endpoint=$S3_PROXY" |
+    sed -E 's/.*: ([0-9.]+) MiB\/s, ([0-9]+) files\/s.*/\2/' | awk '{printf "{\"mean_ms\": %.1f}\n", 1000 / $1}'
+}
 by_name() { "$DLIO" small "$1" --jobs 16 --manifest "$S/manifest"; }
 listed() { "$DLIO" small "$1" --jobs 16; }
 with_load() { "$SLUICE" load /small >/dev/null; by_name "$1"; }
@@ -157,6 +166,17 @@ for _ in $(seq "$REPEAT"); do
     s3_sluice
     pass sluice seq-256MiB "$S3_PROXY" "$DLIO" seq "$S/mnt-sluice/big/file.bin" --jobs 1
     sluice_stop
+  fi
+  if wants ttfb; then
+    log "time to first byte"
+    pass direct ttfb "$S3_PROXY" direct_ttfb
+    s3_sluice
+    pass sluice ttfb "$S3_PROXY" "$DLIO" ttfb "$S/mnt-sluice/small" --manifest "$S/manifest-100"
+    sluice_stop
+  fi
+  if wants ceiling; then
+    log "the store's ceiling"
+    J=64 pass direct-64 ceiling "$S3_PROXY" direct --manifest "$S/manifest" s3://bench/small -o "endpoint=$S3_PROXY"
   fi
   if wants s3fs; then
     log "s3fs"
@@ -205,14 +225,20 @@ def counts(who, scenario):
     return f'{m.get("GET", 0)} / {m.get("HEAD", 0)} / {m.get("LIST", 0)}'
 lines = [f"# Far store: cold reads behind {latency} ms of first-byte latency", "",
          "Medians of the passes of `bash bench/run_far_store_bench.sh`; requests are one pass's GET / HEAD / LIST.", "",
-         "| scenario | contender | files/s | MiB/s | requests (GET / HEAD / LIST) |", "|---|---|---|---|---|"]
+         "| scenario | contender | files/s | MiB/s | ms to first byte | requests (GET / HEAD / LIST) |",
+         "|---|---|---|---|---|---|"]
 order = [("small-by-name", ("direct", "sluice", "s3fs", "rclone")), ("small-listed", ("sluice",)),
-         ("small-with-load", ("sluice",)), ("http-by-name", ("direct", "sluice")), ("seq-256MiB", ("direct", "sluice"))]
+         ("small-with-load", ("sluice",)), ("ceiling", ("direct-64",)), ("http-by-name", ("direct", "sluice")),
+         ("seq-256MiB", ("direct", "sluice")), ("ttfb", ("direct", "sluice"))]
+def cell(x, digits=0):
+    return "" if x is None else (round(x) if digits == 0 else round(x, digits))
 for scenario, whos in order:
     for who in whos:
         f, m = median(who, scenario, "files_per_second"), median(who, scenario, "mib_per_second")
-        if f is None and m is None: continue
-        lines.append(f"| {scenario} | {who} | {'' if f is None else round(f)} | {'' if m is None else round(m, 1)} | {counts(who, scenario)} |")
+        t = median(who, scenario, "p50_ms") or median(who, scenario, "mean_ms")
+        if f is None and m is None and t is None: continue
+        if scenario == "ttfb": f = m = None
+        lines.append(f"| {scenario} | {who} | {cell(f)} | {cell(m, 1)} | {cell(t, 1)} | {counts(who, scenario)} |")
 def ratio(a, b, target, what):
     if a is None or b is None or b == 0: return
     lines.append(f"| {what} | {a / b:.2f}x | {target}x | {'yes' if a / b >= target else '**no**'} |")
@@ -225,6 +251,10 @@ ratio(median("sluice", "http-by-name", "files_per_second"), median("direct", "ht
       "http:// store by name vs direct GETs")
 ratio(median("sluice", "seq-256MiB", "mib_per_second"), median("direct", "seq-256MiB", "mib_per_second"), 0.9,
       "cold 256 MiB vs direct parallel ranged GETs")
+ttfb_sluice, ttfb_direct = median("sluice", "ttfb", "p50_ms"), median("direct", "ttfb", "mean_ms")
+if ttfb_sluice is not None and ttfb_direct is not None:
+    lines.append(f"| time to first byte, cold, by name: sluice p50 vs a direct GET | {ttfb_sluice:.1f} vs "
+                 f"{ttfb_direct:.1f} ms | one round trip + < 1 ms | {'yes' if ttfb_sluice <= ttfb_direct + 1 else '**no**'} |")
 for other in ("s3fs", "rclone"):
     ratio(median("sluice", "small-with-load", "files_per_second"), median(other, "small-by-name", "files_per_second"), 3,
           f"with load vs {other} by name")
