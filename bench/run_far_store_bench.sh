@@ -121,10 +121,16 @@ SLUICE_PID=
 sluice_start() {
   rm -rf "$S/sluice"; mkdir -p "$S/sluice" "$S/mnt-sluice"
   export SLUICE_HOME=$S/sluice/home
-  "$SLUICE" local --ufs "$@" --cache-dir "$S/sluice/cache" --cache-size 4GiB --memory-size 1GiB --rpc-port 0 \
+  "$SLUICE" local --ufs "$@" --cache-dir "$S/sluice/cache" --cache-size 4GiB --memory-size 512MiB --rpc-port 0 \
     --http-port 0 --mountpoint "$S/mnt-sluice" >"$S/sluice/log" 2>&1 &
   SLUICE_PID=$!
   wait_mount "$S/mnt-sluice" || { cat "$S/sluice/log" >&2; exit 1; }
+  # A started worker reserves its memory tier in the background (RSS reaches the quota); a
+  # training job starts after that, and so does the pass (untimed, at most 20 s).
+  for _ in $(seq 400); do
+    (($(awk '/VmRSS/ {print $2}' "/proc/$SLUICE_PID/status") > 480 * 1024)) && break
+    sleep 0.05
+  done
 }
 sluice_stop() { kill "$SLUICE_PID"; wait "$SLUICE_PID" 2>/dev/null || true; }
 s3_sluice() { sluice_start s3://bench -o "endpoint=$S3_PROXY"; }

@@ -112,6 +112,26 @@ std::vector<ufs::ObjectInfo> MetadataCache::StoreListingLocked(const std::string
   return changed;
 }
 
+std::shared_ptr<MetadataCache::Pending> MetadataCache::JoinOrLeadLocked(std::unique_lock<std::mutex>& lock,
+                                                                       const std::string& map_key) {
+  auto it = pending_.find(map_key);
+  if (it == pending_.end()) {
+    auto mine = std::make_shared<Pending>();
+    pending_[map_key] = mine;
+    return mine;
+  }
+  ++stats_.shared_misses;
+  auto theirs = it->second;
+  revalidate_cv_.wait(lock, [&] { return theirs->done; });
+  return theirs;
+}
+
+void MetadataCache::CompleteLocked(const std::string& map_key, Pending* pending, const Status& status) {
+  pending->done = true;
+  pending->status = status;
+  pending_.erase(map_key);
+}
+
 Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
   const std::string map_key = "s:" + key;
   std::shared_ptr<Pending> pending;
@@ -136,26 +156,19 @@ Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
       }
     }
     ++stats_.misses;
-    auto p = pending_.find(map_key);
-    if (p != pending_.end()) {
-      ++stats_.shared_misses;
-      pending = p->second;
-      revalidate_cv_.wait(lock, [&] { return pending->done; });
+    pending = JoinOrLeadLocked(lock, map_key);
+    if (pending->done) {
       if (!pending->status.ok()) return pending->status;
       return pending->info;
     }
-    pending = std::make_shared<Pending>();
-    pending_[map_key] = pending;
   }
   auto fresh = stat_ ? stat_(key) : ufs_->Stat(key);
   std::optional<ufs::ObjectInfo> changed;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (Cacheable(fresh.status())) changed = StoreStatLocked(key, fresh);  // transient errors are not remembered
-    pending->done = true;
-    pending->status = fresh.status();
     if (fresh.ok()) pending->info = *fresh;
-    pending_.erase(map_key);
+    CompleteLocked(map_key, pending.get(), fresh.status());
   }
   revalidate_cv_.notify_all();
   if (changed && on_change_) on_change_(*changed);
@@ -184,26 +197,19 @@ Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key)
       return listing;
     }
     ++stats_.misses;
-    auto p = pending_.find(map_key);
-    if (p != pending_.end()) {
-      ++stats_.shared_misses;
-      pending = p->second;
-      revalidate_cv_.wait(lock, [&] { return pending->done; });
+    pending = JoinOrLeadLocked(lock, map_key);
+    if (pending->done) {
       if (!pending->status.ok()) return pending->status;
       return pending->listing;
     }
-    pending = std::make_shared<Pending>();
-    pending_[map_key] = pending;
   }
   auto fresh = ufs_->ListAll(key, false);
   std::vector<ufs::ObjectInfo> changed;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (Cacheable(fresh.status())) changed = StoreListingLocked(key, fresh, /*drop_missing_children=*/false);
-    pending->done = true;
-    pending->status = fresh.status();
     if (fresh.ok()) pending->listing = *fresh;
-    pending_.erase(map_key);
+    CompleteLocked(map_key, pending.get(), fresh.status());
   }
   revalidate_cv_.notify_all();
   if (on_change_) {

@@ -95,9 +95,12 @@ class MetadataCache {
   // Records a fresh stat result for `key`; returns the old info when it was a file whose
   // version is now different or gone (its pages are to be freed).
   std::optional<ufs::ObjectInfo> StoreStatLocked(const std::string& key, const Result<ufs::ObjectInfo>& fresh);
-  // Fetches `map_key` with `fetch` once however many callers miss it at the same time.
-  template <typename T>
-  Result<T> SingleFlight(const std::string& map_key, const std::function<Result<T>()>& fetch);
+  // With `lock` held on mu_: when a request for `map_key` is in flight, waits for it and
+  // returns it, done; else registers one that the caller is to make and complete.
+  std::shared_ptr<Pending> JoinOrLeadLocked(std::unique_lock<std::mutex>& lock, const std::string& map_key);
+  // Marks the caller's request done with `status` (its result set); the caller then
+  // notifies revalidate_cv_ once mu_ is released.
+  void CompleteLocked(const std::string& map_key, Pending* pending, const Status& status);
   // Stores a listing of `dir` and its entries' stats; returns the files that changed or went.
   std::vector<ufs::ObjectInfo> StoreListingLocked(const std::string& dir, const Result<std::vector<ufs::ObjectInfo>>& fresh,
                                                   bool drop_missing_children);

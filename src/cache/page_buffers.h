@@ -78,8 +78,8 @@ class PageBuffers {
   // A shared page holding a copy of `bytes`.
   PageData Copy(std::string_view bytes);
 
-  // Maps buffers of `capacity` bytes into the idle pool until buffers in use and idle reach
-  // `bytes` (or the bound), or `stop` is set: buffers taken later cost no page faults.
+  // Maps and writes buffers of `capacity` bytes into the idle pool until buffers in use and
+  // idle reach `bytes` (or the bound), or `stop` is set: buffers taken later cost no faults.
   void Prefill(size_t capacity, size_t bytes, const std::atomic<bool>& stop);
 
   void set_max_pooled_bytes(size_t bytes);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -183,6 +184,35 @@ int Mkdir(const std::string& uri, const UfsFlags& flags) {
 
 // Reads every file under `uri` with `threads` readers, files larger than `part_size` as
 // ranged GETs of that size in parallel, and reports files/s and MiB/s.
+// Runs read(i) for i in [0, count) on `threads` threads; read returns the bytes it read. Prints
+// the throughput over `files` files, or fails with the first error.
+int ReadInParallel(size_t count, size_t files, int threads, const std::function<Result<uint64_t>(size_t)>& read) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> bytes{0};
+  std::mutex mu;
+  Status first_error;
+  auto worker = [&] {
+    for (size_t i = next++; i < count; i = next++) {
+      auto n = read(i);
+      if (n.ok()) {
+        bytes += *n;
+      } else {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.ok()) first_error = n.status();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (!first_error.ok()) return Fail(first_error);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("read %zu files, %s in %.2fs: %.1f MiB/s, %.0f files/s\n", files, FormatSize(bytes).c_str(), secs,
+              static_cast<double>(bytes) / (1 << 20) / secs, static_cast<double>(files) / secs);
+  return 0;
+}
+
 // Reads the files a manifest names (paths relative to `uri`, one per line) as a loader that
 // knows its file names does: no listing, one GET per file (its first part answers its size),
 // `threads` at a time.
@@ -196,34 +226,16 @@ int ReadManifest(const std::string& uri, const std::string& manifest, int thread
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) names.push_back(loc->key.empty() ? line : loc->key + "/" + line);
   }
-  auto t0 = std::chrono::steady_clock::now();
-  std::atomic<size_t> next{0};
-  std::atomic<uint64_t> bytes{0};
-  std::mutex mu;
-  Status first_error;
-  auto worker = [&] {
-    for (size_t i = next++; i < names.size(); i = next++) {
-      auto count = [&](std::string_view chunk) {
-        bytes += chunk.size();
-        return Status::Ok();
-      };
-      auto info = loc->store->StatWithHead(names[i], part_size, count);
-      Status st = info.status();
-      if (info.ok() && info->size > part_size) st = loc->store->Read(names[i], part_size, info->size, count).status();
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first_error.ok()) first_error = st;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 0; t < std::max(1, threads); ++t) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
-  if (!first_error.ok()) return Fail(first_error);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("read %zu files, %s in %.2fs: %.1f MiB/s, %.0f files/s\n", names.size(), FormatSize(bytes).c_str(), secs,
-              static_cast<double>(bytes) / (1 << 20) / secs, static_cast<double>(names.size()) / secs);
-  return 0;
+  return ReadInParallel(names.size(), names.size(), threads, [&](size_t i) -> Result<uint64_t> {
+    uint64_t bytes = 0;
+    auto count = [&](std::string_view chunk) {
+      bytes += chunk.size();
+      return Status::Ok();
+    };
+    SLUICE_ASSIGN_OR_RETURN(ufs::ObjectInfo info, loc->store->StatWithHead(names[i], part_size, count));
+    if (info.size > part_size) SLUICE_RETURN_IF_ERROR(loc->store->Read(names[i], part_size, info.size, count).status());
+    return bytes;
+  });
 }
 
 int ReadAll(const std::string& uri, int threads, uint64_t part_size, const UfsFlags& flags) {
@@ -249,31 +261,10 @@ int ReadAll(const std::string& uri, int threads, uint64_t part_size, const UfsFl
       parts.push_back(Part{&f, off, std::min(part_size, f.size - off)});
     }
   }
-  auto t0 = std::chrono::steady_clock::now();
-  std::atomic<size_t> next{0};
-  std::atomic<uint64_t> bytes{0};
-  std::mutex mu;
-  Status first_error;
-  auto worker = [&] {
-    for (size_t i = next++; i < parts.size(); i = next++) {
-      const Part& p = parts[i];
-      auto n = loc->store->Read(p.file->path, p.offset, p.length, [](std::string_view) { return Status::Ok(); });
-      if (n.ok()) {
-        bytes += *n;
-      } else {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first_error.ok()) first_error = n.status();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 0; t < std::max(1, threads); ++t) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
-  if (!first_error.ok()) return Fail(first_error);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("read %zu files, %s in %.2fs: %.1f MiB/s, %.0f files/s\n", files.size(), FormatSize(bytes).c_str(), secs,
-              static_cast<double>(bytes) / (1 << 20) / secs, static_cast<double>(files.size()) / secs);
-  return 0;
+  return ReadInParallel(parts.size(), files.size(), threads, [&](size_t i) {
+    const Part& p = parts[i];
+    return loc->store->Read(p.file->path, p.offset, p.length, [](std::string_view) { return Status::Ok(); });
+  });
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::FaultProxy;
+using testing::IsMounted;
 using testing::ReadFile;
 using testing::RgwServer;
 using testing::RunCommand;
@@ -34,15 +35,6 @@ using testing::WriteFile;
 
 constexpr char kBucket[] = "far-test";
 RgwServer* Rgw() { return testing::RgwEnvironment::server(); }
-
-bool Mounted(const std::string& dir) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find(" " + dir + " ") != std::string::npos) return true;
-  }
-  return false;
-}
 
 class FarStoreTest : public ::testing::Test {
  protected:
@@ -66,7 +58,7 @@ class FarStoreTest : public ::testing::Test {
   }
   void TearDown() override {
     if (local_) local_->Stop(SIGTERM);
-    if (Mounted(mnt_)) RunCommand({"fusermount3", "-u", mnt_}, nullptr);
+    if (IsMounted(mnt_)) RunCommand({"fusermount3", "-u", mnt_}, nullptr);
   }
 
   // Writes `count` files of `size` bytes as DIR/f<i> to the store; returns their contents.
@@ -100,7 +92,7 @@ class FarStoreTest : public ::testing::Test {
     auto p = Subprocess::Start(argv, env_, dir_.path() + "/local.log");
     ASSERT_TRUE(p.ok());
     local_ = std::move(p).value();
-    ASSERT_TRUE(testing::WaitFor([&] { return Mounted(mnt_); }, 30s)) << ReadFile(dir_.path() + "/local.log");
+    ASSERT_TRUE(testing::WaitFor([&] { return IsMounted(mnt_); }, 30s)) << ReadFile(dir_.path() + "/local.log");
     ASSERT_TRUE(proxy_->ResetStats().ok());  // what starting cost is not the test's
   }
 

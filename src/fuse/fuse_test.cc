@@ -29,6 +29,7 @@ namespace sluice::fuse {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::IsMounted;
 using testing::ReadFile;
 using testing::RunCommand;
 using testing::Subprocess;
@@ -37,15 +38,6 @@ using testing::TestBytes;
 using testing::WriteFile;
 
 constexpr size_t kPage = 1 << 20;
-
-bool Mounted(const std::string& dir) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find(" " + dir + " ") != std::string::npos) return true;
-  }
-  return false;
-}
 
 bool KernelAtLeast(int major, int minor) {
   utsname u{};
@@ -95,7 +87,7 @@ class FuseTest : public ::testing::Test {
   }
   void TearDown() override {
     if (local_) local_->Stop(SIGTERM);
-    if (Mounted(mnt_)) RunCommand({"fusermount3", "-u", mnt_}, nullptr);
+    if (IsMounted(mnt_)) RunCommand({"fusermount3", "-u", mnt_}, nullptr);
   }
 
   int Run(const std::vector<std::string>& args, std::string* out) {
@@ -116,7 +108,7 @@ class FuseTest : public ::testing::Test {
     ASSERT_TRUE(p.ok());
     local_ = std::move(p).value();
     std::string out;
-    ASSERT_TRUE(testing::WaitFor([&] { return Run({"report"}, &out) == 0 && (!mount || Mounted(mnt_)); }, 20s))
+    ASSERT_TRUE(testing::WaitFor([&] { return Run({"report"}, &out) == 0 && (!mount || IsMounted(mnt_)); }, 20s))
         << ReadFile(dir_.path() + "/local.log");
   }
 
@@ -282,7 +274,7 @@ TEST_F(FuseTest, UnmountsCleanlyAndRefusesBadMountPoints) {
   int status = local_->Stop(SIGTERM);
   local_.reset();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_FALSE(Mounted(mnt_));
+  EXPECT_FALSE(IsMounted(mnt_));
 }
 
 TEST_F(FuseTest, CorruptCachedPagesAreNeverServed) {
@@ -292,7 +284,7 @@ TEST_F(FuseTest, CorruptCachedPagesAreNeverServed) {
   local_->Stop(SIGTERM);  // the restart empties the memory tier: the next reads go to page files
   local_.reset();
   size_t damaged = 0;
-  ASSERT_TRUE(testing::WaitFor([&] { return !Mounted(mnt_); }, 10s));
+  ASSERT_TRUE(testing::WaitFor([&] { return !IsMounted(mnt_); }, 10s));
   for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
     if (!e.is_regular_file() || e.file_size() < kPage) continue;
     std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
@@ -313,7 +305,7 @@ TEST_F(FuseTest, RecordsOfDiskTierPagesAreReadWithoutPromotingThem) {
   ASSERT_TRUE(ReadFile(mnt_ + name) == want);
   local_->Stop(SIGTERM);  // writes the pages to disk; the restart empties the memory tier
   local_.reset();
-  ASSERT_TRUE(testing::WaitFor([&] { return !Mounted(mnt_); }, 10s));
+  ASSERT_TRUE(testing::WaitFor([&] { return !IsMounted(mnt_); }, 10s));
   StartLocal({"--ufs", "file://" + ufs_});
   int fd = ::open((mnt_ + name).c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
@@ -348,21 +340,21 @@ TEST_F(FuseTest, SigtermWithAFileStillOpenEndsAfterTheGracePeriod) {
   local_.reset();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   EXPECT_LT(took, 30s);  // the grace period, or less when the kernel ends the connection itself
-  EXPECT_FALSE(Mounted(mnt_));
+  EXPECT_FALSE(IsMounted(mnt_));
 }
 
 TEST_F(FuseTest, FusermountUnmountWorks) {
   StartLocal({"--ufs", "file://" + ufs_});
   std::string out;
   ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_}, &out), 0) << out;
-  EXPECT_FALSE(Mounted(mnt_));
+  EXPECT_FALSE(IsMounted(mnt_));
 }
 
 TEST_F(FuseTest, WorkerKilledUnderALiveMountKeepsReadsGoing) {
   StartLocal({"--ufs", "file://" + ufs_}, /*mount=*/false);
   auto fuse = Subprocess::Start({SLUICE_BINARY, "fuse", mnt_}, env_, dir_.path() + "/fuse.log");
   ASSERT_TRUE(fuse.ok());
-  ASSERT_TRUE(testing::WaitFor([&] { return Mounted(mnt_); }, 10s)) << ReadFile(dir_.path() + "/fuse.log");
+  ASSERT_TRUE(testing::WaitFor([&] { return IsMounted(mnt_); }, 10s)) << ReadFile(dir_.path() + "/fuse.log");
   std::string name = "/sizes/f" + std::to_string(3 * kPage + 5);
   EXPECT_TRUE(ReadFile(mnt_ + name) == ReadFile(ufs_ + name));
   // Cached now: page-sized reads past the kernel's page cache (O_DIRECT) come spliced from the
@@ -385,7 +377,7 @@ TEST_F(FuseTest, WorkerKilledUnderALiveMountKeepsReadsGoing) {
   // The mount reads the under-store directly now.
   EXPECT_TRUE(ReadFile(mnt_ + "/sizes/f" + std::to_string(kPage + 1)) == ReadFile(ufs_ + "/sizes/f" + std::to_string(kPage + 1)));
   (*fuse)->Stop(SIGTERM);
-  EXPECT_FALSE(Mounted(mnt_));
+  EXPECT_FALSE(IsMounted(mnt_));
 }
 
 }  // namespace

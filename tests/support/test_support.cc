@@ -166,6 +166,15 @@ int UnusedPort() {
   return ntohs(addr.sin_port);
 }
 
+bool IsMounted(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(" " + dir + " ") != std::string::npos) return true;
+  }
+  return false;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

@@ -67,6 +67,8 @@ std::string TestBytes(size_t n, uint64_t seed);
 int UnusedPort();
 
 std::string ReadFile(const std::string& path);
+// Whether something is mounted at `dir` (this process's /proc/self/mountinfo).
+bool IsMounted(const std::string& dir);
 void WriteFile(const std::string& path, const std::string& data);
 
 // A throwaway Ceph RADOS Gateway on loopback (tests/fixtures/radosgw.sh): the reference S3
