@@ -82,6 +82,7 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
     return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, capacity));
   }
   std::vector<std::pair<char*, size_t>> doomed;
+  char* carved = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_use_bytes_ += pooled;
@@ -92,9 +93,25 @@ std::unique_ptr<PageBuffer> PageBuffers::Take(size_t capacity) {
       idle_bytes_ -= pooled;
       return std::unique_ptr<PageBuffer>(new PageBuffer(this, data, pooled));
     }
-    doomed = TrimLocked();  // idle buffers of other sizes make room for this one
+    // An idle buffer at least twice as large (a prefilled page's, written once: WriteOnce) is
+    // carved into buffers of this size, the rest kept idle for the next ones: a fresh mapping's
+    // first writes cost more than the copy itself here (a third of the worker's CPU in a
+    // cold pass over 100 KiB files).
+    for (auto& [larger, buffers] : idle_) {
+      if (larger < 2 * pooled || buffers.empty()) continue;
+      carved = buffers.back();
+      buffers.pop_back();
+      idle_bytes_ -= larger;
+      const size_t pieces = larger / pooled;
+      for (size_t k = 1; k < pieces; ++k) idle.push_back(carved + k * pooled);
+      idle_bytes_ += (pieces - 1) * pooled;
+      if (larger > pieces * pooled) doomed.emplace_back(carved + pieces * pooled, larger - pieces * pooled);
+      break;
+    }
+    if (!carved) doomed = TrimLocked();  // idle buffers of other sizes make room for this one
   }
   for (auto& [b, size] : doomed) ::munmap(b, size);
+  if (carved) return std::unique_ptr<PageBuffer>(new PageBuffer(this, carved, pooled));
   char* data = MapPopulated(pooled);
   if (!data) {
     std::lock_guard<std::mutex> lock(mu_);

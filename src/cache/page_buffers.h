@@ -7,9 +7,10 @@
 // cheaper than faulting it in as it fills: 117 vs 180 ms per 256 MiB here), its capacity
 // rounded up to one of four sizes per doubling (at most a quarter wasted), and when its last
 // reference goes it returns here to be reused as is. The mapped buffers, in use and idle, are
-// bounded by `max_pooled_bytes`: a freed buffer is kept only within it (else unmapped), and a
-// new mapping first unmaps idle buffers of other sizes to stay within it; buffers in use are
-// never refused. A worker sets the bound to its memory tier's quota plus the bytes allowed on
+// bounded by `max_pooled_bytes`: a freed buffer is kept only within it (else unmapped). A
+// buffer of a size none is idle of is carved, with its siblings, from an idle buffer at least
+// twice as large; else a new mapping first unmaps idle buffers of other sizes to stay within
+// the bound. Buffers in use are never refused. A worker sets the bound to its memory tier's quota plus the bytes allowed on
 // their way to disk: the tier then refills, after evictions or `sluice free`, without a fault,
 // and its pages and idle buffers together stay within that. Smaller buffers come from malloc.
 // Thread-safe; one process-wide pool.

@@ -73,6 +73,25 @@ TEST(PageBuffersTest, PrefillPopulatesIdleBuffersUpToTheAmountAndTheBound) {
   EXPECT_EQ(pool.idle_bytes() + pool.in_use_bytes(), size_t{6} << 20);
 }
 
+TEST(PageBuffersTest, SmallBuffersAreCarvedFromAPrefilledPage) {
+  PageBuffers pool(4 << 20);
+  std::atomic<bool> stop{false};
+  pool.Prefill(1 << 20, 2 << 20, stop);
+  auto first = pool.Take(100 << 10);  // 112 KiB: nine of them fit in one prefilled MiB
+  EXPECT_EQ(first->capacity(), size_t{112} << 10);
+  EXPECT_EQ(pool.idle_bytes(), (size_t{1} << 20) + 8 * (size_t{112} << 10));
+  std::vector<std::unique_ptr<PageBuffer>> more;
+  for (int i = 0; i < 8; ++i) more.push_back(pool.Take(100 << 10));
+  for (const auto& b : more) {  // the siblings, from the same prefilled (written) memory
+    EXPECT_GE(b->data(), first->data() - 8 * (112 << 10));
+    EXPECT_LT(b->data(), first->data() + (1 << 20));
+  }
+  EXPECT_EQ(pool.idle_bytes(), size_t{1} << 20);  // the other page, untouched
+  std::string bytes(100 << 10, 'y');
+  EXPECT_EQ(more.back()->Append(bytes), bytes.size());
+  EXPECT_EQ(more.back()->view(), bytes);
+}
+
 TEST(PageBuffersTest, CapacityIsNeverExceededNorWastedMuch) {
   PageBuffers pool(8 * kMiB);
   auto small = pool.Take(10 << 10);   // from malloc, exact

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "cli/context.h"
+#include "ufs/under_store.h"
 #include "common/logging.h"
 #include "common/path.h"
 #include "common/units.h"
@@ -124,8 +126,9 @@ int Local(Flags& f) {
     c.worker.disks = {{f.cache_dir.empty() ? ctx->cluster_dir + "/cache" : f.cache_dir, *size}};
   }
   c.worker.cache_policy = f.cache_policy;
+  cluster::MountPoint root{"/", f.uri, {}};
+  std::unique_ptr<ufs::UnderStore> store;
   if (!f.uri.empty()) {
-    cluster::MountPoint root{"/", f.uri, {}};
     for (const auto& kv : f.options) {
       size_t eq = kv.find('=');
       if (eq == std::string::npos) return Fail(InvalidArgument("option '" + kv + "' is not KEY=VALUE"));
@@ -134,8 +137,25 @@ int Local(Flags& f) {
     }
     // The URI and the store options are checked before the mount table changes: a typo
     // stops here (exit 2), not as a mount whose every request fails.
-    auto store = ufs::OpenUnderStore(root.uri, ufs::UnderStoreOptions::FromConfig(c.ufs, root.options.ufs_options));
-    if (!store.ok()) return Fail(store.status().WithContext("--ufs " + root.uri));
+    ufs::UnderStoreOptions uo = ufs::UnderStoreOptions::FromConfig(c.ufs, root.options.ufs_options);
+    uo.max_attempts = std::min<int>(uo.max_attempts, 2);
+    auto opened = ufs::OpenUnderStore(root.uri, uo);
+    if (!opened.ok()) return Fail(InvalidArgument("cannot serve " + root.uri + ": " + opened.status().message()));
+    store = std::move(opened).value();
+  }
+  // One `sluice local` per SLUICE_HOME: a second one would rewrite the first one's mounts.
+  auto running = ctx->store->Workers();
+  if (running.ok() && !running->empty()) {
+    const auto& w = running->front();
+    return Fail(InvalidArgument("another sluice worker (" + w.id + ", pid " + std::to_string(w.pid) + ", RPC " + w.host +
+                                ":" + std::to_string(w.rpc_port) + ") already serves " + ctx->cluster_dir +
+                                "; stop it first, or give this one its own SLUICE_HOME"));
+  }
+  if (store) {
+    // The store must answer with these settings (endpoint, credentials, bucket) before
+    // anything says "serving".
+    auto root_info = store->Stat("");
+    if (!root_info.ok()) return Fail(InvalidArgument("cannot serve " + root.uri + ": " + root_info.status().message()));
     Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) {
       (void)t->Remove("/");
       return t->Add(root);

@@ -105,6 +105,37 @@ TEST_F(LocalProcessTest, AnOptionTheStoreDoesNotKnowStopsAtOnce) {
   EXPECT_EQ(out, "cat\n");
 }
 
+TEST_F(LocalProcessTest, ASecondInstanceInOneHomeIsRefusedAndTheFirstKeepsServing) {
+  WriteFile(dir_.path() + "/other/x.txt", "other");
+  for (std::vector<std::string> args : {std::vector<std::string>{"--ufs", "file://" + dir_.path() + "/other"},
+                                        std::vector<std::string>{}}) {
+    std::vector<std::string> argv{"local", "--rpc-port", "0", "--http-port", "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out;
+    EXPECT_EQ(Run(argv, &out), 2) << out;
+    EXPECT_NE(out.find("already serves " + dir_.path() + "/home"), std::string::npos) << out;
+  }
+  std::string out;
+  ASSERT_EQ(Run({"fs", "cat", "/train/label.txt"}, &out), 0) << out;
+  EXPECT_EQ(out, "cat\n");
+}
+
+TEST_F(LocalProcessTest, AStoreThatCannotServeStopsLocalWithTheReason) {
+  env_["SLUICE_HOME"] = dir_.path() + "/another-home";  // no worker runs there
+  for (const auto& [args, reason] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--ufs", "file://" + dir_.path() + "/missing"}, "cannot serve file://"},
+           {{"--ufs", "gs://bucket/x"}, "unknown scheme 'gs'"},
+           {{"--ufs", "s3://bucket", "-o", "endpoint=http://127.0.0.1:1", "-o", "access_key=a", "-o", "secret_key=b"},
+            "cannot serve s3://bucket"}}) {
+    std::vector<std::string> argv{"local", "--rpc-port", "0", "--http-port", "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out;
+    EXPECT_EQ(Run(argv, &out), 2) << out;
+    EXPECT_NE(out.find(reason), std::string::npos) << out;
+    EXPECT_EQ(out.find("serving"), std::string::npos) << out;
+  }
+}
+
 TEST_F(LocalProcessTest, SurvivesSigkillWithTheCacheIntact) {
   std::string out;
   ASSERT_EQ(Run({"load", "/train", "--wait"}, &out), 0) << out;
