@@ -95,6 +95,8 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
       return Fail(m.status());
     }
     mount = std::move(m).value();
+    // `sluice fs sync` reaches the kernel's caches of this mount too.
+    (*worker)->set_sync_listener([m = mount.get()](const std::string& path) { m->Invalidate(path); });
   }
   std::printf("%s\nworker %s: RPC %s:%d, metrics http://%s:%d/metrics, cluster store %s\n", banner.c_str(),
               id.c_str(), ctx.config.worker.host.c_str(), (*worker)->rpc_port(), ctx.config.worker.host.c_str(),
@@ -197,6 +199,8 @@ int FuseCmd(Flags& f) {
   }
   auto fs = ConnectToWorker(*ctx);
   if (!fs.ok()) return Fail(fs.status());
+  // `fusermount3 -u` ends this command as Ctrl-C would.
+  o.on_external_unmount = [] { ::kill(::getpid(), SIGTERM); };
   auto mount = fuse::FuseMount::Mount(f.path, fs->get(), o);
   if (!mount.ok()) return Fail(mount.status());
   std::printf("mounted at %s (read-only); stop with Ctrl-C, SIGTERM or `fusermount3 -u %s`\n",

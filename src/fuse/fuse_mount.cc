@@ -153,9 +153,15 @@ class LowLevelMount final : public FuseMount {
       fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
       fuse_session_loop_mt(session_, cfg);
       fuse_loop_cfg_destroy(cfg);
-      std::lock_guard<std::mutex> lock(loop_mu_);
-      loop_ended_ = true;
-      loop_cv_.notify_all();
+      {
+        std::lock_guard<std::mutex> lock(loop_mu_);
+        loop_ended_ = true;
+        loop_cv_.notify_all();
+      }
+      if (!unmount_requested_ && options_.on_external_unmount) {
+        SLUICE_LOG_INFO("{} was unmounted from outside", mountpoint_);
+        options_.on_external_unmount();
+      }
     });
     return Status::Ok();
   }
@@ -209,6 +215,7 @@ class LowLevelMount final : public FuseMount {
   }
 
   void Unmount() override {
+    unmount_requested_ = true;
     std::lock_guard<std::mutex> lock(stop_mu_);
     if (!session_) return;
     fuse_session_exit(session_);
@@ -235,6 +242,26 @@ class LowLevelMount final : public FuseMount {
   }
 
   const std::string& mountpoint() const override { return mountpoint_; }
+
+  void Invalidate(const std::string& path) override {
+    std::vector<fuse_ino_t> below;
+    fuse_ino_t parent = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [ino, node] : nodes_) {
+        if (node.path == path || PathIsUnder(node.path, path)) below.push_back(ino);
+      }
+      auto it = path == "/" ? by_path_.end() : by_path_.find(ParentPath(path));
+      if (it != by_path_.end()) parent = it->second;
+    }
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    if (!session_) return;
+    for (fuse_ino_t ino : below) fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+    if (parent != 0) {
+      const std::string name = BaseName(path);
+      fuse_lowlevel_notify_inval_entry(session_, parent, name.c_str(), name.size());
+    }
+  }
 
  private:
   // Aborts the mount's connection through the fuse control file system (mounted here if it
@@ -369,6 +396,7 @@ class LowLevelMount final : public FuseMount {
     st.st_blksize = 1 << 20;
     st.st_mtim.tv_sec = static_cast<time_t>(info.mtime_ns / 1000000000);
     st.st_mtim.tv_nsec = static_cast<long>(info.mtime_ns % 1000000000);
+    if (info.mtime_ns == 0) st.st_mtim = mounted_at_;  // S3 "directories" have no time of their own
     st.st_ctim = st.st_mtim;
     st.st_atim = st.st_mtim;
     return st;
@@ -751,6 +779,12 @@ class LowLevelMount final : public FuseMount {
   // Paths read in small pieces through direct I/O (by path: the kernel forgets inodes).
   std::unordered_set<std::string> small_reads_;  // GUARDED_BY(mu_)
   std::mutex stop_mu_;
+  std::atomic<bool> unmount_requested_{false};
+  const timespec mounted_at_ = [] {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return now;
+  }();
   fuse_session* session_ = nullptr;
   bool splice_ = false;  // set before the loop starts
   // The INIT exchange (ReadRequest, WriteReply): written by the thread that handles INIT,

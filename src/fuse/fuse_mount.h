@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,9 @@ struct FuseOptions {
   std::chrono::milliseconds unmount_grace = std::chrono::seconds(5);
   // Files at least this large are opened with direct I/O (0: none): ClientConfig.
   uint64_t direct_io_min_size = 64ull << 20;
+  // Called once, from the mount's loop thread, when the mount ends without Unmount() (someone
+  // ran `fusermount3 -u`): `sluice fuse` then exits.
+  std::function<void()> on_external_unmount;
 };
 
 // StatusCode -> errno, the one translation point of this edge.
@@ -40,6 +44,10 @@ class FuseMount {
   // Unmounts and waits for the request loop to end: at most `unmount_grace` while files are
   // still open under the mount, whose reads then fail (ENOTCONN). Idempotent.
   virtual void Unmount() = 0;
+  // Makes the kernel forget what it cached of `path` (attributes, pages, a directory's
+  // listing) and of everything below it, as after `sluice fs sync PATH`. Not from within a
+  // request of this mount.
+  virtual void Invalidate(const std::string& path) = 0;
   virtual const std::string& mountpoint() const = 0;
 };
 

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "support/test_support.h"
@@ -348,6 +349,50 @@ TEST_F(FuseTest, FusermountUnmountWorks) {
   std::string out;
   ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_}, &out), 0) << out;
   EXPECT_FALSE(IsMounted(mnt_));
+}
+
+// The names in a directory of the mount.
+std::set<std::string> Names(const std::string& dir) {
+  std::set<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.insert(e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+TEST_F(FuseTest, TheMountFollowsSyncAndNestedMountsAndDirectoriesHaveATime) {
+  StartLocal({"--ufs", "file://" + ufs_});
+  EXPECT_EQ(Names(mnt_ + "/sizes").count("new-object"), 0u);  // the kernel keeps this listing
+  WriteFile(ufs_ + "/sizes/new-object", "new");
+  std::string out;
+  ASSERT_EQ(Run({"fs", "sync", "/sizes"}, &out), 0) << out;
+  EXPECT_EQ(Names(mnt_ + "/sizes").count("new-object"), 1u) << "the mount lags `fs sync`";
+  EXPECT_EQ(ReadFile(mnt_ + "/sizes/new-object"), "new");
+  struct stat st;
+  ASSERT_EQ(::stat((mnt_ + "/sizes").c_str(), &st), 0);
+  EXPECT_GT(st.st_mtime, 1600000000) << "a directory dated 1970";
+  WriteFile(dir_.path() + "/other/o.txt", "o");
+  ASSERT_EQ(Run({"mount", "add", "/nested", "file://" + dir_.path() + "/other"}, &out), 0) << out;
+  ASSERT_EQ(Run({"fs", "sync", "/"}, &out), 0) << out;
+  EXPECT_EQ(Names(mnt_).count("nested"), 1u);
+  EXPECT_EQ(ReadFile(mnt_ + "/nested/o.txt"), "o");
+  ASSERT_EQ(Run({"fs", "ls", "/"}, &out), 0) << out;
+  EXPECT_NE(out.find("nested"), std::string::npos) << out;
+}
+
+TEST_F(FuseTest, FusermountEndsSluiceFuse) {
+  StartLocal({"--ufs", "file://" + ufs_}, /*mount=*/false);
+  auto fuse = Subprocess::Start({SLUICE_BINARY, "fuse", mnt_}, env_, dir_.path() + "/fuse.log");
+  ASSERT_TRUE(fuse.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return IsMounted(mnt_); }, 20s)) << ReadFile(dir_.path() + "/fuse.log");
+  EXPECT_EQ(ReadFile(mnt_ + "/sizes/f1"), ReadFile(ufs_ + "/sizes/f1"));
+  ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_}, nullptr), 0);
+  int status = 0;
+  EXPECT_TRUE((*fuse)->WaitExit(10s, &status)) << "sluice fuse still runs after fusermount3 -u";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST_F(FuseTest, WorkerKilledUnderALiveMountKeepsReadsGoing) {

@@ -223,13 +223,24 @@ Result<Entry> Worker::Stat(const std::string& path) {
 }
 
 Result<std::vector<Entry>> Worker::List(const std::string& path) {
-  auto found = Resolve(path);
-  if (!found.ok() && found.status().code() == StatusCode::kNotFound) {
-    if (auto names = MountsBelow(path)) {
-      std::vector<Entry> out;
-      for (const auto& n : *names) out.push_back(Entry{JoinPath(*NormalizePath(path), n), true, 0, 0, ""});
-      return out;
+  SLUICE_ASSIGN_OR_RETURN(auto entries, ListMount(path));
+  // Mount points nested below the path show in its listing, as directories.
+  if (auto names = MountsBelow(path)) {
+    const std::string dir = *NormalizePath(path);
+    for (const auto& n : *names) {
+      std::string child = JoinPath(dir, n);
+      bool listed = std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.path == child; });
+      if (!listed) entries.push_back(Entry{child, true, 0, 0, ""});
     }
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  }
+  return entries;
+}
+
+Result<std::vector<Entry>> Worker::ListMount(const std::string& path) {
+  auto found = Resolve(path);
+  if (!found.ok() && found.status().code() == StatusCode::kNotFound && MountsBelow(path)) {
+    return std::vector<Entry>{};  // only mount points lie below: List adds them
   }
   SLUICE_ASSIGN_OR_RETURN(auto resolved, std::move(found));
   auto& [state, key] = resolved;
@@ -375,6 +386,11 @@ Result<uint64_t> Worker::Sync(const std::string& path) {
     }
   }
   return changed;
+}
+
+void Worker::set_sync_listener(std::function<void(const std::string& path)> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sync_listener_ = std::move(listener);
 }
 
 Result<std::vector<std::pair<std::shared_ptr<Worker::MountState>, ufs::ObjectInfo>>> Worker::FilesBelow(

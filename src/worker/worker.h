@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -74,6 +75,9 @@ class Worker {
                              uint64_t prefetch_to, const cache::CachedReader::PageSink& sink);
   // Drops cached metadata below `path`; files found changed lose their cached pages.
   Result<uint64_t> Sync(const std::string& path);
+  // Called with the normalized path after each SYNC request (`sluice fs sync`): the mount in
+  // this process tells the kernel to forget what it cached there. Must outlive the worker.
+  void set_sync_listener(std::function<void(const std::string& path)> listener);
   // Drops the cached pages of every file below `path`.
   Result<CacheUsage> Free(const std::string& path);
   // How much of every file below `path` is cached.
@@ -106,6 +110,9 @@ class Worker {
     ufs::ObjectInfo info;
   };
   Result<ResolvedFile> ResolveFile(const std::string& path);
+  // The entries of `path` in the mount that holds it (none for a path that only holds mount
+  // points).
+  Result<std::vector<Entry>> ListMount(const std::string& path);
   // For a path above some mount points but inside none ("/" with only /data mounted): the
   // next component of each mount below it; nullopt when no mount lies below.
   std::optional<std::vector<std::string>> MountsBelow(const std::string& path);
@@ -132,6 +139,7 @@ class Worker {
   // Per file (by id), the page up to which read-ahead was already queued.
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> prefetched_until_;  // GUARDED_BY(mu_)
 
+  std::function<void(const std::string&)> sync_listener_;  // GUARDED_BY(mu_)
   std::atomic<uint64_t> bytes_served_{0};
   std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
   std::unique_ptr<JobManager> jobs_;

@@ -89,6 +89,14 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       in.ParseFromString(req.header);
       auto changed = Sync(in.path());
       if (changed.ok()) resp.set_files(*changed);
+      if (changed.ok()) {
+        std::function<void(const std::string&)> listener;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          listener = sync_listener_;
+        }
+        if (listener) listener(*NormalizePath(in.path()));
+      }
       return Answer(out, req, resp, changed.status());
     }
     case rpc::FrameType::kFree:
