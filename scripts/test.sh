@@ -11,6 +11,9 @@ BUILD_DIR=${BUILD_DIR:-build/asan}
 SANITIZER=${SANITIZER-address,undefined}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSANITIZER="$SANITIZER" >/dev/null
 cmake --build "$BUILD_DIR"
+# No test reaches an EC2 metadata service by accident (the credential chain asks it last); the
+# IMDSv2 test points the chain at a fake one of its own.
+export AWS_EC2_METADATA_DISABLED=${AWS_EC2_METADATA_DISABLED:-true}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$BUILD_DIR"

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "ufs/aws_credentials.h"
 #include "ufs/http_client.h"
 #include "ufs/ranged_read.h"
 #include "ufs/retry.h"
@@ -32,7 +33,7 @@ struct S3Settings {
   std::string host;      // "127.0.0.1:7480" or "s3.us-east-1.amazonaws.com"
   std::string region;
   bool path_style = true;
-  AwsCredentials creds;  // empty: anonymous, unsigned requests
+  std::shared_ptr<AwsCredentialSource> creds;  // what it yields empty: anonymous, unsigned requests
 };
 
 struct Query {
@@ -241,7 +242,8 @@ class S3Store final : public VersionPinnedStore {
     req.url += query_string;
     req.headers = extra_headers;
 
-    if (!settings_.creds.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(AwsCredentials creds, settings_.creds->Get());
+    if (!creds.empty()) {
       std::string payload_hash = body.empty() ? kEmptySha256 : Sha256Hex(body);
       std::string amz_date = AmzDate(std::chrono::system_clock::now());
       SigV4Request to_sign;
@@ -250,10 +252,10 @@ class S3Store final : public VersionPinnedStore {
       to_sign.query = query.params;
       to_sign.payload_hash = payload_hash;
       to_sign.headers = {{"host", host}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", amz_date}};
-      if (!settings_.creds.session_token.empty()) {
-        to_sign.headers.emplace_back("x-amz-security-token", settings_.creds.session_token);
+      if (!creds.session_token.empty()) {
+        to_sign.headers.emplace_back("x-amz-security-token", creds.session_token);
       }
-      SigV4Signature sig = SignV4(to_sign, settings_.creds, settings_.region, "s3", amz_date);
+      SigV4Signature sig = SignV4(to_sign, creds, settings_.region, "s3", amz_date);
       for (const auto& h : to_sign.headers) req.headers.push_back(h);
       req.headers.emplace_back("Authorization", sig.authorization);
     }
@@ -292,8 +294,15 @@ class S3Store final : public VersionPinnedStore {
                       "authentication failed, the secret key does not match the access key: " + detail);
       }
       if (code == "InvalidAccessKeyId") {
+        auto creds = settings_.creds->Get();
         return Status(StatusCode::kPermissionDenied, "authentication failed, unknown access key '" +
-                                                         settings_.creds.access_key + "': " + detail);
+                                                         (creds.ok() ? creds->access_key : "") + "' (from the " +
+                                                         settings_.creds->Describe() + "): " + detail);
+      }
+      auto creds = settings_.creds->Get();
+      if (creds.ok() && creds->empty()) {  // sent unsigned
+        return Status(StatusCode::kPermissionDenied, "access denied to an anonymous request (" +
+                                                         settings_.creds->Describe() + "): " + detail);
       }
       return Status(StatusCode::kPermissionDenied, "access denied: " + detail);
     }
@@ -412,11 +421,14 @@ Result<std::unique_ptr<UnderStore>> NewS3Store(std::string_view bucket, std::str
     }
   }
   S3Settings s;
+  const AwsProfileConfig profile = LoadAwsProfileConfig();
   s.region = options.Get("region", !Env("AWS_REGION").empty() ? Env("AWS_REGION") : Env("AWS_DEFAULT_REGION"));
+  if (s.region.empty()) s.region = profile.region;
   if (s.region.empty()) s.region = "us-east-1";
   std::string endpoint = options.Get("endpoint");
   if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL_S3");
   if (endpoint.empty()) endpoint = Env("AWS_ENDPOINT_URL");
+  if (endpoint.empty()) endpoint = profile.endpoint_url;
   bool aws = endpoint.empty();
   if (aws) endpoint = "https://s3." + s.region + ".amazonaws.com";
   SLUICE_RETURN_IF_ERROR(ParseEndpoint(endpoint, &s));
@@ -427,13 +439,7 @@ Result<std::unique_ptr<UnderStore>> NewS3Store(std::string_view bucket, std::str
   }
   s.path_style = path_style == "true" || std::string(bucket).find('.') != std::string::npos;
 
-  s.creds.access_key = options.Get("access_key", Env("AWS_ACCESS_KEY_ID"));
-  s.creds.secret_key = options.Get("secret_key", Env("AWS_SECRET_ACCESS_KEY"));
-  s.creds.session_token = options.Get("session_token", Env("AWS_SESSION_TOKEN"));
-  if (s.creds.access_key.empty() != s.creds.secret_key.empty()) {
-    return InvalidArgument("S3 credentials need both an access key and a secret key (access_key/secret_key options, "
-                           "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
-  }
+  SLUICE_ASSIGN_OR_RETURN(s.creds, AwsCredentialSource::Resolve(options));
 
   HttpClientOptions http;
   http.connect_timeout = options.connect_timeout;

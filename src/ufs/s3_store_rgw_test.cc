@@ -3,9 +3,14 @@
 // binary (it takes seconds to start), so this file runs as a single ctest test.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "support/test_support.h"
+#include "ufs/http_client.h"
 #include "ufs/stores.h"
 
 namespace sluice::ufs {
@@ -194,6 +199,118 @@ TEST_F(S3StoreTest, WrongSecretIsAClearAuthenticationError) {
   EXPECT_NE(st.status().message().find("authentication failed"), std::string::npos) << st.status().message();
   EXPECT_EQ(bad->ReadToString("anything", 0, 1).status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(bad->Write("x", "y").code(), StatusCode::kPermissionDenied);
+}
+
+// Sets environment variables for a test and restores them after.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::map<std::string, std::string>& vars) {
+    for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                             "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                             "AWS_ROLE_ARN", "AWS_ENDPOINT_URL_STS", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                             "AWS_EC2_METADATA_DISABLED", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"}) {
+      const char* v = std::getenv(name);
+      saved_.emplace_back(name, v ? std::optional<std::string>(v) : std::nullopt);
+      ::unsetenv(name);
+    }
+    ::setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    for (const auto& [k, v] : vars) {
+      if (v.empty()) ::unsetenv(k.c_str());
+      else ::setenv(k.c_str(), v.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [k, v] : saved_) {
+      if (v) ::setenv(k.c_str(), v->c_str(), 1);
+      else ::unsetenv(k.c_str());
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// Options without keys: the credential chain finds them.
+UnderStoreOptions NoKeys(const std::string& endpoint = "") {
+  UnderStoreOptions o = Options(Rgw()->endpoint());
+  o.options.clear();
+  if (!endpoint.empty()) o.options.emplace_back("endpoint", endpoint);
+  return o;
+}
+
+// The fake STS and IMDSv2 (tests/fixtures/aws_metadata.py), handing out RGW's keys.
+std::unique_ptr<testing::Subprocess> StartMetadata(const testing::TempDir& dir, int expires_in, int* port) {
+  const std::string port_file = dir.path() + "/metadata.port";
+  auto p = testing::Subprocess::Start({SLUICE_PYTHON, SLUICE_FIXTURES_DIR "/aws_metadata.py", "--port-file", port_file,
+                                       "--access-key", Rgw()->access_key(), "--secret-key", Rgw()->secret_key(),
+                                       "--expires-in", std::to_string(expires_in)});
+  EXPECT_TRUE(p.ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return std::filesystem::exists(port_file); }, std::chrono::seconds(20)));
+  *port = std::atoi(testing::ReadFile(port_file).c_str());
+  return p.ok() ? std::move(p).value() : nullptr;
+}
+
+TEST_F(S3StoreTest, CredentialsAndEndpointFromAProfile) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.path() + "/credentials", "[default]\naws_access_key_id = WRONG\naws_secret_access_key = x\n\n"
+                                                  "[training]\naws_access_key_id = " + Rgw()->access_key() +
+                                                  "\naws_secret_access_key = " + Rgw()->secret_key() + "\n");
+  testing::WriteFile(dir.path() + "/config", "[profile training]\nregion = us-east-1\nendpoint_url = " +
+                                             Rgw()->endpoint() + "\n");
+  ScopedEnv env({{"AWS_SHARED_CREDENTIALS_FILE", dir.path() + "/credentials"},
+                 {"AWS_CONFIG_FILE", dir.path() + "/config"},
+                 {"AWS_PROFILE", "training"}});
+  auto store = OpenUnderStore("s3://" + std::string(kBucket) + "/" + prefix_, NoKeys());  // endpoint from the config
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->Write("p", "profile").ok());
+  EXPECT_EQ(*(*store)->ReadToString("p", 0, 100), "profile");
+  ::setenv("AWS_PROFILE", "nope", 1);
+  auto missing = OpenUnderStore("s3://" + std::string(kBucket), NoKeys());
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("no such profile"), std::string::npos) << missing.status().message();
+}
+
+TEST_F(S3StoreTest, CredentialsFromAWebIdentityAreRefreshedBeforeTheyExpire) {
+  testing::TempDir dir;
+  int port = 0;
+  auto metadata = StartMetadata(dir, /*expires_in=*/120, &port);  // inside the 5-minute refresh window
+  testing::WriteFile(dir.path() + "/token", "eyJhbGciOiJSUzI1NiJ9.e30.sig\n");
+  ScopedEnv env({{"AWS_WEB_IDENTITY_TOKEN_FILE", dir.path() + "/token"},
+                 {"AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/training"},
+                 {"AWS_ENDPOINT_URL_STS", "http://127.0.0.1:" + std::to_string(port)}});
+  auto store = OpenUnderStore("s3://" + std::string(kBucket) + "/" + prefix_, NoKeys(Rgw()->endpoint()));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->Write("w", "web identity").ok());
+  EXPECT_EQ(*(*store)->ReadToString("w", 0, 100), "web identity");
+  ufs::HttpClient http(ufs::HttpClientOptions{});
+  ufs::HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/stats";
+  ufs::HttpResponse r;
+  ASSERT_TRUE(http.Send(req, &r).ok());
+  // {"sts": N, ...}: fetched at open, then again for requests made close to the expiry.
+  EXPECT_GE(std::atoi(r.body.c_str() + r.body.find(':') + 1), 2) << r.body;
+}
+
+TEST_F(S3StoreTest, CredentialsFromTheInstanceRoleThroughImdsV2) {
+  testing::TempDir dir;
+  int port = 0;
+  auto metadata = StartMetadata(dir, 3600, &port);
+  ScopedEnv env({{"AWS_EC2_METADATA_DISABLED", ""},
+                 {"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:" + std::to_string(port) + "/"}});
+  auto store = OpenUnderStore("s3://" + std::string(kBucket) + "/" + prefix_, NoKeys(Rgw()->endpoint()));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->Write("i", "instance").ok());
+  EXPECT_EQ(*(*store)->ReadToString("i", 0, 100), "instance");
+}
+
+TEST_F(S3StoreTest, NoCredentialsAnywhereSaysWhatWasTried) {
+  testing::TempDir dir;
+  ScopedEnv env({{"AWS_SHARED_CREDENTIALS_FILE", dir.path() + "/none"}, {"AWS_CONFIG_FILE", dir.path() + "/none"}});
+  auto store = OpenUnderStore("s3://" + std::string(kBucket), NoKeys(Rgw()->endpoint()));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto info = (*store)->Stat("anything");
+  ASSERT_EQ(info.status().code(), StatusCode::kPermissionDenied) << info.status().ToString();
+  EXPECT_NE(info.status().message().find("no credentials found: tried"), std::string::npos) << info.status().message();
 }
 
 TEST_F(S3StoreTest, UnreachableEndpointFailsAfterBoundedRetries) {
