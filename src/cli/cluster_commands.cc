@@ -69,6 +69,18 @@ fuse::FuseOptions MountOptions(Context& ctx) {
 // with FUSE at `mountpoint` when one is given.
 int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint = "") {
   BlockStopSignals();
+  if (!ctx.config.log.file.empty() && LogFile().empty()) {  // --log-file wins over the config
+    auto level = spdlog::level::to_string_view(spdlog::default_logger()->level());
+    Status st = InitLogging(std::string(level.data(), level.size()), ctx.config.log.file);
+    if (!st.ok()) return Fail(st.WithContext("log.file"));
+  }
+  // The memory tier is reserved at start: a quota beyond the machine's memory cannot be.
+  const uint64_t ram = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (ram > 0 && ctx.config.worker.memory_quota > ram) {
+    return Fail(InvalidArgument("the memory tier (" + FormatSize(ctx.config.worker.memory_quota) +
+                                ", --memory-size or worker.memory_quota) is larger than this machine's memory (" +
+                                FormatSize(ram) + ")"));
+  }
 
   auto secret = ClusterSecret(ctx, true);
   if (!secret.ok()) return Fail(secret.status());
@@ -123,9 +135,15 @@ int Local(Flags& f) {
     c.worker.memory_quota = *v;
   }
   if (c.worker.disks.empty() || !f.cache_dir.empty() || !f.cache_size.empty()) {
-    auto size = ParseSize(f.cache_size.empty() ? "8GiB" : f.cache_size);
+    // --cache-dir and --cache-size each replace only what they name of a configured disk.
+    std::string size_text = f.cache_size.empty() && !c.worker.disks.empty() ? "" : f.cache_size;
+    auto size = size_text.empty() && !c.worker.disks.empty() ? Result<uint64_t>(c.worker.disks[0].quota)
+                                                             : ParseSize(size_text.empty() ? "8GiB" : size_text);
     if (!size.ok()) return Fail(size.status().WithContext("--cache-size"));
-    c.worker.disks = {{f.cache_dir.empty() ? ctx->cluster_dir + "/cache" : f.cache_dir, *size}};
+    std::string dir = !f.cache_dir.empty()          ? f.cache_dir
+                      : !c.worker.disks.empty() ? c.worker.disks[0].dir
+                                                : ctx->cluster_dir + "/cache";
+    c.worker.disks = {{dir, *size}};
   }
   c.worker.cache_policy = f.cache_policy;
   cluster::MountPoint root{"/", f.uri, {}};
@@ -262,8 +280,20 @@ int MountList(Flags& f) {
 int MountRemove(Flags& f) {
   auto ctx = LoadContext(f.config_file);
   if (!ctx.ok()) return Fail(ctx.status());
-  Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) { return t->Remove(f.path); });
-  return st.ok() ? 0 : Fail(st);
+  std::string removed;
+  Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) {
+    auto r = t->Resolve(f.path);
+    if (r.ok() && r->mount->path == *NormalizePath(f.path)) removed = r->mount->Describe();
+    return t->Remove(f.path);
+  });
+  if (!st.ok()) return Fail(st);
+  std::printf("removed %s\n", removed.empty() ? f.path.c_str() : removed.c_str());
+  auto workers = ctx->store->Workers();
+  if (workers.ok() && !workers->empty()) {
+    std::printf("the running worker %s no longer serves it%s\n", workers->front().id.c_str(),
+                *NormalizePath(f.path) == "/" ? "; nothing is mounted at / now" : "");
+  }
+  return 0;
 }
 
 // Runs `fn` with a client of the running worker.
@@ -497,6 +527,7 @@ int LoadStatus(const Flags& f, bool cancel) {
       std::printf("load %s running: %s\n", s->job_id().c_str(), ProgressLine(*s).c_str());
       return 0;
     }
+    if (cancel && s->state() != "cancelled") std::printf("load %s had already ended:\n", s->job_id().c_str());
     PrintFinal(*s);
     return 0;
   });

@@ -58,7 +58,9 @@ Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx) 
   SLUICE_ASSIGN_OR_RETURN(auto workers, ctx.store->Workers());
   if (workers.empty()) {
     return Status(StatusCode::kUnavailable, "no running sluice worker found in " + ctx.cluster_dir +
-                                                " (start one with `sluice local --ufs URI`, or point --config / "
+                                                " (the cluster directory: $SLUICE_HOME, default /var/lib/sluice; "
+                                                "start a worker with `sluice local --ufs URI`, set SLUICE_HOME to "
+                                                "the directory a running one uses, or point --config / "
                                                 "SLUICE_CONFIG at the cluster's config)");
   }
   SLUICE_ASSIGN_OR_RETURN(std::string secret, ClusterSecret(ctx, false));

@@ -207,6 +207,36 @@ TEST_F(LocalProcessTest, SigtermStopsCleanlyAndUnregisters) {
   std::string out;
   EXPECT_EQ(Run({"fs", "ls", "/"}, &out), 1);
   EXPECT_NE(out.find("no running sluice worker found"), std::string::npos) << out;
+  EXPECT_NE(out.find("SLUICE_HOME"), std::string::npos) << out;
+}
+
+TEST_F(LocalProcessTest, FirstHourDetails) {
+  std::string out;
+  // Global options after the subcommand too, and a log file.
+  EXPECT_EQ(Run({"report", "--log-level", "debug"}, &out), 0) << out;
+  EXPECT_EQ(Run({"fs", "ls", "/", "--log-file", dir_.path() + "/cli.log"}, &out), 0) << out;
+  // A memory tier larger than the machine is refused at start.
+  EXPECT_EQ(Run({"local", "--ufs", "file://" + dir_.path() + "/ufs", "--memory-size", "4096GiB", "--rpc-port", "0",
+                 "--http-port", "0"},
+                &out),
+            2)
+      << out;
+  // (that one was refused for the running instance first; in a home of its own, for the memory)
+  auto home = env_;
+  env_["SLUICE_HOME"] = dir_.path() + "/home2";
+  EXPECT_EQ(Run({"local", "--ufs", "file://" + dir_.path() + "/ufs", "--memory-size", "4096GiB", "--rpc-port", "0",
+                 "--http-port", "0"},
+                &out),
+            2)
+      << out;
+  EXPECT_NE(out.find("larger than this machine's memory"), std::string::npos) << out;
+  env_ = home;
+  // Removing a mount says what it removed, and that the running worker stops serving it.
+  WriteFile(dir_.path() + "/extra/e.txt", "e");
+  ASSERT_EQ(Run({"mount", "add", "/extra", "file://" + dir_.path() + "/extra"}, &out), 0) << out;
+  ASSERT_EQ(Run({"mount", "remove", "/extra"}, &out), 0) << out;
+  EXPECT_NE(out.find("removed /extra -> file://"), std::string::npos) << out;
+  EXPECT_NE(out.find("no longer serves it"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -11,14 +11,17 @@ int main(int argc, char** argv) {
                "It reads datasets where they live (S3, HTTP, local/NFS directories)."};
   app.set_version_flag("--version", "sluice 0.1.0");
   app.require_subcommand(1);
-  std::string log_level = "warn";
+  app.fallthrough();  // --log-level and --log-file also after the subcommand
+  std::string log_level = "warn", log_file;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  app.add_option("--log-file", log_file,
+                 "Append logs to FILE instead of stderr (default: stderr; a config file's log.file also sets it)");
   sluice::cli::CommandResult result;
   sluice::cli::AddClusterCommands(app, &result);
   sluice::cli::AddUfsCommands(app, &result);
   app.parse_complete_callback([&] {
-    sluice::Status st = sluice::InitLogging(log_level);
-    if (!st.ok()) throw CLI::ValidationError("--log-level", st.message());
+    sluice::Status st = sluice::InitLogging(log_level, log_file);
+    if (!st.ok()) throw CLI::ValidationError(log_file.empty() ? "--log-level" : "--log-file", st.message());
   });
   try {
     app.parse(argc, argv);

@@ -5,6 +5,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace sluice {
+namespace {
+std::string g_log_file;  // set during start-up, before other threads
+}  // namespace
+
+const std::string& LogFile() { return g_log_file; }
 
 Status InitLogging(const std::string& level, const std::string& file) {
   auto lvl = spdlog::level::from_str(level);
@@ -12,6 +17,7 @@ Status InitLogging(const std::string& level, const std::string& file) {
     return InvalidArgument("unknown log level '" + level + "' (use trace, debug, info, warn, error or off)");
   }
   try {
+    spdlog::drop("sluice");  // set up again: a config file may name a log file later
     std::shared_ptr<spdlog::logger> logger;
     if (file.empty()) {
       logger = spdlog::stderr_logger_mt("sluice");
@@ -21,8 +27,10 @@ Status InitLogging(const std::string& level, const std::string& file) {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ [%t] %v");
     logger->set_level(lvl);
     spdlog::set_default_logger(logger);
+    g_log_file = file;
   } catch (const spdlog::spdlog_ex& e) {
-    return IoError(std::string("cannot set up logging: ") + e.what());
+    return InvalidArgument(std::string("cannot set up logging") + (file.empty() ? "" : " to " + file) + ": " +
+                           e.what());
   }
   return Status::Ok();
 }

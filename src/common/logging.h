@@ -12,6 +12,8 @@ namespace sluice {
 
 // Sets the level ("trace".."off") and the sink (a file path, or stderr when empty).
 Status InitLogging(const std::string& level, const std::string& file = "");
+// The file logs go to, or "" for stderr.
+const std::string& LogFile();
 
 }  // namespace sluice
 
