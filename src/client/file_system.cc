@@ -101,7 +101,13 @@ Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint
   // The worker went away: continue from the under-store where the bytes stopped.
   auto rest = DirectRead(path, offset + delivered, length - delivered, sink);
   if (!rest.ok()) return rest.status().code() == StatusCode::kNotSupported ? st : rest.status();
-  SLUICE_LOG_WARN("worker unreachable ({}); read {} directly from the under-store", st.message(), path);
+  static LogLimiter limiter;  // an epoch without its worker would log a line per file
+  uint64_t held_back = 0;
+  if (limiter.Allow(&held_back)) {
+    SLUICE_LOG_WARN("worker unreachable ({}); read {} directly from the under-store (and {} more reads so since the "
+                    "last such line)",
+                    st.message(), path, held_back);
+  }
   return delivered + *rest;
 }
 

@@ -11,6 +11,19 @@ std::string g_log_file;  // set during start-up, before other threads
 
 const std::string& LogFile() { return g_log_file; }
 
+bool LogLimiter::Allow(uint64_t* held_back) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_) {
+    ++held_back_;
+    return false;
+  }
+  next_ = now + interval_;
+  *held_back = held_back_;
+  held_back_ = 0;
+  return true;
+}
+
 Status InitLogging(const std::string& level, const std::string& file) {
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {

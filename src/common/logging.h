@@ -4,6 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "common/status.h"
@@ -14,6 +17,21 @@ namespace sluice {
 Status InitLogging(const std::string& level, const std::string& file = "");
 // The file logs go to, or "" for stderr.
 const std::string& LogFile();
+
+// For a warning that may repeat per file or per request: lets one line through per interval,
+// and counts what it held back so the next line can say so. Thread-safe.
+class LogLimiter {
+ public:
+  explicit LogLimiter(std::chrono::nanoseconds interval = std::chrono::seconds(10)) : interval_(interval) {}
+  // True when a line may be logged now; `held_back` then gets the lines dropped since the last.
+  bool Allow(uint64_t* held_back);
+
+ private:
+  const std::chrono::nanoseconds interval_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point next_{};  // GUARDED_BY(mu_)
+  uint64_t held_back_ = 0;                        // GUARDED_BY(mu_)
+};
 
 }  // namespace sluice
 

@@ -413,9 +413,16 @@ class LowLevelMount final : public FuseMount {
     return e;
   }
 
+  // A failure the reader sees only as an errno is logged with its reason (at most a line per
+  // 10 s: a misconfigured store fails every file).
   static void ReplyError(fuse_req_t req, const Status& st, const char* op, const std::string& path) {
     int err = ErrnoFor(st);
-    if (err == EIO) SLUICE_LOG_WARN("{} {}: {}", op, path, st.ToString());
+    static LogLimiter limiter;
+    uint64_t held_back = 0;
+    if ((err == EIO || err == EACCES || err == EPERM) && limiter.Allow(&held_back)) {
+      SLUICE_LOG_WARN("{} {}: {} ({} such failures not logged since the last line)", op, path, st.ToString(),
+                      held_back);
+    }
     fuse_reply_err(req, err);
   }
 
