@@ -500,6 +500,10 @@ int Load(const Flags& f) {
   return WithClient(f, [&](client::FileSystem& fs) {
     auto id = fs.Load(f.path);
     if (!id.ok()) return Fail(id.status());
+    if (f.replicas > 1) {  // one node holds one copy of each page; say so rather than pretend
+      std::fprintf(stderr, "note: --replicas %d, but this cluster has one worker: each file is cached once\n",
+                   f.replicas);
+    }
     if (!f.wait && !f.progress) {
       std::printf("%s\n", id->c_str());
       return 0;

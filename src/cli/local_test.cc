@@ -237,6 +237,9 @@ TEST_F(LocalProcessTest, FirstHourDetails) {
   ASSERT_EQ(Run({"mount", "remove", "/extra"}, &out), 0) << out;
   EXPECT_NE(out.find("removed /extra -> file://"), std::string::npos) << out;
   EXPECT_NE(out.find("no longer serves it"), std::string::npos) << out;
+  // More replicas than workers: said, not pretended.
+  ASSERT_EQ(Run({"load", "/train", "--replicas", "2", "--wait"}, &out), 0) << out;
+  EXPECT_NE(out.find("note: --replicas 2, but this cluster has one worker"), std::string::npos) << out;
 }
 
 }  // namespace

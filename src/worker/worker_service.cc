@@ -1,6 +1,8 @@
 // The worker's edges: RPC frames and HTTP pages translated to Worker calls.
 #include <google/protobuf/util/json_util.h>
 
+#include <set>
+
 #include "common/path.h"
 #include "rpc/client.h"
 #include "worker/worker.h"
@@ -188,25 +190,58 @@ std::string Worker::Metrics() {
   return out;
 }
 
-Result<std::string> Worker::HttpGet(const std::string& target, std::string* content_type) {
-  google::protobuf::util::JsonPrintOptions json;
-  json.always_print_primitive_fields = true;
-  json.add_whitespace = true;
+namespace {
+
+// The JSON names of the 64-bit integer fields of `type` and of the messages it holds.
+void Int64FieldNames(const google::protobuf::Descriptor* type, std::set<std::string>* names,
+                     std::set<const google::protobuf::Descriptor*>* seen) {
+  if (!seen->insert(type).second) return;
+  for (int i = 0; i < type->field_count(); ++i) {
+    const auto* f = type->field(i);
+    using FD = google::protobuf::FieldDescriptor;
+    if (f->cpp_type() == FD::CPPTYPE_INT64 || f->cpp_type() == FD::CPPTYPE_UINT64) names->insert(f->json_name());
+    if (f->cpp_type() == FD::CPPTYPE_MESSAGE) Int64FieldNames(f->message_type(), names, seen);
+  }
+}
+
+// A message as JSON for the REST pages. Protobuf's JSON mapping writes 64-bit integers as
+// strings ("bytesServed": "123"); clients of a report expect numbers, so they are unquoted.
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.add_whitespace = true;
   std::string body;
+  (void)google::protobuf::util::MessageToJsonString(message, &body, options);
+  std::set<std::string> names;
+  std::set<const google::protobuf::Descriptor*> seen;
+  Int64FieldNames(message.GetDescriptor(), &names, &seen);
+  for (const auto& name : names) {
+    const std::string key = "\"" + name + "\": \"";
+    for (size_t at = body.find(key); at != std::string::npos; at = body.find(key, at + 1)) {
+      size_t open = at + key.size() - 1, close = body.find('"', open + 1);
+      if (close == std::string::npos || close == open + 1) continue;
+      bool digits = body.find_first_not_of("-0123456789", open + 1) >= close;
+      if (!digits) continue;
+      body.erase(close, 1);
+      body.erase(open, 1);
+    }
+  }
+  return body;
+}
+
+}  // namespace
+
+Result<std::string> Worker::HttpGet(const std::string& target, std::string* content_type) {
   if (target == "/metrics") {
     *content_type = "text/plain; version=0.0.4";
     return Metrics();
   }
   *content_type = "application/json";
-  if (target == "/api/v1/report") {
-    (void)google::protobuf::util::MessageToJsonString(Report(), &body, json);
-    return body;
-  }
+  if (target == "/api/v1/report") return ToJson(Report());
   const std::string jobs = "/api/v1/jobs/";
   if (target.rfind(jobs, 0) == 0) {
     SLUICE_ASSIGN_OR_RETURN(rpc::JobStatus s, JobStatus(target.substr(jobs.size())));
-    (void)google::protobuf::util::MessageToJsonString(s, &body, json);
-    return body;
+    return ToJson(s);
   }
   return NotFound("no page " + target + " (try /metrics, /api/v1/report, /api/v1/jobs/ID)");
 }

@@ -418,6 +418,7 @@ TEST_F(WorkerTest, MetricsAndReportPages) {
   ASSERT_TRUE(http.Send({"GET", base + "/api/v1/report", {}, {}}, &r).ok());
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("\"workerId\": \"w1\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"bytesServed\": 5,"), std::string::npos) << "numbers, not strings: " << r.body;
   ASSERT_TRUE(http.Send({"GET", base + "/nope", {}, {}}, &r).ok());
   EXPECT_EQ(r.status, 404);
   ASSERT_TRUE(http.Send({"DELETE", base + "/metrics", {}, {}}, &r).ok());
