@@ -477,7 +477,7 @@ std::string ProgressLine(const rpc::JobStatus& s) {
   std::string line = "[" + std::string(static_cast<size_t>(bar), '#') + std::string(static_cast<size_t>(30 - bar), '-') + "] ";
   char buf[256];
   std::string eta = "-";
-  if (rate > 0 && s.listing_done()) {
+  if (rate > 0 && s.listing_done() && s.elapsed_s() >= 1 && s.bytes_done() > 0) {  // else no estimate yet
     eta = FormatDuration(std::chrono::nanoseconds(
         static_cast<int64_t>(1e9 * static_cast<double>(s.bytes_total() - s.bytes_done()) / rate)));
   }
@@ -525,6 +525,16 @@ int Load(const Flags& f) {
 
 int LoadStatus(const Flags& f, bool cancel) {
   return WithClient(f, [&](client::FileSystem& fs) {
+    if (!cancel && f.job.empty()) {  // every job the worker keeps
+      auto report = fs.Report();
+      if (!report.ok()) return Fail(report.status());
+      if (report->jobs().empty()) std::printf("no load jobs on worker %s\n", report->worker_id().c_str());
+      for (const auto& j : report->jobs()) {
+        if (j.state() == "running") std::printf("load %s running: %s\n", j.job_id().c_str(), ProgressLine(j).c_str());
+        else PrintFinal(j);
+      }
+      return 0;
+    }
     auto s = cancel ? fs.CancelJob(f.job) : fs.JobStatus(f.job);
     if (!s.ok()) return Fail(s.status());
     if (s->state() == "running") {
@@ -654,8 +664,8 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   load->add_flag("--progress", f->progress, "Show a progress bar while waiting");
   load->add_option("--replicas", f->replicas, "Cached copies across workers")->check(CLI::Range(1, 16));
   config(load);
-  auto* status = load->add_subcommand("status", "Show a load job's progress");
-  status->add_option("JOB", f->job, "Job id printed by `sluice load`")->required();
+  auto* status = load->add_subcommand("status", "Show a load job's progress (without JOB: every job kept)");
+  status->add_option("JOB", f->job, "Job id printed by `sluice load`");
   config(status);
   run(status, [f] { return LoadStatus(*f, false); });
   auto* cancel = load->add_subcommand("cancel", "Cancel a load job");

@@ -240,6 +240,9 @@ TEST_F(LocalProcessTest, FirstHourDetails) {
   // More replicas than workers: said, not pretended.
   ASSERT_EQ(Run({"load", "/train", "--replicas", "2", "--wait"}, &out), 0) << out;
   EXPECT_NE(out.find("note: --replicas 2, but this cluster has one worker"), std::string::npos) << out;
+  // Without a job id, `load status` lists the jobs the worker keeps.
+  ASSERT_EQ(Run({"load", "status"}, &out), 0) << out;
+  EXPECT_NE(out.find("load load-1 done: 2 files"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Load job execution and progress.
 #include "worker/jobs.h"
 
+#include <algorithm>
+#include <system_error>
+
 #include "common/units.h"
 #include "ufs/retry.h"
 
@@ -38,14 +41,39 @@ JobManager::~JobManager() {
 }
 
 std::string JobManager::Start(const std::string& path, Lister list) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto job = std::make_unique<Job>();
-  job->id = "load-" + std::to_string(next_id_++);
-  job->path = path;
-  Job* raw = job.get();
-  jobs_[job->id] = std::move(job);
-  raw->thread = std::thread([this, raw, list = std::move(list)] { Run(raw, list); });
-  return raw->id;
+  std::vector<std::unique_ptr<Job>> dropped;
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // A bounded history: the oldest finished jobs go, their threads joined (they have ended).
+    size_t finished = 0;
+    for (const auto& [job_id, job] : jobs_) finished += job->finished_flag ? 1 : 0;
+    for (auto it = jobs_.begin(); it != jobs_.end() && finished >= kMaxFinishedJobs;) {
+      if (!it->second->finished_flag) {
+        ++it;
+        continue;
+      }
+      dropped.push_back(std::move(it->second));
+      it = jobs_.erase(it);
+      --finished;
+    }
+    auto job = std::make_unique<Job>();
+    job->id = "load-" + std::to_string(next_id_++);
+    job->path = path;
+    Job* raw = job.get();
+    jobs_[job->id] = std::move(job);
+    id = raw->id;
+    try {
+      raw->thread = std::thread([this, raw, list = std::move(list)] { Run(raw, list); });
+    } catch (const std::system_error& e) {  // out of threads: an error, not an abort
+      jobs_.erase(id);
+      id.clear();
+    }
+  }
+  for (auto& job : dropped) {
+    if (job->thread.joinable()) job->thread.join();
+  }
+  return id;
 }
 
 void JobManager::Run(Job* job, Lister list) {
@@ -127,11 +155,7 @@ void JobManager::Run(Job* job, Lister list) {
   job->finished_flag = true;
 }
 
-Result<rpc::JobStatus> JobManager::Status(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) return NotFound("no load job '" + id + "' on this worker");
-  Job* job = it->second.get();
+rpc::JobStatus JobManager::StatusLocked(Job* job) {
   rpc::JobStatus s;
   s.set_job_id(job->id);
   s.set_path(job->path);
@@ -150,6 +174,23 @@ Result<rpc::JobStatus> JobManager::Status(const std::string& id) {
   auto end = job->finished_flag ? job->finished : std::chrono::steady_clock::now();
   s.set_elapsed_s(std::chrono::duration<double>(end - job->started).count());
   return s;
+}
+
+Result<rpc::JobStatus> JobManager::Status(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return NotFound("no load job '" + id + "' on this worker");
+  return StatusLocked(it->second.get());
+}
+
+std::vector<rpc::JobStatus> JobManager::List() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<uint64_t, rpc::JobStatus>> out;
+  for (const auto& [id, job] : jobs_) out.emplace_back(std::stoull(id.substr(5)), StatusLocked(job.get()));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<rpc::JobStatus> jobs;
+  for (auto& [n, s] : out) jobs.push_back(std::move(s));
+  return jobs;
 }
 
 sluice::Status JobManager::Cancel(const std::string& id) {

@@ -44,14 +44,20 @@ class JobManager {
   explicit JobManager(JobOptions options = {});
   ~JobManager();
 
-  // Starts a job; `list` runs on the job's thread.
+  // Starts a job; `list` runs on the job's thread. "" when no thread could be started.
   std::string Start(const std::string& path, Lister list);
   Result<rpc::JobStatus> Status(const std::string& id);
+  // Every job kept, oldest first: the running ones and the last kMaxFinishedJobs finished.
+  std::vector<rpc::JobStatus> List();
   sluice::Status Cancel(const std::string& id);
 
  private:
   struct Job;
   void Run(Job* job, Lister list);
+
+  // A finished job's record (and its thread) is dropped once this many newer ones finished.
+  static constexpr size_t kMaxFinishedJobs = 100;
+  rpc::JobStatus StatusLocked(Job* job);  // REQUIRES(mu_)
 
   const JobOptions options_;
   std::mutex mu_;

@@ -439,7 +439,7 @@ Result<CacheUsage> Worker::CheckCached(const std::string& path) {
 Result<std::string> Worker::StartLoad(const std::string& path) {
   SLUICE_ASSIGN_OR_RETURN(std::string normalized, NormalizePath(path));
   SLUICE_RETURN_IF_ERROR(Resolve(normalized).status());  // fail now on a path outside every mount
-  return jobs_->Start(normalized, [this, normalized]() -> Result<std::vector<LoadItem>> {
+  std::string id = jobs_->Start(normalized, [this, normalized]() -> Result<std::vector<LoadItem>> {
     SLUICE_ASSIGN_OR_RETURN(auto files, FilesBelow(normalized));
     std::vector<LoadItem> items;
     for (auto& [state, info] : files) {
@@ -458,6 +458,8 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
     }
     return items;
   });
+  if (id.empty()) return Status(StatusCode::kResourceExhausted, "cannot start a load job: no thread left", true);
+  return id;
 }
 
 Result<rpc::JobStatus> Worker::JobStatus(const std::string& job_id) { return jobs_->Status(job_id); }
@@ -478,6 +480,7 @@ rpc::ReportResponse Worker::Report() {
   r.set_corrupt_pages(stats.corrupt_pages);
   r.set_bytes_served(bytes_served_ + located_bytes_);  // short-circuit pages count as served
   r.set_page_hits(located_pages_);
+  for (auto& job : jobs_->List()) *r.add_jobs() = std::move(job);
   r.set_uptime_s(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()));
   (void)Resolve("/");  // refresh the mount table; a missing root mount is fine here

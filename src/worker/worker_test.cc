@@ -1,5 +1,6 @@
 // A real worker (page store on disk, RPC and HTTP on loopback) read through the client
 // library, over a local directory and a real HTTP server as under-stores.
+#include "worker/jobs.h"
 #include "worker/worker.h"
 
 #include <gtest/gtest.h>
@@ -423,6 +424,20 @@ TEST_F(WorkerTest, MetricsAndReportPages) {
   EXPECT_EQ(r.status, 404);
   ASSERT_TRUE(http.Send({"DELETE", base + "/metrics", {}, {}}, &r).ok());
   EXPECT_EQ(r.status, 405);
+}
+
+TEST(JobManagerTest, FinishedJobsAreKeptBoundedAndTheirThreadsJoined) {
+  JobManager jobs;
+  std::string last;
+  for (int i = 0; i < 250; ++i) {
+    last = jobs.Start("/p", [] { return Result<std::vector<LoadItem>>(std::vector<LoadItem>{}); });
+    ASSERT_FALSE(last.empty());
+    ASSERT_TRUE(testing::WaitFor([&] { return jobs.Status(last)->state() == "done"; }, 10s));
+  }
+  auto kept = jobs.List();
+  EXPECT_LE(kept.size(), 101u);  // the last 100 finished, and the newest
+  EXPECT_EQ(kept.back().job_id(), last);
+  EXPECT_EQ(jobs.Status("load-1").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
