@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -27,7 +29,7 @@ struct Flags {
   std::string config_file;
   std::string path, path2, uri, job;
   std::vector<std::string> options;
-  bool read_only = true, long_format = false, progress = false, wait = false;
+  bool read_only = true, long_format = false, progress = false, wait = false, recursive = false;
   std::string metadata_ttl, cache_dir, cache_size, memory_size, cache_policy = "lru";
   int replicas = 1;
   int rpc_port = -1, http_port = -1;
@@ -224,7 +226,36 @@ int FuseCmd(Flags& f) {
   std::printf("mounted at %s (read-only); stop with Ctrl-C, SIGTERM or `fusermount3 -u %s`\n",
               (*mount)->mountpoint().c_str(), (*mount)->mountpoint().c_str());
   std::fflush(stdout);
+  // `sluice fs sync PATH` reaches this mount within a second: the worker's report lists the
+  // latest syncs, and the kernel forgets what it cached of their paths.
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+  std::thread follow([&] {
+    uint64_t seen = 0;
+    if (auto r = (*fs)->Report(); r.ok() && r->syncs_size() > 0) seen = r->syncs(r->syncs_size() - 1).seq();
+    std::unique_lock<std::mutex> lock(stop_mu);
+    while (!stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
+      lock.unlock();
+      auto r = (*fs)->Report();
+      if (r.ok() && r->syncs_size() > 0) {
+        // Missed more than the worker keeps (or it restarted): forget everything.
+        if (r->syncs(0).seq() > seen + 1 || r->syncs(r->syncs_size() - 1).seq() < seen) (*mount)->Invalidate("/");
+        for (const auto& event : r->syncs()) {
+          if (event.seq() > seen) (*mount)->Invalidate(event.path());
+        }
+        seen = r->syncs(r->syncs_size() - 1).seq();
+      }
+      lock.lock();
+    }
+  });
   WaitForSignal();
+  {
+    std::lock_guard<std::mutex> lock(stop_mu);
+    stopping = true;
+  }
+  stop_cv.notify_all();
+  follow.join();
   (*mount)->Unmount();
   return 0;
 }
@@ -355,23 +386,6 @@ int Cat(const Flags& f) {
   });
 }
 
-int Cp(const Flags& f) {
-  return WithClient(f, [&](client::FileSystem& fs) {
-    std::ofstream out(f.path2, std::ios::binary | std::ios::trunc);
-    if (!out) return Fail(IoError("cannot write " + f.path2));
-    auto t0 = std::chrono::steady_clock::now();
-    auto n = fs.Read(f.path, 0, UINT64_MAX / 2, [&](std::string_view chunk) {
-      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-      return out ? Status::Ok() : IoError("cannot write " + f.path2);
-    });
-    if (!n.ok()) return Fail(n.status());
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "copied %s to %s: %s in %.2fs (%.1f MiB/s)\n", f.path.c_str(), f.path2.c_str(),
-                 FormatSize(*n).c_str(), secs, static_cast<double>(*n) / (1 << 20) / std::max(secs, 1e-9));
-    return 0;
-  });
-}
-
 // Every file below `path` (or the file itself), walking directories through the worker.
 Result<std::vector<client::FileInfo>> FilesBelow(client::FileSystem& fs, const std::string& path) {
   SLUICE_ASSIGN_OR_RETURN(client::FileInfo info, fs.Stat(path));
@@ -388,6 +402,51 @@ Result<std::vector<client::FileInfo>> FilesBelow(client::FileSystem& fs, const s
     }
   }
   return files;
+}
+
+// Copies one file of the namespace to a local path.
+Status CopyOut(client::FileSystem& fs, const std::string& path, const std::string& dest, uint64_t* bytes) {
+  std::ofstream out(dest, std::ios::binary | std::ios::trunc);
+  if (!out) return IoError("cannot write " + dest);
+  auto n = fs.Read(path, 0, UINT64_MAX / 2, [&](std::string_view chunk) {
+    out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    return out ? Status::Ok() : IoError("cannot write " + dest);
+  });
+  if (!n.ok()) return n.status();
+  *bytes += *n;
+  return Status::Ok();
+}
+
+int Cp(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto info = fs.Stat(f.path);
+    if (!info.ok()) return Fail(info.status());
+    uint64_t bytes = 0;
+    size_t count = 0;
+    if (!info->is_dir) {
+      Status st = CopyOut(fs, f.path, f.path2, &bytes);
+      if (!st.ok()) return Fail(st);
+      count = 1;
+    } else {
+      if (!f.recursive) return Fail(InvalidArgument(f.path + " is a directory (copy a tree with -R)"));
+      auto files = FilesBelow(fs, f.path);
+      if (!files.ok()) return Fail(files.status());
+      for (const auto& file : *files) {
+        std::filesystem::path dest = std::filesystem::path(f.path2) / file.path.substr(info->path.size() + 1);
+        std::error_code ec;
+        std::filesystem::create_directories(dest.parent_path(), ec);
+        Status st = CopyOut(fs, file.path, dest.string(), &bytes);
+        if (!st.ok()) return Fail(st);
+        ++count;
+      }
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "copied %s to %s: %zu file%s, %s in %.2fs (%.1f MiB/s)\n", f.path.c_str(), f.path2.c_str(),
+                 count, count == 1 ? "" : "s", FormatSize(bytes).c_str(), secs,
+                 static_cast<double>(bytes) / (1 << 20) / std::max(secs, 1e-9));
+    return 0;
+  });
 }
 
 // Reads every file below PATH through the cache with N readers; reports the throughput.
@@ -646,9 +705,10 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   auto* cat = path_cmd("cat", "Write a file (or a range) to stdout", [f] { return Cat(*f); });
   cat->add_option("--offset", f->offset, "First byte");
   cat->add_option("--length", f->length, "Number of bytes");
-  path_cmd("cp", "Copy a file out of the namespace to a local path", [f] { return Cp(*f); })
-      ->add_option("DEST", f->path2, "Local file to write")
-      ->required();
+  auto* cp = path_cmd("cp", "Copy a file (or with -R a directory) out of the namespace to a local path",
+                      [f] { return Cp(*f); });
+  cp->add_option("DEST", f->path2, "Local file (or with -R, directory) to write")->required();
+  cp->add_flag("-R,--recursive", f->recursive, "Copy a directory and everything below it");
   path_cmd("sync", "Forget cached metadata below PATH; changed files lose their cached pages",
            [f] { return SyncCmd(*f); });
   path_cmd("check-cached", "Show how much of PATH is cached", [f] { return CheckCached(*f); });

@@ -240,6 +240,12 @@ TEST_F(LocalProcessTest, FirstHourDetails) {
   // More replicas than workers: said, not pretended.
   ASSERT_EQ(Run({"load", "/train", "--replicas", "2", "--wait"}, &out), 0) << out;
   EXPECT_NE(out.find("note: --replicas 2, but this cluster has one worker"), std::string::npos) << out;
+  // `fs cp -R` copies a tree; without -R a directory is refused.
+  EXPECT_EQ(Run({"fs", "cp", "/train", dir_.path() + "/copy"}, &out), 2) << out;
+  EXPECT_NE(out.find("is a directory (copy a tree with -R)"), std::string::npos) << out;
+  ASSERT_EQ(Run({"fs", "cp", "-R", "/train", dir_.path() + "/copy"}, &out), 0) << out;
+  EXPECT_EQ(ReadFile(dir_.path() + "/copy/label.txt"), "cat\n");
+  EXPECT_TRUE(ReadFile(dir_.path() + "/copy/shard-0.bin") == data_);
   // Without a job id, `load status` lists the jobs the worker keeps.
   ASSERT_EQ(Run({"load", "status"}, &out), 0) << out;
   EXPECT_NE(out.find("load load-1 done: 2 files"), std::string::npos) << out;

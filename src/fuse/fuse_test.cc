@@ -383,12 +383,18 @@ TEST_F(FuseTest, TheMountFollowsSyncAndNestedMountsAndDirectoriesHaveATime) {
   EXPECT_NE(out.find("nested"), std::string::npos) << out;
 }
 
-TEST_F(FuseTest, FusermountEndsSluiceFuse) {
+TEST_F(FuseTest, SluiceFuseFollowsSyncAndEndsOnFusermount) {
   StartLocal({"--ufs", "file://" + ufs_}, /*mount=*/false);
   auto fuse = Subprocess::Start({SLUICE_BINARY, "fuse", mnt_}, env_, dir_.path() + "/fuse.log");
   ASSERT_TRUE(fuse.ok());
   ASSERT_TRUE(testing::WaitFor([&] { return IsMounted(mnt_); }, 20s)) << ReadFile(dir_.path() + "/fuse.log");
   EXPECT_EQ(ReadFile(mnt_ + "/sizes/f1"), ReadFile(ufs_ + "/sizes/f1"));
+  // A separate `sluice fuse` follows `fs sync` too (within a second: it watches the worker).
+  EXPECT_EQ(Names(mnt_ + "/sizes").count("late"), 0u);
+  WriteFile(ufs_ + "/sizes/late", "late");
+  std::string out;
+  ASSERT_EQ(Run({"fs", "sync", "/sizes"}, &out), 0) << out;
+  EXPECT_TRUE(testing::WaitFor([&] { return Names(mnt_ + "/sizes").count("late") == 1; }, 10s));
   ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_}, nullptr), 0);
   int status = 0;
   EXPECT_TRUE((*fuse)->WaitExit(10s, &status)) << "sluice fuse still runs after fusermount3 -u";

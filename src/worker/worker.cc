@@ -485,6 +485,7 @@ rpc::ReportResponse Worker::Report() {
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()));
   (void)Resolve("/");  // refresh the mount table; a missing root mount is fine here
   std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& event : syncs_) *r.add_syncs() = event;
   for (const auto& [path, state] : states_) {
     auto* m = r.add_mounts();
     m->set_path(path);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -140,6 +141,8 @@ class Worker {
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> prefetched_until_;  // GUARDED_BY(mu_)
 
   std::function<void(const std::string&)> sync_listener_;  // GUARDED_BY(mu_)
+  std::deque<rpc::SyncEvent> syncs_;                        // GUARDED_BY(mu_): the latest, for Report
+  uint64_t next_sync_seq_ = 1;                              // GUARDED_BY(mu_)
   std::atomic<uint64_t> bytes_served_{0};
   std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
   std::unique_ptr<JobManager> jobs_;

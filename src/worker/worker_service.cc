@@ -96,6 +96,11 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
         {
           std::lock_guard<std::mutex> lock(mu_);
           listener = sync_listener_;
+          rpc::SyncEvent event;
+          event.set_seq(next_sync_seq_++);
+          event.set_path(*NormalizePath(in.path()));
+          syncs_.push_back(std::move(event));
+          if (syncs_.size() > 64) syncs_.pop_front();
         }
         if (listener) listener(*NormalizePath(in.path()));
       }
