@@ -631,6 +631,10 @@ int Report(const Flags& f) {
                   static_cast<unsigned long long>(m.ufs_requests()), FormatSize(m.ufs_bytes_read()).c_str(),
                   static_cast<unsigned long long>(m.ufs_errors()));
     }
+    if (r->client_fallback_reads() > 0) {
+      std::printf("reads clients made straight from the under-store while this worker was unreachable: %llu\n",
+                  static_cast<unsigned long long>(r->client_fallback_reads()));
+    }
     return 0;
   });
 }

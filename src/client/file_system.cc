@@ -167,8 +167,11 @@ Result<rpc::JobStatus> FileSystem::CancelJob(const std::string& job_id) {
 
 Result<rpc::ReportResponse> FileSystem::Report() {
   rpc::ReportRequest req;
+  const uint64_t unreported = fallback_reads_.load() - fallback_reported_.load();
+  req.set_fallback_reads(unreported);
   rpc::ReportResponse resp;
   SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kReport, req, &resp));
+  fallback_reported_ += unreported;
   return resp;
 }
 

@@ -122,6 +122,7 @@ class FileSystem {
   std::map<std::string, std::unique_ptr<ufs::UnderStore>> direct_;  // GUARDED_BY(mu_): by mount URI
   std::atomic<uint64_t> readahead_in_use_{0};
   std::atomic<uint64_t> fallback_reads_{0}, readahead_hits_{0}, readahead_bytes_{0}, short_circuit_bytes_{0};
+  std::atomic<uint64_t> fallback_reported_{0};  // of fallback_reads_, told to the worker (Report)
 };
 
 class File {

@@ -144,6 +144,7 @@ class Worker {
   std::deque<rpc::SyncEvent> syncs_;                        // GUARDED_BY(mu_): the latest, for Report
   uint64_t next_sync_seq_ = 1;                              // GUARDED_BY(mu_)
   std::atomic<uint64_t> bytes_served_{0};
+  std::atomic<uint64_t> client_fallback_reads_{0};  // reported by clients (REPORT requests)
   std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<Prefetcher> prefetcher_;

@@ -143,6 +143,8 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       return Answer(out, req, resp, status.status());
     }
     case rpc::FrameType::kReport: {
+      rpc::ReportRequest in;
+      if (in.ParseFromString(req.header)) client_fallback_reads_ += in.fallback_reads();
       rpc::ReportResponse resp = Report();
       return Answer(out, req, resp, Status::Ok());
     }

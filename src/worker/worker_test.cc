@@ -42,10 +42,11 @@ class WorkerTest : public ::testing::Test {
     }).ok());
   }
 
-  void StartWorker() {
+  // A worker on `port` (0: any); with `new_client`, fs_ becomes a client of it.
+  void StartWorker(int port = 0, bool new_client = true) {
     Config c;
     c.cluster.secret = "test-secret";
-    c.worker.rpc_port = 0;
+    c.worker.rpc_port = static_cast<uint32_t>(port);
     c.worker.http_port = 0;
     c.worker.page_size = kPage;
     c.worker.memory_quota = 4 * kPage;  // small: most hits come from disk
@@ -55,7 +56,7 @@ class WorkerTest : public ::testing::Test {
     auto w = Worker::Start(c, store_.get(), "w1");
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     worker_ = std::move(w).value();
-    fs_ = Client(/*short_circuit=*/true);
+    if (new_client) fs_ = Client(/*short_circuit=*/true);
   }
 
   std::unique_ptr<client::FileSystem> Client(bool short_circuit) {
@@ -247,12 +248,20 @@ TEST_F(WorkerTest, UnderStoreDownServesCachedAndNamesTheMountForTheRest) {
 
 TEST_F(WorkerTest, WorkerDownFallsBackToTheUnderStore) {
   EXPECT_EQ(ReadAll("/tree/a.txt"), "alpha");
+  const int port = worker_->rpc_port();
   worker_.reset();
   EXPECT_EQ(ReadAll("/tree/a.txt"), "alpha");
   EXPECT_TRUE(ReadAll("/big.bin", 5, 3 * kPage) == big_.substr(5, 3 * kPage));
   EXPECT_EQ(fs_->Stat("/big.bin")->size, big_.size());
   EXPECT_GE(fs_->Stats().fallback_reads, 2u);
   EXPECT_EQ(fs_->Report().status().code(), StatusCode::kUnavailable);  // admin calls need the worker
+  // Back on its port, the worker learns from the client's next report how many reads went
+  // around it, and counts them in its own report.
+  StartWorker(port, /*new_client=*/false);
+  auto report = fs_->Report();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_GE(report->client_fallback_reads(), 2u);
+  EXPECT_EQ(fs_->Report()->client_fallback_reads(), report->client_fallback_reads());  // counted once
 }
 
 TEST_F(WorkerTest, SequentialReadAheadAndRandomReads) {
