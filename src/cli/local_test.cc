@@ -240,6 +240,20 @@ TEST_F(LocalProcessTest, FirstHourDetails) {
   // More replicas than workers: said, not pretended.
   ASSERT_EQ(Run({"load", "/train", "--replicas", "2", "--wait"}, &out), 0) << out;
   EXPECT_NE(out.find("note: --replicas 2, but this cluster has one worker"), std::string::npos) << out;
+  // --cache-size with a config file keeps the configured cache directory.
+  WriteFile(dir_.path() + "/cfg.yaml", "worker:\n  disks: [{dir: " + dir_.path() + "/configured-cache, quota: 1GiB}]\n");
+  {
+    auto second = Subprocess::Start({SLUICE_BINARY, "local", "--ufs", "file://" + dir_.path() + "/ufs", "--config",
+                                     dir_.path() + "/cfg.yaml", "--cache-size", "2GiB", "--memory-size", "1MiB",
+                                     "--rpc-port", "0", "--http-port", "0"},
+                                    {{"SLUICE_HOME", dir_.path() + "/home3"}}, dir_.path() + "/second.log");
+    ASSERT_TRUE(second.ok());
+    EXPECT_TRUE(testing::WaitFor(
+        [&] { return ReadFile(dir_.path() + "/second.log").find("2.00 GiB in " + dir_.path() + "/configured-cache") !=
+                     std::string::npos; },
+        20s))
+        << ReadFile(dir_.path() + "/second.log");
+  }
   // `fs cp -R` copies a tree; without -R a directory is refused.
   EXPECT_EQ(Run({"fs", "cp", "/train", dir_.path() + "/copy"}, &out), 2) << out;
   EXPECT_NE(out.find("is a directory (copy a tree with -R)"), std::string::npos) << out;

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include "support/test_support.h"
 #include "ufs/under_store.h"
@@ -127,6 +128,32 @@ class FarStoreTest : public ::testing::Test {
   std::map<std::string, std::string> env_;
   std::unique_ptr<Subprocess> local_;
 };
+
+TEST_F(FarStoreTest, LocalRefusesAStoreItCannotServeWithTheReason) {
+  auto local = [&](std::vector<std::string> args, std::map<std::string, std::string> env) {
+    std::vector<std::string> argv{SLUICE_BINARY, "local", "--rpc-port", "0", "--http-port", "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    env["SLUICE_HOME"] = dir_.path() + "/refused-home";
+    env["AWS_EC2_METADATA_DISABLED"] = "true";
+    std::string out;
+    int rc = RunCommand(argv, &out, env);
+    return std::make_pair(rc, out);
+  };
+  const std::string endpoint = "endpoint=" + Rgw()->endpoint();
+  auto [rc, out] = local({"--ufs", std::string("s3://") + kBucket, "-o", endpoint, "-o",
+                          "access_key=" + Rgw()->access_key(), "-o", "secret_key=wrong"}, {});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("the secret key does not match"), std::string::npos) << out;
+  std::tie(rc, out) = local({"--ufs", "s3://no-such-bucket", "-o", endpoint}, env_);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("bucket 'no-such-bucket' does not exist"), std::string::npos) << out;
+  std::tie(rc, out) = local({"--ufs", std::string("s3://") + kBucket, "-o", endpoint},
+                            {{"AWS_SHARED_CREDENTIALS_FILE", dir_.path() + "/none"},
+                             {"AWS_CONFIG_FILE", dir_.path() + "/none"}});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("no credentials found: tried"), std::string::npos) << out;
+  EXPECT_EQ(out.find("serving"), std::string::npos) << out;
+}
 
 TEST_F(FarStoreTest, AColdFileCostsOneRoundTripByNameAndNoHeadWhenListed) {
   auto by_name = Put("byname", 60, 20 << 10);

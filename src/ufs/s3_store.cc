@@ -265,6 +265,9 @@ class S3Store final : public VersionPinnedStore {
   // A HEAD response has no body, so no S3 error code to tell a bad secret from a missing
   // permission: repeat the request as a one-byte GET (on errors only) to read the code.
   Status HeadError(const HttpResponse& head, const std::string& key, const std::string& what) {
+    if (head.status == 404 && key.empty()) {
+      return NotFound("bucket '" + bucket_ + "' does not exist: HEAD " + what + ": HTTP 404");
+    }
     if (head.status != 403 && head.status != 400) return ErrorFor(head, "HEAD", what);
     auto get = key.empty() ? Call("GET", "", Query{{{"list-type", "2"}, {"max-keys", "1"}}}, {}, {})
                            : Call("GET", key, {}, {{"Range", "bytes=0-0"}}, {});
