@@ -94,22 +94,17 @@ Result<std::unique_ptr<AwsCredentialSource>> AwsCredentialSource::Resolve(const 
     s->creds_ = std::move(c);
     s->description_ = std::move(where);
   };
-  AwsCredentials from_options{options.Get("access_key"), options.Get("secret_key"), options.Get("session_token")};
-  AwsCredentials from_env{Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY"), Env("AWS_SESSION_TOKEN")};
-  for (const auto& [c, where] : {std::pair{from_options, "options"}, std::pair{from_env, "environment"}}) {
-    if (c.access_key.empty() != c.secret_key.empty()) {
-      return InvalidArgument(std::string("S3 credentials from the ") + where +
-                             " need both an access key and a secret key (access_key/secret_key options, or "
-                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
-    }
+  // Options first, key by key, then the environment (as the AWS tools combine them).
+  AwsCredentials given{options.Get("access_key", Env("AWS_ACCESS_KEY_ID")),
+                       options.Get("secret_key", Env("AWS_SECRET_ACCESS_KEY")),
+                       options.Get("session_token", Env("AWS_SESSION_TOKEN"))};
+  if (given.access_key.empty() != given.secret_key.empty()) {
+    return InvalidArgument("S3 credentials need both an access key and a secret key (access_key/secret_key options, "
+                           "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
   }
-  if (!from_options.empty()) {
-    if (from_options.session_token.empty()) from_options.session_token = from_env.session_token;
-    use_static(from_options, "options");
-    return s;
-  }
-  if (!from_env.empty()) {
-    use_static(from_env, "environment");
+  if (!given.empty()) {
+    const bool from_options = !options.Get("access_key").empty() || !options.Get("secret_key").empty();
+    use_static(given, from_options ? "options" : "environment");
     return s;
   }
   // The shared credentials file, then the config file, for the profile.
