@@ -112,6 +112,11 @@ std::vector<ufs::ObjectInfo> MetadataCache::StoreListingLocked(const std::string
   return changed;
 }
 
+void MetadataCache::NotifyChanged(const std::vector<ufs::ObjectInfo>& old_infos) {
+  if (!on_change_) return;
+  for (const auto& old : old_infos) on_change_(old);
+}
+
 std::shared_ptr<MetadataCache::Pending> MetadataCache::JoinOrLeadLocked(std::unique_lock<std::mutex>& lock,
                                                                        const std::string& map_key) {
   auto it = pending_.find(map_key);
@@ -171,7 +176,7 @@ Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
     CompleteLocked(map_key, pending.get(), fresh.status());
   }
   revalidate_cv_.notify_all();
-  if (changed && on_change_) on_change_(*changed);
+  if (changed) NotifyChanged({*changed});
   return fresh;
 }
 
@@ -212,9 +217,7 @@ Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key)
     CompleteLocked(map_key, pending.get(), fresh.status());
   }
   revalidate_cv_.notify_all();
-  if (on_change_) {
-    for (const auto& old : changed) on_change_(old);
-  }
+  NotifyChanged(changed);
   return fresh;
 }
 
@@ -229,9 +232,7 @@ void MetadataCache::AddListed(const std::vector<ufs::ObjectInfo>& entries) {
       if (auto old = StoreStatLocked(info.path, info)) changed.push_back(*old);
     }
   }
-  if (on_change_) {
-    for (const auto& old : changed) on_change_(old);
-  }
+  NotifyChanged(changed);
 }
 
 void MetadataCache::ScheduleRevalidation(const std::string& key) {
@@ -270,31 +271,14 @@ void MetadataCache::RevalidationLoop() {
 // Lists `dir` once and refreshes its entries; a directory too large to list whole (or gone)
 // revalidates the entries that expired (`triggers`) one by one instead.
 void MetadataCache::Revalidate(const std::string& dir, const std::set<std::string>& triggers) {
-  std::vector<ufs::ObjectInfo> all;
-  ufs::ListOptions opts;
-  Status st;
-  bool complete = false;
-  while (all.size() <= options_.max_revalidate_entries) {
-    auto page = ufs_->List(dir, opts);
-    if (!page.ok()) {
-      st = page.status();
-      break;
-    }
-    for (auto& e : page->entries) all.push_back(std::move(e));
-    if (page->next_token.empty()) {
-      complete = true;
-      break;
-    }
-    opts.continuation = page->next_token;
-  }
+  auto fresh = ufs_->ListAll(dir, false, options_.max_revalidate_entries);
+  const Status& st = fresh.status();
   std::vector<ufs::ObjectInfo> changed;
-  if (complete || (st.code() == StatusCode::kNotFound && triggers.empty())) {
+  if (fresh.ok() || (st.code() == StatusCode::kNotFound && triggers.empty())) {
     std::lock_guard<std::mutex> lock(mu_);
-    Result<std::vector<ufs::ObjectInfo>> fresh = complete ? Result<std::vector<ufs::ObjectInfo>>(std::move(all))
-                                                          : Result<std::vector<ufs::ObjectInfo>>(st);
     changed = StoreListingLocked(dir, fresh, /*drop_missing_children=*/true);
     ++stats_.revalidations;
-  } else if (st.ok() || st.code() == StatusCode::kNotFound) {
+  } else if (st.code() == StatusCode::kResourceExhausted || st.code() == StatusCode::kNotFound) {
     for (const auto& key : triggers) {
       auto fresh = ufs_->Stat(key);
       std::lock_guard<std::mutex> lock(mu_);
@@ -306,9 +290,7 @@ void MetadataCache::Revalidate(const std::string& dir, const std::set<std::strin
   } else {
     SLUICE_LOG_DEBUG("revalidating {} in the background failed: {}", dir, st.ToString());
   }
-  if (on_change_) {
-    for (const auto& old : changed) on_change_(old);
-  }
+  NotifyChanged(changed);
 }
 
 MetadataCache::Invalidated MetadataCache::Invalidate(const std::string& key) {

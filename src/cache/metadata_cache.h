@@ -98,6 +98,8 @@ class MetadataCache {
   // With `lock` held on mu_: when a request for `map_key` is in flight, waits for it and
   // returns it, done; else registers one that the caller is to make and complete.
   std::shared_ptr<Pending> JoinOrLeadLocked(std::unique_lock<std::mutex>& lock, const std::string& map_key);
+  // Hands the old infos of changed files to on_change (outside mu_).
+  void NotifyChanged(const std::vector<ufs::ObjectInfo>& old_infos);
   // Marks the caller's request done with `status` (its result set); the caller then
   // notifies revalidate_cv_ once mu_ is released.
   void CompleteLocked(const std::string& map_key, Pending* pending, const Status& status);

@@ -138,14 +138,15 @@ int Local(Flags& f) {
   }
   if (c.worker.disks.empty() || !f.cache_dir.empty() || !f.cache_size.empty()) {
     // --cache-dir and --cache-size each replace only what they name of a configured disk.
-    std::string size_text = f.cache_size.empty() && !c.worker.disks.empty() ? "" : f.cache_size;
-    auto size = size_text.empty() && !c.worker.disks.empty() ? Result<uint64_t>(c.worker.disks[0].quota)
-                                                             : ParseSize(size_text.empty() ? "8GiB" : size_text);
-    if (!size.ok()) return Fail(size.status().WithContext("--cache-size"));
-    std::string dir = !f.cache_dir.empty()          ? f.cache_dir
-                      : !c.worker.disks.empty() ? c.worker.disks[0].dir
-                                                : ctx->cluster_dir + "/cache";
-    c.worker.disks = {{dir, *size}};
+    uint64_t size = c.worker.disks.empty() ? (8ull << 30) : c.worker.disks[0].quota;
+    if (!f.cache_size.empty()) {
+      auto v = ParseSize(f.cache_size);
+      if (!v.ok()) return Fail(v.status().WithContext("--cache-size"));
+      size = *v;
+    }
+    std::string dir = c.worker.disks.empty() ? ctx->cluster_dir + "/cache" : c.worker.disks[0].dir;
+    if (!f.cache_dir.empty()) dir = f.cache_dir;
+    c.worker.disks = {{dir, size}};
   }
   c.worker.cache_policy = f.cache_policy;
   cluster::MountPoint root{"/", f.uri, {}};

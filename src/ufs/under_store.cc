@@ -37,7 +37,7 @@ Result<std::string> UnderStore::ReadToString(std::string_view path, uint64_t off
   return out;
 }
 
-Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool recursive) {
+Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool recursive, size_t max_entries) {
   std::vector<ObjectInfo> all;
   ListOptions opts;
   opts.recursive = recursive;
@@ -45,6 +45,10 @@ Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool r
     SLUICE_ASSIGN_OR_RETURN(ListPage page, List(dir, opts));
     for (auto& e : page.entries) all.push_back(std::move(e));
     if (page.next_token.empty()) break;
+    if (all.size() > max_entries) {
+      return Status(StatusCode::kResourceExhausted, Uri() + "/" + std::string(dir) + " holds more than " +
+                                                        std::to_string(max_entries) + " entries");
+    }
     opts.continuation = page.next_token;
   }
   return all;

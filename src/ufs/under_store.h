@@ -93,8 +93,9 @@ class UnderStore {
   // Convenience: reads a range into a string.
   Result<std::string> ReadToString(std::string_view path, uint64_t offset, uint64_t length);
 
-  // Convenience: every entry below `dir`, following continuation tokens.
-  Result<std::vector<ObjectInfo>> ListAll(std::string_view dir, bool recursive);
+  // Convenience: every entry below `dir`, following continuation tokens; kResourceExhausted
+  // once more than `max_entries` came (the listing is not read further).
+  Result<std::vector<ObjectInfo>> ListAll(std::string_view dir, bool recursive, size_t max_entries = SIZE_MAX);
 };
 
 // Mount options that select and configure a store: for S3 endpoint, region, path_style,

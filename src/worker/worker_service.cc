@@ -91,18 +91,19 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       in.ParseFromString(req.header);
       auto changed = Sync(in.path());
       if (changed.ok()) resp.set_files(*changed);
-      if (changed.ok()) {
+      if (changed.ok()) {  // Sync succeeded, so the path normalizes
+        const std::string path = *NormalizePath(in.path());
         std::function<void(const std::string&)> listener;
         {
           std::lock_guard<std::mutex> lock(mu_);
           listener = sync_listener_;
           rpc::SyncEvent event;
           event.set_seq(next_sync_seq_++);
-          event.set_path(*NormalizePath(in.path()));
+          event.set_path(path);
           syncs_.push_back(std::move(event));
           if (syncs_.size() > 64) syncs_.pop_front();
         }
-        if (listener) listener(*NormalizePath(in.path()));
+        if (listener) listener(path);
       }
       return Answer(out, req, resp, changed.status());
     }
