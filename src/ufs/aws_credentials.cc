@@ -161,6 +161,8 @@ Result<std::unique_ptr<AwsCredentialSource>> AwsCredentialSource::Resolve(const 
 }
 
 Result<AwsCredentials> AwsCredentialSource::Get() {
+  // Keys that never expire are set once in Resolve: no lock on every request's path.
+  if (kind_ == Kind::kStatic || kind_ == Kind::kNone) return creds_;
   std::lock_guard<std::mutex> lock(mu_);
   if ((kind_ == Kind::kWebIdentity || kind_ == Kind::kInstance) &&
       std::chrono::system_clock::now() + kRefreshBefore >= expires_) {

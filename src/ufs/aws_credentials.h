@@ -51,12 +51,12 @@ class AwsCredentialSource {
   Status FetchWebIdentity();  // REQUIRES(mu_)
   Status FetchInstanceRole();  // REQUIRES(mu_)
 
-  Kind kind_ = Kind::kNone;
+  Kind kind_ = Kind::kNone;  // set in Resolve, then read-only
   std::string description_;
   std::string role_arn_, token_file_, sts_endpoint_, imds_endpoint_;
   std::chrono::nanoseconds connect_timeout_ = std::chrono::seconds(2);
   std::mutex mu_;
-  AwsCredentials creds_;                              // GUARDED_BY(mu_)
+  AwsCredentials creds_;  // GUARDED_BY(mu_) for temporary keys; fixed after Resolve for static ones
   std::chrono::system_clock::time_point expires_{};  // GUARDED_BY(mu_): epoch = never
 };
 
