@@ -1,6 +1,7 @@
 // YAML binding for Config: a table of typed fields per section, checked key by key.
 #include "common/config.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -90,29 +91,44 @@ class Section {
     });
   }
 
-  // Applies `node` (a mapping or null) to the bound fields; rejects unknown keys.
+  // Applies `node` (a mapping or null) to the bound fields; rejects unknown and repeated keys
+  // (YAML would keep the last of two silently).
   Status Apply(const YAML::Node& node) {
     if (!node || node.IsNull()) return Status::Ok();
     if (!node.IsMap()) return Error(prefix_.empty() ? "(top level)" : prefix_, "expected a mapping of keys");
+    std::map<std::string, int> seen;  // name -> line, 1-based
     for (const auto& kv : node) {
       std::string name = kv.first.as<std::string>();
       std::string key = prefix_.empty() ? name : prefix_ + "." + name;
-      auto it = fields_.find(name);
-      if (it == fields_.end()) {
-        std::string known;
-        for (const auto& f : fields_) known += (known.empty() ? "" : ", ") + f.first;
-        return Error(key, "unknown key (known keys here: " + known + ")");
+      const int line = kv.first.Mark().line + 1;
+      auto [first, inserted] = seen.emplace(name, line);
+      if (!inserted) {
+        return InvalidArgument(source_ + ": line " + std::to_string(line) + ": " + key +
+                               ": given a second time (first on line " + std::to_string(first->second) +
+                               "); give each key once");
       }
-      SLUICE_RETURN_IF_ERROR(it->second(kv.second, key));
+      SLUICE_RETURN_IF_ERROR(Set(name, kv.second, key));
     }
     return Status::Ok();
   }
 
+  // Applies one field; `key` is how errors name it (the dotted key, or a flag).
+  Status Set(const std::string& name, const YAML::Node& value, const std::string& key) {
+    auto it = fields_.find(name);
+    if (it == fields_.end()) {
+      std::string known;
+      for (const auto& f : fields_) known += (known.empty() ? "" : ", ") + f.first;
+      return Error(key, "unknown key (known keys here: " + known + ")");
+    }
+    return it->second(value, key);
+  }
+
   Status Error(const std::string& key, const std::string& what) const {
-    return InvalidArgument(source_ + ": " + key + ": " + what);
+    return InvalidArgument((source_.empty() ? "" : source_ + ": ") + key + ": " + what);
   }
 
   const std::string& source() const { return source_; }
+  const std::string& prefix() const { return prefix_; }
 
  private:
   std::string source_;
@@ -121,73 +137,97 @@ class Section {
 };
 
 constexpr uint64_t kTiB = 1ull << 40;
+constexpr uint64_t kMinPageSize = 4ull << 10;
+constexpr uint64_t kMaxPageSize = 64ull << 20;
+constexpr uint64_t kMaxDiskQuota = 1024 * kTiB;
 
-Status BindSections(const YAML::Node& root, const std::string& source, Config* cfg) {
-  using std::chrono::hours;
-  using std::chrono::milliseconds;
-  using std::chrono::nanoseconds;
+// Every section of Config, bound to one Config. Errors name `source` (empty: the key alone).
+class Binder {
+ public:
+  Binder(const std::string& source, Config* cfg)
+      : log_(source, "log"),
+        cluster_(source, "cluster"),
+        worker_(source, "worker"),
+        ufs_(source, "ufs"),
+        client_(source, "client"),
+        top_(source, "") {
+    using std::chrono::hours;
+    using std::chrono::milliseconds;
+    using std::chrono::nanoseconds;
 
-  Section log(source, "log");
-  log.String("level", &cfg->log.level, {"trace", "debug", "info", "warn", "error", "off"});
-  log.String("file", &cfg->log.file);
+    log_.String("level", &cfg->log.level, {"trace", "debug", "info", "warn", "error", "off"});
+    log_.String("file", &cfg->log.file);
 
-  Section cluster(source, "cluster");
-  cluster.String("store", &cfg->cluster.store, {"file", "etcd"});
-  cluster.String("dir", &cfg->cluster.dir);
-  cluster.String("secret", &cfg->cluster.secret);
+    cluster_.String("store", &cfg->cluster.store, {"file", "etcd"});
+    cluster_.String("dir", &cfg->cluster.dir);
+    cluster_.String("secret", &cfg->cluster.secret);
 
-  Section worker(source, "worker");
-  worker.String("host", &cfg->worker.host);
-  worker.Int("rpc_port", &cfg->worker.rpc_port, 0, 65535);
-  worker.Int("http_port", &cfg->worker.http_port, 0, 65535);
-  worker.Size("page_size", &cfg->worker.page_size, 4096, 64ull << 20);
-  worker.Size("memory_quota", &cfg->worker.memory_quota, 0, 16 * kTiB);
-  worker.String("cache_policy", &cfg->worker.cache_policy, {"lru", "stable"});
-  worker.Field("disks", [&](const YAML::Node& n, const std::string& key) -> Status {
-    if (!n.IsSequence()) return worker.Error(key, "expected a list of {dir, quota}");
-    cfg->worker.disks.clear();
-    for (size_t i = 0; i < n.size(); ++i) {
-      DiskTierConfig disk;
-      Section s(source, key + "[" + std::to_string(i) + "]");
-      s.String("dir", &disk.dir);
-      s.Size("quota", &disk.quota, 1 << 20, 1024 * kTiB);
-      SLUICE_RETURN_IF_ERROR(s.Apply(n[i]));
-      if (disk.dir.empty()) return s.Error(key + "[" + std::to_string(i) + "].dir", "is required");
-      if (disk.quota == 0) return s.Error(key + "[" + std::to_string(i) + "].quota", "is required");
-      cfg->worker.disks.push_back(disk);
+    worker_.String("host", &cfg->worker.host);
+    worker_.Int("rpc_port", &cfg->worker.rpc_port, 0, 65535);
+    worker_.Int("http_port", &cfg->worker.http_port, 0, 65535);
+    worker_.Size("page_size", &cfg->worker.page_size, kMinPageSize, kMaxPageSize);
+    worker_.Size("memory_quota", &cfg->worker.memory_quota, 0, 16 * kTiB);
+    worker_.String("cache_policy", &cfg->worker.cache_policy, {"lru", "stable"});
+    worker_.Field("disks", [this, source, cfg](const YAML::Node& n, const std::string& key) -> Status {
+      if (!n.IsSequence()) return worker_.Error(key, "expected a list of {dir, quota, reserve}");
+      cfg->worker.disks.clear();
+      for (size_t i = 0; i < n.size(); ++i) {
+        DiskTierConfig disk;
+        const std::string item = key + "[" + std::to_string(i) + "]";
+        Section s(source, item);
+        s.String("dir", &disk.dir);
+        s.Size("quota", &disk.quota, 1 << 20, kMaxDiskQuota);
+        s.Size("reserve", &disk.reserve, 0, kMaxDiskQuota);
+        SLUICE_RETURN_IF_ERROR(s.Apply(n[i]));
+        if (disk.dir.empty()) return s.Error(item + ".dir", "is required");
+        if (disk.quota == 0) return s.Error(item + ".quota", "is required");
+        cfg->worker.disks.push_back(disk);
+      }
+      return Status::Ok();
+    });
+
+    ufs_.Int("max_attempts", &cfg->ufs.max_attempts, 1, 100);
+    ufs_.Duration("retry_base_delay", &cfg->ufs.retry_base_delay, nanoseconds(0), hours(1));
+    ufs_.Duration("retry_max_delay", &cfg->ufs.retry_max_delay, nanoseconds(0), hours(1));
+    ufs_.Duration("connect_timeout", &cfg->ufs.connect_timeout, milliseconds(1), hours(1));
+    ufs_.Duration("request_timeout", &cfg->ufs.request_timeout, milliseconds(1), hours(24));
+    ufs_.Size("multipart_threshold", &cfg->ufs.multipart_threshold, 5ull << 20, 5 * kTiB);
+    ufs_.Size("multipart_part_size", &cfg->ufs.multipart_part_size, 5ull << 20, 5ull << 30);
+
+    client_.Bool("fallback_to_ufs", &cfg->client.fallback_to_ufs);
+    client_.Bool("short_circuit", &cfg->client.short_circuit);
+    client_.Size("readahead_per_handle", &cfg->client.readahead_per_handle, 0, 1ull << 30);
+    client_.Size("readahead_total", &cfg->client.readahead_total, 0, 64ull << 30);
+    client_.Size("direct_io_min_size", &cfg->client.direct_io_min_size, 0, 1ull << 50);
+
+    for (Section* s : Sections()) {
+      top_.Field(s->prefix(), [s](const YAML::Node& n, const std::string&) { return s->Apply(n); });
     }
-    return Status::Ok();
-  });
-
-  Section ufs(source, "ufs");
-  ufs.Int("max_attempts", &cfg->ufs.max_attempts, 1, 100);
-  ufs.Duration("retry_base_delay", &cfg->ufs.retry_base_delay, nanoseconds(0), hours(1));
-  ufs.Duration("retry_max_delay", &cfg->ufs.retry_max_delay, nanoseconds(0), hours(1));
-  ufs.Duration("connect_timeout", &cfg->ufs.connect_timeout, milliseconds(1), hours(1));
-  ufs.Duration("request_timeout", &cfg->ufs.request_timeout, milliseconds(1), hours(24));
-  ufs.Size("multipart_threshold", &cfg->ufs.multipart_threshold, 5ull << 20, 5 * kTiB);
-  ufs.Size("multipart_part_size", &cfg->ufs.multipart_part_size, 5ull << 20, 5ull << 30);
-
-  Section client(source, "client");
-  client.Bool("fallback_to_ufs", &cfg->client.fallback_to_ufs);
-  client.Bool("short_circuit", &cfg->client.short_circuit);
-  client.Size("readahead_per_handle", &cfg->client.readahead_per_handle, 0, 1ull << 30);
-  client.Size("readahead_total", &cfg->client.readahead_total, 0, 64ull << 30);
-  client.Size("direct_io_min_size", &cfg->client.direct_io_min_size, 0, 1ull << 50);
-
-  Section top(source, "");
-  top.Field("client", [&](const YAML::Node& n, const std::string&) { return client.Apply(n); });
-  top.Field("log", [&](const YAML::Node& n, const std::string&) { return log.Apply(n); });
-  top.Field("cluster", [&](const YAML::Node& n, const std::string&) { return cluster.Apply(n); });
-  top.Field("worker", [&](const YAML::Node& n, const std::string&) { return worker.Apply(n); });
-  top.Field("ufs", [&](const YAML::Node& n, const std::string&) { return ufs.Apply(n); });
-  SLUICE_RETURN_IF_ERROR(top.Apply(root));
-
-  if (cfg->ufs.retry_max_delay < cfg->ufs.retry_base_delay) {
-    return ufs.Error("ufs.retry_max_delay", "must be at least ufs.retry_base_delay");
   }
-  return Status::Ok();
-}
+
+  Binder(const Binder&) = delete;  // the setters point into this object
+  Binder& operator=(const Binder&) = delete;
+
+  Status ApplyRoot(const YAML::Node& root) { return top_.Apply(root); }
+
+  // One dotted key ("worker.rpc_port") set from a scalar; errors call it `name`.
+  Status SetOne(const std::string& key, const std::string& value, const std::string& name) {
+    const size_t dot = key.find('.');
+    for (Section* s : Sections()) {
+      if (dot != std::string::npos && key.compare(0, dot, s->prefix()) == 0 && s->prefix().size() == dot) {
+        return s->Set(key.substr(dot + 1), YAML::Node(value), name);
+      }
+    }
+    return InvalidArgument(name + ": no config key " + key);  // a programmer's error, said plainly
+  }
+
+ private:
+  std::vector<Section*> Sections() { return {&client_, &log_, &cluster_, &worker_, &ufs_}; }
+
+  Section log_, cluster_, worker_, ufs_, client_, top_;
+};
+
+bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
@@ -195,19 +235,82 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& sour
   Config cfg;
   try {
     YAML::Node root = YAML::Load(yaml_text);
-    SLUICE_RETURN_IF_ERROR(BindSections(root, source, &cfg));
+    Binder binder(source, &cfg);
+    SLUICE_RETURN_IF_ERROR(binder.ApplyRoot(root));
   } catch (const YAML::Exception& e) {
     return InvalidArgument(source + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
+  SLUICE_RETURN_IF_ERROR(ValidateConfig(cfg, source));
   return cfg;
 }
 
 Result<Config> LoadConfigFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return InvalidArgument("config file '" + path +
+                           "' is a directory, not a config file (give the path of a YAML file)");
+  }
   std::ifstream in(path);
   if (!in) return InvalidArgument("cannot read config file '" + path + "': " + std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) return InvalidArgument("cannot read config file '" + path + "': " + std::strerror(errno));
   return ParseConfig(ss.str(), path);
+}
+
+Status SetConfigValue(Config* cfg, const std::string& key, const std::string& value, const std::string& flag) {
+  try {
+    Binder binder("", cfg);
+    return binder.SetOne(key, value, flag);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(flag + ": " + e.msg);
+  }
+}
+
+Status ValidateConfig(const Config& cfg, const std::string& source, const std::map<std::string, std::string>& flags) {
+  // "--memory-size" when a flag set the key, else "sluice.yaml: worker.memory_quota".
+  auto name = [&](const std::string& key) {
+    auto it = flags.find(key);
+    if (it != flags.end()) return it->second;
+    return source.empty() ? key : source + ": " + key;
+  };
+  auto error = [&](const std::string& key, const std::string& what) {
+    return InvalidArgument(name(key) + ": " + what);
+  };
+  const WorkerConfig& w = cfg.worker;
+  if (!IsPowerOfTwo(w.page_size) || w.page_size < kMinPageSize || w.page_size > kMaxPageSize) {
+    return error("worker.page_size", std::to_string(w.page_size) +
+                                         " bytes is not a power of two from 4KiB to 64MiB (e.g. 256KiB, 1MiB, 4MiB)");
+  }
+  const std::string one_page = "one page (worker.page_size, " + FormatSize(w.page_size) + ")";
+  if (w.memory_quota == 0 && w.disks.empty()) {
+    return error("worker.memory_quota",
+                 "0 leaves no memory tier, and there is no disk tier (worker.disks): "
+                 "nothing would be cached");
+  }
+  if (w.memory_quota != 0 && w.memory_quota < w.page_size) {
+    return error("worker.memory_quota", "the memory tier (" + FormatSize(w.memory_quota) + ") must hold at least " +
+                                            one_page + ", or be 0 for none (pages then go to the disk tiers)");
+  }
+  for (size_t i = 0; i < w.disks.size(); ++i) {
+    const std::string key = "worker.disks[" + std::to_string(i) + "].quota";
+    if (w.disks[i].quota < w.page_size) {
+      return error(key, "the disk tier in " + w.disks[i].dir + " (" + FormatSize(w.disks[i].quota) +
+                            ") must hold at least " + one_page);
+    }
+    if (w.disks[i].quota > kMaxDiskQuota) {
+      return error(key, FormatSize(w.disks[i].quota) + " is out of range [" + FormatSize(w.page_size) + ", " +
+                            FormatSize(kMaxDiskQuota) + "]");
+    }
+  }
+  if (w.rpc_port != 0 && w.rpc_port == w.http_port) {
+    return error("worker.http_port", std::to_string(w.http_port) + " is also the RPC port (" + name("worker.rpc_port") +
+                                         "); give each its own port, or 0 for any free one");
+  }
+  if (cfg.ufs.retry_max_delay < cfg.ufs.retry_base_delay) {
+    return error("ufs.retry_max_delay", "must be at least ufs.retry_base_delay");
+  }
+  return Status::Ok();
 }
 
 }  // namespace sluice

@@ -1,11 +1,14 @@
 // Typed configuration for every sluice process, read from YAML. Every key has a default, so an
-// empty file is valid. Validation is strict: an unknown key, a wrong type or an out-of-range
-// value is an error naming the file and the dotted key ("sluice.yaml: worker.page_size: ...").
+// empty file is valid. Validation is strict: an unknown or repeated key, a wrong type, an
+// out-of-range value or settings that contradict each other are errors naming the file and the
+// dotted key ("sluice.yaml: worker.page_size: ..."). Command-line flags that stand for a key go
+// through the same checks (SetConfigValue, ValidateConfig) and are named in their errors.
 // Config is a plain value; loading is thread-safe.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,15 +29,16 @@ struct ClusterConfig {
 
 struct DiskTierConfig {
   std::string dir;
-  uint64_t quota = 0;  // bytes
+  uint64_t quota = 0;              // bytes
+  uint64_t reserve = 64ull << 20;  // keep this much free on the directory's file system
 };
 
 struct WorkerConfig {
   std::string host = "127.0.0.1";
-  int64_t rpc_port = 29990;
-  int64_t http_port = 29991;
-  uint64_t page_size = 1 << 20;
-  uint64_t memory_quota = 1ull << 30;
+  int64_t rpc_port = 29990;            // 0: any free port (the worker registers the one it got)
+  int64_t http_port = 29991;           // 0: any free port
+  uint64_t page_size = 1 << 20;        // a power of two, 4 KiB .. 64 MiB
+  uint64_t memory_quota = 1ull << 30;  // at least one page; 0: no memory tier (needs a disk tier)
   std::vector<DiskTierConfig> disks;
   std::string cache_policy = "lru";  // "lru", or "stable" for epoch scans larger than the cache
 };
@@ -75,5 +79,18 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& sour
 
 // Reads and parses a file.
 Result<Config> LoadConfigFile(const std::string& path);
+
+// Sets the dotted `key` (e.g. "worker.rpc_port") from a command-line flag's text, with the type
+// and range checks of the config file; errors name `flag` ("--rpc-port: 70000 is out of range
+// [0, 65535]"). Run ValidateConfig once all flags are applied.
+Status SetConfigValue(Config* cfg, const std::string& key, const std::string& value, const std::string& flag);
+
+// What no single key can check: settings against each other (a memory tier or disk quota
+// smaller than one page, a page size that is not a power of two, one port for RPC and HTTP).
+// ParseConfig runs it; run it again after command-line flags changed `cfg`. Errors name
+// `source` and the key, or, for keys in `flags` (dotted key -> flag, e.g. "worker.memory_quota"
+// -> "--memory-size"), the flag that set it.
+Status ValidateConfig(const Config& cfg, const std::string& source,
+                      const std::map<std::string, std::string>& flags = {});
 
 }  // namespace sluice

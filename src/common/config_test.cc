@@ -69,6 +69,84 @@ TEST(ConfigTest, ErrorsNameFileAndKey) {
   ExpectError("worker: {rpc_port: [1}", "line 1");
 }
 
+TEST(ConfigTest, RepeatedKeysAreRefusedWithTheirLines) {
+  // YAML itself keeps the last of two values silently.
+  ExpectError("worker:\n  rpc_port: 1000\n  http_port: 1001\n  rpc_port: 2000\n",
+              "line 4: worker.rpc_port: given a second time (first on line 2)");
+  ExpectError("log: {level: info}\nlog: {file: /tmp/x.log}\n", "line 2: log: given a second time (first on line 1)");
+  ExpectError("worker:\n  disks:\n    - {dir: /a, quota: 1GiB, dir: /b}\n",
+              "line 3: worker.disks[0].dir: given a second time");
+}
+
+TEST(ConfigTest, SettingsThatCannotWorkAreRefused) {
+  ExpectError("worker: {rpc_port: -1}", "worker.rpc_port: -1 is out of range [0, 65535]");
+  ExpectError("worker: {http_port: 65536}", "worker.http_port: 65536 is out of range [0, 65535]");
+  ExpectError("worker: {rpc_port: 5000, http_port: 5000}", "worker.http_port: 5000 is also the RPC port");
+  ExpectError("worker: {page_size: 4097}", "worker.page_size: 4097 bytes is not a power of two");
+  ExpectError("worker: {page_size: 3MiB}", "worker.page_size: 3145728 bytes is not a power of two");
+  ExpectError("worker: {page_size: 128MiB}", "worker.page_size: 128.0 MiB is out of range");
+  ExpectError("worker: {memory_quota: 512KiB}",
+              "worker.memory_quota: the memory tier (512.0 KiB) must hold at "
+              "least one page (worker.page_size, 1.00 MiB)");
+  ExpectError("worker: {memory_quota: 1}", "worker.memory_quota: the memory tier (1 B) must hold at least one page");
+  ExpectError("worker: {memory_quota: 0}", "worker.memory_quota: 0 leaves no memory tier, and there is no disk tier");
+  EXPECT_TRUE(ParseConfig("worker: {memory_quota: 0, disks: [{dir: /x, quota: 1GiB}]}", "disk-only.yaml").ok());
+  ExpectError("worker: {memory_quota: 17TiB}", "worker.memory_quota: 17.0 TiB is out of range");
+  ExpectError("worker: {page_size: 4MiB, disks: [{dir: /x, quota: 2MiB}]}",
+              "worker.disks[0].quota: the disk tier in /x (2.00 MiB) must hold at least one page (worker.page_size, "
+              "4.00 MiB)");
+  // Both 0 is fine: each gets a free port of its own.
+  auto ok = ParseConfig(
+      "worker: {rpc_port: 0, http_port: 0, page_size: 64KiB, memory_quota: 64KiB,"
+      " disks: [{dir: /x, quota: 1MiB, reserve: 0}]}",
+      "ok.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->worker.disks[0].reserve, 0u);
+  EXPECT_EQ(ParseConfig("worker: {disks: [{dir: /x, quota: 1GiB}]}", "d.yaml")->worker.disks[0].reserve, 64u << 20);
+}
+
+TEST(ConfigTest, FlagsGoThroughTheSameChecksAndAreNamed) {
+  Config cfg;
+  auto expect_refused = [&](const std::string& key, const std::string& value, const std::string& flag,
+                            const std::string& fragment) {
+    Status st = SetConfigValue(&cfg, key, value, flag);
+    ASSERT_FALSE(st.ok()) << flag << " " << value;
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(st.message().rfind(flag + ": ", 0), 0u) << st.message();
+    EXPECT_NE(st.message().find(fragment), std::string::npos) << st.message();
+  };
+  expect_refused("worker.rpc_port", "70000", "--rpc-port", "70000 is out of range [0, 65535]");
+  expect_refused("worker.rpc_port", "-1", "--rpc-port", "-1 is out of range [0, 65535]");
+  expect_refused("worker.http_port", "http", "--http-port", "expected an integer");
+  expect_refused("worker.memory_quota", "17TiB", "--memory-size", "17.0 TiB is out of range [0 B, 16.0 TiB]");
+  expect_refused("worker.memory_quota", "lots", "--memory-size", "'lots' is not a size");
+  EXPECT_EQ(cfg.worker.rpc_port, 29990);  // untouched by the refused values
+  ASSERT_TRUE(SetConfigValue(&cfg, "worker.rpc_port", "0", "--rpc-port").ok());
+  EXPECT_EQ(cfg.worker.rpc_port, 0);
+  ASSERT_TRUE(SetConfigValue(&cfg, "worker.memory_quota", "256KiB", "--memory-size").ok());
+  EXPECT_EQ(cfg.worker.memory_quota, 256u << 10);
+  // Checks across keys name the flag that set the value, and the file for the rest.
+  Status st = ValidateConfig(cfg, "sluice.yaml", {{"worker.memory_quota", "--memory-size"}});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message().rfind("--memory-size: the memory tier (256.0 KiB) must hold at least one page", 0), 0u)
+      << st.message();
+  cfg.worker.memory_quota = 1 << 20;
+  cfg.worker.disks = {{"/cache", 0}};
+  st = ValidateConfig(cfg, "sluice.yaml", {{"worker.disks[0].quota", "--cache-size"}});
+  EXPECT_EQ(st.message().rfind("--cache-size: the disk tier in /cache (0 B) must hold", 0), 0u) << st.message();
+  cfg.worker.disks = {{"/cache", 2000ull << 40}};
+  st = ValidateConfig(cfg, "sluice.yaml");
+  EXPECT_EQ(st.message().rfind("sluice.yaml: worker.disks[0].quota: 1.95 PiB is out of range", 0), 0u) << st.message();
+}
+
+TEST(ConfigTest, ADirectoryIsNotAConfigFile) {
+  auto cfg = LoadConfigFile("/tmp");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(cfg.status().message().find("'/tmp' is a directory, not a config file"), std::string::npos)
+      << cfg.status().message();
+}
+
 TEST(ConfigTest, MissingFile) {
   auto cfg = LoadConfigFile("/nonexistent/sluice.yaml");
   ASSERT_FALSE(cfg.ok());
