@@ -1,8 +1,13 @@
 // spdlog configuration for sluice processes.
 #include "common/logging.h"
 
+#include <fcntl.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace sluice {
 namespace {
@@ -28,6 +33,16 @@ Status InitLogging(const std::string& level, const std::string& file) {
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {
     return InvalidArgument("unknown log level '" + level + "' (use trace, debug, info, warn, error or off)");
+  }
+  if (!file.empty()) {
+    // Opened here first so that a bad path is refused with the system's reason (spdlog would
+    // also create missing parent directories, and a typo would log to a new tree unnoticed).
+    int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return InvalidArgument("cannot open log file '" + file + "': " + std::strerror(errno) +
+                             " (give a writable file in an existing directory)");
+    }
+    ::close(fd);
   }
   try {
     spdlog::drop("sluice");  // set up again: a config file may name a log file later
