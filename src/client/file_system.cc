@@ -84,19 +84,26 @@ Result<uint64_t> FileSystem::DirectRead(const std::string& path, uint64_t offset
 
 Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
                                   bool disk_only) {
-  rpc::ReadRequest req;
-  req.set_path(path);
-  req.set_offset(offset);
-  req.set_length(length);
-  req.set_disk_only(disk_only);
-  rpc::ReadResponse resp;
   uint64_t delivered = 0;
   ufs::ByteSink counting = [&](std::string_view chunk) {
     delivered += chunk.size();
     return sink(chunk);
   };
-  Status st = rpc_.Call(rpc::FrameType::kRead, req, &resp, &counting);
-  if (st.ok()) return resp.bytes();
+  // The worker answers at most kMaxReadRequestBytes per READ; a longer read is several,
+  // until one comes back short (the end of the file).
+  Status st;
+  while (delivered < length) {
+    const uint64_t want = std::min(length - delivered, rpc::kMaxReadRequestBytes);
+    rpc::ReadRequest req;
+    req.set_path(path);
+    req.set_offset(offset + delivered);
+    req.set_length(want);
+    req.set_disk_only(disk_only);
+    rpc::ReadResponse resp;
+    st = rpc_.Call(rpc::FrameType::kRead, req, &resp, &counting);
+    if (!st.ok() || resp.bytes() < want) break;
+  }
+  if (st.ok()) return delivered;
   if (!WorkerDown(st)) return st;
   // The worker went away: continue from the under-store where the bytes stopped.
   auto rest = DirectRead(path, offset + delivered, length - delivered, sink);

@@ -1,11 +1,18 @@
 // The RPC layer over real loopback sockets: round trips, streamed reads, the cluster secret,
-// malformed and oversized frames, clients that vanish mid-stream, and pooled reconnects.
+// malformed and oversized frames, clients that vanish mid-stream, and pooled reconnects; and
+// the hostile ones: frames announcing huge sizes before and after HELLO, silent and idle
+// connections, too many connections, running out of file descriptors (in a child process
+// with a low limit), and clients that never read their replies.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "rpc/client.h"
@@ -16,6 +23,7 @@ namespace sluice::rpc {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::WaitFor;
 
 // Answers STAT with the path's length as size; READ streams `length` bytes of 'x' in 1 MiB frames.
 void EchoHandler(const Request& req, Responder& out) {
@@ -274,6 +282,249 @@ TEST(RpcTest, UnreachableWorkerIsAClearError) {
   EXPECT_TRUE(st.retryable());
   EXPECT_NE(st.message().find("cannot reach sluice worker at 127.0.0.1:" + std::to_string(o.port)), std::string::npos)
       << st.message();
+}
+
+// ---- Hostile and careless clients ----
+
+RpcServerOptions HardenedOptions() {
+  RpcServerOptions o;
+  o.secret = "s3cret";
+  o.worker_id = "w-test";
+  o.handler_threads = 4;
+  return o;
+}
+
+int64_t RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+std::string HelloFrame(const std::string& secret) {
+  HelloRequest hello;
+  hello.set_secret(secret);
+  FrameHeader h;
+  h.type = FrameType::kHello;
+  return EncodeFrame(h, hello.SerializeAsString(), "");
+}
+
+void SendAll(int fd, const std::string& bytes) {
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+}
+
+// Reads the HELLO answer (one frame) from a raw connection.
+bool ReadHelloAnswer(int fd) {
+  char fixed[kFrameHeaderSize];
+  if (::recv(fd, fixed, sizeof(fixed), MSG_WAITALL) != static_cast<ssize_t>(sizeof(fixed))) return false;
+  auto h = DecodeFrameHeader(fixed);
+  if (!h.ok()) return false;
+  std::string rest(h->header_len + h->payload_len, '\0');
+  return rest.empty() || ::recv(fd, rest.data(), rest.size(), MSG_WAITALL) == static_cast<ssize_t>(rest.size());
+}
+
+std::string AnnouncingHeader(FrameType type, uint32_t header_len, uint32_t payload_len) {
+  FrameHeader h;
+  h.type = type;
+  h.header_len = header_len;
+  h.payload_len = payload_len;
+  char raw[kFrameHeaderSize];
+  EncodeFrameHeader(h, raw);
+  return std::string(raw, sizeof(raw));
+}
+
+TEST(RpcHardeningTest, FramesBeforeHelloPinNoMemory) {
+  auto server = RpcServer::Start(HardenedOptions(), EchoHandler);
+  ASSERT_TRUE(server.ok());
+  const int64_t before = RssBytes();
+  std::vector<int> fds;
+  for (int i = 0; i < 50; ++i) {
+    int fd = RawConnect((*server)->port());
+    // The largest frame the protocol allows, announced by a client that has not said HELLO.
+    SendAll(fd, AnnouncingHeader(i % 2 ? FrameType::kHello : FrameType::kStat, kMaxHeaderBytes, kMaxPayloadBytes));
+    fds.push_back(fd);
+  }
+  EXPECT_TRUE(WaitFor([&] { return (*server)->Stats().auth_failures >= 50; }, 10s)) << "refused at the header";
+  EXPECT_LT(RssBytes() - before, 50ll << 20);
+  for (int fd : fds) {
+    EXPECT_TRUE(ServerCloses(fd));
+    ::close(fd);
+  }
+}
+
+TEST(RpcHardeningTest, AnnouncedBytesAreHeldOnlyAsTheyArrive) {
+  auto server = RpcServer::Start(HardenedOptions(), EchoHandler);
+  ASSERT_TRUE(server.ok());
+  const int64_t before = RssBytes();
+  std::vector<int> fds;
+  for (int i = 0; i < 50; ++i) {
+    int fd = RawConnect((*server)->port());
+    SendAll(fd, HelloFrame("s3cret"));
+    ASSERT_TRUE(ReadHelloAnswer(fd));
+    // Authenticated, it announces 65 MiB and sends 1 KiB of it.
+    SendAll(fd, AnnouncingHeader(FrameType::kStat, kMaxHeaderBytes, kMaxPayloadBytes) + std::string(1024, 'a'));
+    fds.push_back(fd);
+  }
+  EXPECT_FALSE(WaitFor([&] { return RssBytes() - before > (50ll << 20); }, 2s)) << RssBytes() - before;
+  for (int fd : fds) ::close(fd);
+  RpcClient client(ClientFor(**server));
+  PathRequest req;
+  req.set_path("/x");
+  StatResponse resp;
+  EXPECT_TRUE(client.Call(FrameType::kStat, req, &resp).ok());
+}
+
+TEST(RpcHardeningTest, SilentAndIdleConnectionsAreClosedAndPooledClientsReconnect) {
+  RpcServerOptions o = HardenedOptions();
+  o.handshake_timeout = 300ms;
+  o.idle_timeout = 500ms;
+  auto server = RpcServer::Start(o, EchoHandler);
+  ASSERT_TRUE(server.ok());
+  int silent = RawConnect((*server)->port());
+  EXPECT_TRUE(ServerCloses(silent));
+  ::close(silent);
+
+  RpcClient client(ClientFor(**server));
+  PathRequest req;
+  req.set_path("/a");
+  StatResponse resp;
+  ASSERT_TRUE(client.Call(FrameType::kStat, req, &resp).ok());
+  ASSERT_TRUE(WaitFor([&] { return (*server)->Stats().timeouts >= 2; }, 5s));  // the pooled one, idle
+  EXPECT_TRUE(client.Call(FrameType::kStat, req, &resp).ok());
+}
+
+TEST(RpcHardeningTest, ConnectionsBeyondTheLimitAreRefusedWithAReason) {
+  RpcServerOptions o = HardenedOptions();
+  o.max_connections = 3;
+  auto server = RpcServer::Start(o, EchoHandler);
+  ASSERT_TRUE(server.ok());
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) fds.push_back(RawConnect((*server)->port()));
+  ASSERT_TRUE(WaitFor([&] { return (*server)->Stats().connections >= 3; }, 5s));
+  RpcClient client(ClientFor(**server));
+  PathRequest req;
+  StatResponse resp;
+  Status st = client.Call(FrameType::kStat, req, &resp);
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted) << st.ToString();
+  EXPECT_NE(st.message().find("rpc.max_connections"), std::string::npos) << st.message();
+  ::close(fds.back());
+  fds.pop_back();
+  EXPECT_TRUE(WaitFor([&] { return client.Call(FrameType::kStat, req, &resp).ok(); }, 5s));
+  for (int fd : fds) ::close(fd);
+}
+
+TEST(RpcHardeningTest, AResponseFrameTypeAsARequestClosesTheConnection) {
+  auto server = RpcServer::Start(HardenedOptions(), EchoHandler);
+  ASSERT_TRUE(server.ok());
+  int fd = RawConnect((*server)->port());
+  SendAll(fd, HelloFrame("s3cret"));
+  ASSERT_TRUE(ReadHelloAnswer(fd));
+  FrameHeader h;
+  h.type = FrameType::kReadData;
+  SendAll(fd, EncodeFrame(h, "", "data"));
+  EXPECT_TRUE(ServerCloses(fd));  // not answered with a READ_DATA frame
+  ::close(fd);
+  EXPECT_EQ((*server)->Stats().malformed_frames, 1u);
+}
+
+TEST(RpcHardeningTest, ClientsThatDoNotReadTheirRepliesStallNobody) {
+  RpcServerOptions o = HardenedOptions();
+  o.handler_threads = 16;
+  o.io_timeout = 3s;
+  auto server = RpcServer::Start(o, EchoHandler);
+  ASSERT_TRUE(server.ok());
+  // As many clients as handler threads pipeline 4 MiB reads and never read a byte back.
+  std::vector<int> stuck;
+  for (int i = 0; i < 16; ++i) {
+    int fd = RawConnect((*server)->port());
+    int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    std::string frames = HelloFrame("s3cret");
+    ReadRequest read;
+    read.set_length(4 << 20);
+    FrameHeader h;
+    h.type = FrameType::kRead;
+    for (int r = 0; r < 8; ++r) frames += EncodeFrame(h, read.SerializeAsString(), "");
+    SendAll(fd, frames);
+    stuck.push_back(fd);
+  }
+  ASSERT_TRUE(WaitFor([&] { return (*server)->Stats().requests >= 16; }, 10s));
+  RpcClient client(ClientFor(**server));
+  PathRequest req;
+  req.set_path("/anyone/else");
+  StatResponse resp;
+  for (int i = 0; i < 5; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(client.Call(FrameType::kStat, req, &resp).ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  }
+  // Past the I/O timeout each stuck client is cut off.
+  EXPECT_TRUE(WaitFor([&] { return (*server)->Stats().timeouts >= 16; }, 15s)) << (*server)->Stats().timeouts;
+  for (int fd : stuck) ::close(fd);
+}
+
+// ---- Out of file descriptors, in a child process of this test binary with a low limit ----
+
+constexpr const char* kChildEnv = "SLUICE_RPC_TEST_CHILD_DIR";
+
+// The child: a server under RLIMIT_NOFILE 64 that writes its port to DIR/port and runs until
+// DIR/stop appears. Skipped when run as a test of its own.
+TEST(RpcServerChild, ServeUnderALowDescriptorLimit) {
+  const char* dir = std::getenv(kChildEnv);
+  if (dir == nullptr) GTEST_SKIP() << "runs only as the child of RunningOutOfDescriptorsNeitherSpinsNorSticks";
+  rlimit limit{64, 64};
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  RpcServerOptions o = HardenedOptions();
+  o.handshake_timeout = 1500ms;
+  auto server = RpcServer::Start(o, EchoHandler);
+  ASSERT_TRUE(server.ok());
+  testing::WriteFile(std::string(dir) + "/port.tmp", std::to_string((*server)->port()));
+  ASSERT_EQ(::rename((std::string(dir) + "/port.tmp").c_str(), (std::string(dir) + "/port").c_str()), 0);
+  EXPECT_TRUE(WaitFor([&] { return ::access((std::string(dir) + "/stop").c_str(), F_OK) == 0; }, 120s));
+}
+
+// User plus system CPU time of a process, from /proc/PID/stat.
+std::chrono::milliseconds CpuTime(pid_t pid) {
+  std::string stat = testing::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string skip;
+  for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt
+  long utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return std::chrono::milliseconds((utime + stime) * 1000 / ::sysconf(_SC_CLK_TCK));
+}
+
+TEST(RpcHardeningTest, RunningOutOfDescriptorsNeitherSpinsNorSticks) {
+  testing::TempDir dir;
+  auto child = testing::Subprocess::Start(
+      {"/proc/self/exe", "--gtest_filter=RpcServerChild.ServeUnderALowDescriptorLimit"}, {{kChildEnv, dir.path()}},
+      dir.path() + "/child.log");
+  ASSERT_TRUE(child.ok());
+  const std::string port_file = dir.path() + "/port";
+  ASSERT_TRUE(WaitFor([&] { return !testing::ReadFile(port_file).empty(); }, 60s));
+  const int port = std::stoi(testing::ReadFile(port_file));
+  // Twice as many silent connections as the child has descriptors.
+  std::vector<int> squatters;
+  for (int i = 0; i < 128; ++i) squatters.push_back(RawConnect(port));
+  const auto cpu_before = CpuTime((*child)->pid());
+  EXPECT_FALSE(WaitFor([&] { return CpuTime((*child)->pid()) - cpu_before > 300ms; }, 2s)) << "accept loop spins";
+  // With the squatters still connected, a real client gets through once the handshake
+  // timeout has closed the ones in its way.
+  RpcClientOptions co;
+  co.port = port;
+  co.secret = "s3cret";
+  co.io_timeout = 5s;
+  RpcClient client(co);
+  PathRequest req;
+  req.set_path("/after");
+  StatResponse resp;
+  EXPECT_TRUE(WaitFor([&] { return client.Call(FrameType::kStat, req, &resp).ok(); }, 30s));
+  EXPECT_LT(CpuTime((*child)->pid()) - cpu_before, 3s);
+  for (int fd : squatters) ::close(fd);
+  testing::WriteFile(dir.path() + "/stop", "");
+  int wait_status = 0;
+  EXPECT_TRUE((*child)->WaitExit(30s, &wait_status));
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) << testing::ReadFile(dir.path() + "/child.log");
 }
 
 }  // namespace

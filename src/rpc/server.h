@@ -1,11 +1,17 @@
 // RpcServer: accepts framed RPC connections (frame.h) on Boost.Asio with C++20 coroutines.
-// Each connection must first say HELLO with the cluster secret; then each request frame is
-// handed to the Handler on a pool thread (handlers may block on disk and under-store I/O),
-// which answers through a Responder. A malformed frame or a wrong secret closes that
-// connection only. Thread-safe; the destructor stops accepting and joins every thread.
+// Each connection must first say HELLO with the cluster secret, in a small frame and within
+// the handshake timeout: nothing larger is allocated before that. Then each request frame is
+// read as its bytes arrive (buffers grow with them, under a per-worker bound on bytes held)
+// and handed to the Handler on a pool thread (handlers may block on disk and under-store
+// I/O), which answers through a Responder. Replies never block a pool thread on a client
+// that does not read: what the socket does not take at once is queued on the connection and
+// written asynchronously, and a client that takes none of it within the I/O timeout is cut
+// off. A malformed frame, a wrong secret or a timeout closes that connection only.
+// Thread-safe; the destructor stops accepting and joins every thread.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,10 +47,20 @@ struct RpcServerOptions {
   std::string secret;
   std::string worker_id;
   int handler_threads = 16;
+  std::chrono::milliseconds handshake_timeout{10000};  // from connect to a valid HELLO
+  std::chrono::milliseconds idle_timeout{600000};      // no request for this long: closed
+  std::chrono::milliseconds io_timeout{30000};         // a started frame must arrive, a reply be taken
+  size_t max_connections = 1024;                       // beyond: refused with a reason
+  uint64_t max_buffered_bytes = 256ull << 20;          // request and unsent reply bytes, all connections
 };
+
+// The largest READ one request may ask for: a reply is held whole when its client is slow,
+// so its size is bounded (clients split longer reads).
+inline constexpr uint64_t kMaxReadRequestBytes = 16ull << 20;
 
 struct RpcServerStats {
   uint64_t connections = 0, auth_failures = 0, malformed_frames = 0, requests = 0;
+  uint64_t refused_connections = 0, timeouts = 0;
 };
 
 class RpcServer {

@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include "rpc/accept_loop.h"
+
 namespace sluice::worker {
 namespace {
 
@@ -15,26 +17,70 @@ using asio::ip::tcp;
 
 constexpr size_t kMaxRequestBytes = 16 << 10;
 
+// The end of a request head: a blank line, ended by CRLF or (tolerated, as most servers do)
+// a bare LF.
+struct EndOfHead {
+  template <typename Iterator>
+  std::pair<Iterator, bool> operator()(Iterator begin, Iterator end) const {
+    for (Iterator it = begin; it != end; ++it) {
+      if (*it != '\n') continue;
+      Iterator next = it;
+      ++next;
+      if (next != end && *next == '\r') ++next;
+      if (next != end && *next == '\n') return {++next, true};
+    }
+    return {end, false};
+  }
+};
+
+}  // namespace
+}  // namespace sluice::worker
+
+template <>
+struct boost::asio::is_match_condition<sluice::worker::EndOfHead> : std::true_type {};
+
+namespace sluice::worker {
+namespace {
+
 class AsioHttpEndpoint final : public HttpEndpoint {
  public:
-  explicit AsioHttpEndpoint(PageFn page) : page_(std::move(page)) {}
+  AsioHttpEndpoint(HttpEndpointOptions options, PageFn page)
+      : options_(std::move(options)), page_(std::move(page)), count_(options_.max_connections) {}
   ~AsioHttpEndpoint() override {
     io_.stop();
     if (thread_.joinable()) thread_.join();
   }
 
-  Status Listen(const std::string& host, int port) {
+  Status Listen() {
     boost::system::error_code ec;
-    tcp::endpoint endpoint(asio::ip::make_address(host, ec), static_cast<unsigned short>(port));
+    const std::string& host = options_.host;
+    tcp::endpoint endpoint(asio::ip::make_address(host, ec), static_cast<unsigned short>(options_.port));
     if (ec) return InvalidArgument("bad HTTP listen address '" + host + "'");
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(64, ec);
-    if (ec) return Status(StatusCode::kUnavailable, "cannot listen for HTTP on " + host + ":" + std::to_string(port) +
-                                                        ": " + ec.message());
+    if (ec) {
+      return Status(StatusCode::kUnavailable,
+                    "cannot listen for HTTP on " + host + ":" + std::to_string(options_.port) + ": " + ec.message());
+    }
     port_ = acceptor_.local_endpoint().port();
-    asio::co_spawn(io_, Accept(), asio::detached);
+    asio::co_spawn(
+        io_,
+        rpc::AcceptLoop(
+            acceptor_, count_, "HTTP",
+            [this](tcp::socket socket, rpc::ConnectionCount::Slot slot) {
+              asio::co_spawn(io_, Serve(std::move(socket), std::move(slot)), asio::detached);
+            },
+            [](tcp::socket socket) {
+              static const std::string busy =
+                  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+              boost::system::error_code ec;
+              socket.non_blocking(true, ec);
+              socket.write_some(asio::buffer(busy), ec);
+              socket.close(ec);
+            }),
+        asio::detached);
     thread_ = std::thread([this] { io_.run(); });
     return Status::Ok();
   }
@@ -42,30 +88,32 @@ class AsioHttpEndpoint final : public HttpEndpoint {
   int port() const override { return port_; }
 
  private:
-  awaitable<void> Accept() {
-    while (true) {
-      boost::system::error_code ec;
-      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
-      if (ec == asio::error::operation_aborted) co_return;
-      if (!ec) asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
-    }
-  }
-
-  awaitable<void> Serve(tcp::socket socket) {
+  awaitable<void> Serve(tcp::socket socket, rpc::ConnectionCount::Slot) {
+    // The whole exchange has one deadline; past it the socket is closed under the reads.
+    asio::steady_timer deadline(io_);
+    deadline.expires_after(options_.io_timeout);
+    deadline.async_wait([&socket](const boost::system::error_code& ec) {
+      if (ec) return;  // cancelled: the exchange ended in time
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    });
     std::string request;
     boost::system::error_code ec;
-    co_await asio::async_read_until(socket, asio::dynamic_buffer(request, kMaxRequestBytes), "\r\n\r\n",
+    co_await asio::async_read_until(socket, asio::dynamic_buffer(request, kMaxRequestBytes), EndOfHead(),
                                     asio::redirect_error(use_awaitable, ec));
+    if (!socket.is_open()) co_return;  // timed out
     std::string status = "200 OK", type = "text/plain; charset=utf-8", body;
-    size_t sp1 = request.find(' '), sp2 = request.find(' ', sp1 + 1);
+    size_t line_end = request.find_first_of("\r\n");
+    std::string line = request.substr(0, line_end);
+    size_t sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);
     if (ec || sp1 == std::string::npos || sp2 == std::string::npos) {
       status = "400 Bad Request";
       body = "malformed request\n";
-    } else if (request.compare(0, sp1, "GET") != 0) {
+    } else if (line.compare(0, sp1, "GET") != 0) {
       status = "405 Method Not Allowed";
       body = "only GET is served here\n";
     } else {
-      auto page = page_(request.substr(sp1 + 1, sp2 - sp1 - 1), &type);
+      auto page = page_(line.substr(sp1 + 1, sp2 - sp1 - 1), &type);
       if (page.ok()) {
         body = std::move(page).value();
       } else {
@@ -78,10 +126,13 @@ class AsioHttpEndpoint final : public HttpEndpoint {
                        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
     std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(body)};
     co_await asio::async_write(socket, out, asio::redirect_error(use_awaitable, ec));
+    deadline.cancel();
     socket.shutdown(tcp::socket::shutdown_both, ec);
   }
 
+  const HttpEndpointOptions options_;
   PageFn page_;
+  rpc::ConnectionCount count_;
   asio::io_context io_;
   tcp::acceptor acceptor_{io_};
   std::thread thread_;
@@ -90,9 +141,9 @@ class AsioHttpEndpoint final : public HttpEndpoint {
 
 }  // namespace
 
-Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& host, int port, PageFn page) {
-  auto endpoint = std::make_unique<AsioHttpEndpoint>(std::move(page));
-  SLUICE_RETURN_IF_ERROR(endpoint->Listen(host, port));
+Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(HttpEndpointOptions options, PageFn page) {
+  auto endpoint = std::make_unique<AsioHttpEndpoint>(std::move(options), std::move(page));
+  SLUICE_RETURN_IF_ERROR(endpoint->Listen());
   return std::unique_ptr<HttpEndpoint>(std::move(endpoint));
 }
 

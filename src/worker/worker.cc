@@ -99,10 +99,12 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   SLUICE_ASSIGN_OR_RETURN(w->rpc_, rpc::RpcServer::Start(ro, [raw](const rpc::Request& req, rpc::Responder& out) {
                             raw->HandleRpc(req, out);
                           }));
-  SLUICE_ASSIGN_OR_RETURN(w->http_, HttpEndpoint::Start(config.worker.host, static_cast<int>(config.worker.http_port),
-                                                       [raw](const std::string& target, std::string* type) {
-                                                         return raw->HttpGet(target, type);
-                                                       }));
+  HttpEndpointOptions ho;
+  ho.host = config.worker.host;
+  ho.port = static_cast<int>(config.worker.http_port);
+  SLUICE_ASSIGN_OR_RETURN(w->http_, HttpEndpoint::Start(ho, [raw](const std::string& target, std::string* type) {
+                            return raw->HttpGet(target, type);
+                          }));
   SLUICE_LOG_INFO("worker {} serving RPC on {}:{}, HTTP on {}:{}", w->id_, config.worker.host, w->rpc_port(),
                   config.worker.host, w->http_port());
   return w;
@@ -210,6 +212,12 @@ std::optional<std::vector<std::string>> Worker::MountsBelow(const std::string& p
   return names;
 }
 
+// "/big.bin/" names a directory; a file found under that name is not one (ENOTDIR).
+static Status FileNamedAsDirectory(const std::string& path, const ufs::ObjectInfo& info) {
+  if (info.is_dir || path.size() < 2 || path.back() != '/') return Status::Ok();
+  return NotFound(path + ": " + path.substr(0, path.size() - 1) + " is a file, not a directory");
+}
+
 Result<Entry> Worker::Stat(const std::string& path) {
   auto found = Resolve(path);
   if (!found.ok() && found.status().code() == StatusCode::kNotFound && MountsBelow(path)) {
@@ -219,6 +227,7 @@ Result<Entry> Worker::Stat(const std::string& path) {
   auto& [state, key] = resolved;
   auto info = state->meta->Stat(key);
   if (!info.ok()) return info.status().WithContext(state->Name());
+  SLUICE_RETURN_IF_ERROR(FileNamedAsDirectory(path, *info));
   return state->ToEntry(*info);
 }
 
@@ -258,6 +267,7 @@ Result<Worker::ResolvedFile> Worker::ResolveFile(const std::string& path) {
   auto info = state->meta->Stat(key);
   if (!info.ok()) return info.status().WithContext(state->Name());
   if (info->is_dir) return InvalidArgument(path + " is a directory");
+  SLUICE_RETURN_IF_ERROR(FileNamedAsDirectory(path, *info));
   return ResolvedFile{state, key, *info};
 }
 
@@ -437,6 +447,7 @@ Result<CacheUsage> Worker::CheckCached(const std::string& path) {
 }
 
 Result<std::string> Worker::StartLoad(const std::string& path) {
+  if (path.empty()) return InvalidArgument("a load needs a path (\"/\" loads every mount)");
   SLUICE_ASSIGN_OR_RETURN(std::string normalized, NormalizePath(path));
   SLUICE_RETURN_IF_ERROR(Resolve(normalized).status());  // fail now on a path outside every mount
   std::string id = jobs_->Start(normalized, [this, normalized]() -> Result<std::vector<LoadItem>> {

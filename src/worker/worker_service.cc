@@ -68,6 +68,11 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       rpc::ReadRequest in;
       rpc::ReadResponse resp;
       if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed READ request"));
+      if (in.length() > rpc::kMaxReadRequestBytes) {
+        return Answer(out, req, resp,
+                      InvalidArgument("READ of " + std::to_string(in.length()) + " bytes is over the limit of " +
+                                      std::to_string(rpc::kMaxReadRequestBytes) + " per request (split it)"));
+      }
       // Each page goes out as its own frame, straight from the cache's buffer.
       rpc::ReadResponse empty;
       auto n = Read(
@@ -88,7 +93,7 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
     case rpc::FrameType::kSync: {
       rpc::PathRequest in;
       rpc::PathResponse resp;
-      in.ParseFromString(req.header);
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed SYNC request"));
       auto changed = Sync(in.path());
       if (changed.ok()) resp.set_files(*changed);
       if (changed.ok()) {  // Sync succeeded, so the path normalizes
@@ -111,7 +116,7 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
     case rpc::FrameType::kCheckCached: {
       rpc::PathRequest in;
       rpc::PathResponse resp;
-      in.ParseFromString(req.header);
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed FREE/CHECK request"));
       auto usage = req.frame.type == rpc::FrameType::kFree ? Free(in.path()) : CheckCached(in.path());
       if (usage.ok()) {
         resp.set_files(usage->files);
@@ -123,7 +128,7 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
     case rpc::FrameType::kLoad: {
       rpc::LoadRequest in;
       rpc::JobStatus resp;
-      in.ParseFromString(req.header);
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed LOAD request"));
       auto id = StartLoad(in.path());
       if (id.ok()) resp.set_job_id(*id);
       return Answer(out, req, resp, id.status());
@@ -131,7 +136,10 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
     case rpc::FrameType::kJobStatus:
     case rpc::FrameType::kJobCancel: {
       rpc::JobRequest in;
-      in.ParseFromString(req.header);
+      if (!in.ParseFromString(req.header)) {
+        rpc::JobStatus resp;
+        return Answer(out, req, resp, InvalidArgument("malformed JOB request"));
+      }
       if (req.frame.type == rpc::FrameType::kJobCancel) {
         Status st = CancelJob(in.job_id());
         if (!st.ok()) {

@@ -3,13 +3,19 @@
 #include "worker/jobs.h"
 #include "worker/worker.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "client/file_system.h"
+#include "rpc/client.h"
+#include "rpc/frame.h"
 #include "support/test_support.h"
 #include "ufs/http_client.h"
 
@@ -433,6 +439,98 @@ TEST_F(WorkerTest, MetricsAndReportPages) {
   EXPECT_EQ(r.status, 404);
   ASSERT_TRUE(http.Send({"DELETE", base + "/metrics", {}, {}}, &r).ok());
   EXPECT_EQ(r.status, 405);
+}
+
+// A raw exchange on the worker's RPC port: HELLO, then one frame with `header` as its bytes;
+// returns the answer's frame type and header bytes ("" and kHello when the worker closed).
+std::pair<rpc::FrameType, std::string> RawExchange(int port, rpc::FrameType type, const std::string& header) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  rpc::HelloRequest hello;
+  hello.set_secret("test-secret");
+  rpc::FrameHeader h;
+  h.type = rpc::FrameType::kHello;
+  std::string out = rpc::EncodeFrame(h, hello.SerializeAsString(), "");
+  h.type = type;
+  out += rpc::EncodeFrame(h, header, "");
+  EXPECT_EQ(::send(fd, out.data(), out.size(), MSG_NOSIGNAL), static_cast<ssize_t>(out.size()));
+  std::pair<rpc::FrameType, std::string> answer{rpc::FrameType::kHello, ""};
+  for (int frame = 0; frame < 2; ++frame) {  // the HELLO answer, then the request's
+    char fixed[rpc::kFrameHeaderSize];
+    if (::recv(fd, fixed, sizeof(fixed), MSG_WAITALL) != static_cast<ssize_t>(sizeof(fixed))) break;
+    auto rh = rpc::DecodeFrameHeader(fixed);
+    if (!rh.ok()) break;
+    std::string body(rh->header_len + rh->payload_len, '\0');
+    if (!body.empty() && ::recv(fd, body.data(), body.size(), MSG_WAITALL) != static_cast<ssize_t>(body.size())) break;
+    answer = {rh->type, body.substr(0, rh->header_len)};
+  }
+  ::close(fd);
+  return answer;
+}
+
+TEST_F(WorkerTest, HostileRequestsAreRefusedWithTheReason) {
+  // A LOAD whose request does not parse loads nothing (it used to load "/").
+  const std::string garbage = "\x0f\xff\xff";
+  auto [type, header] = RawExchange(worker_->rpc_port(), rpc::FrameType::kLoad, garbage);
+  ASSERT_EQ(type, rpc::FrameType::kLoad);
+  rpc::JobStatus job;
+  ASSERT_TRUE(job.ParseFromString(header));
+  EXPECT_EQ(job.status().code(), static_cast<int>(StatusCode::kInvalidArgument));
+  EXPECT_EQ(job.status().message(), "malformed LOAD request");
+  EXPECT_TRUE(job.job_id().empty());
+  for (auto t : {rpc::FrameType::kSync, rpc::FrameType::kFree, rpc::FrameType::kCheckCached,
+                 rpc::FrameType::kJobStatus, rpc::FrameType::kJobCancel}) {
+    auto [answer_type, answer] = RawExchange(worker_->rpc_port(), t, garbage);
+    EXPECT_EQ(answer_type, t);
+    EXPECT_NE(answer.find("malformed"), std::string::npos) << static_cast<int>(t);
+  }
+  // A READ_DATA frame is not a request: the connection is closed, not answered in kind.
+  EXPECT_EQ(RawExchange(worker_->rpc_port(), rpc::FrameType::kReadData, "").first, rpc::FrameType::kHello);
+
+  // One READ asks for at most kMaxReadRequestBytes; the client splits longer reads.
+  rpc::RpcClientOptions o;
+  o.port = worker_->rpc_port();
+  o.secret = "test-secret";
+  rpc::RpcClient raw(o);
+  rpc::ReadRequest read;
+  read.set_path("/big.bin");
+  read.set_length(rpc::kMaxReadRequestBytes + 1);
+  rpc::ReadResponse resp;
+  Status st = raw.Call(rpc::FrameType::kRead, read, &resp);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("per request"), std::string::npos) << st.message();
+
+  // "/big.bin/" names a directory; the file of that name is not one.
+  auto stat = fs_->Stat("/big.bin/");
+  EXPECT_EQ(stat.status().code(), StatusCode::kNotFound) << stat.status().ToString();
+  EXPECT_NE(stat.status().message().find("is a file, not a directory"), std::string::npos);
+  auto n = fs_->Read("/big.bin/", 0, 10, [](std::string_view) { return Status::Ok(); });
+  EXPECT_EQ(n.status().code(), StatusCode::kNotFound);
+  auto dir = fs_->Stat("/tree/");  // a directory with its slash is still one
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  EXPECT_TRUE(dir->is_dir);
+}
+
+TEST_F(WorkerTest, HttpRequestsEndedByABareLineFeedAreAnswered) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(worker_->http_port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string request = "GET /api/v1/report HTTP/1.0\nHost: x\n\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string answer;
+  char buf[4096];
+  for (ssize_t got; (got = ::recv(fd, buf, sizeof(buf), 0)) > 0;) answer.append(buf, static_cast<size_t>(got));
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
 }
 
 TEST(JobManagerTest, FinishedJobsAreKeptBoundedAndTheirThreadsJoined) {
