@@ -42,7 +42,7 @@ class CachedReaderTest : public ::testing::Test {
     auto flaky = std::make_unique<FlakyStore>(std::move(local).value());
     flaky_ = flaky.get();
     ufs_ = std::make_unique<ufs::CountingStore>(std::move(flaky));
-    store_ = *PageStore::Open({kPage, 1ull << 30, {{dir_.path() + "/cache", 1ull << 30}}, "lru", 0});
+    store_ = *PageStore::Open({kPage, 1ull << 30, {{dir_.path() + "/cache", 1ull << 30, /*reserve=*/0}}, "lru"});
     auto info = *ufs_->Stat("file.bin");
     file_ = CachedFile{"file.bin", info.size, FileId::For(ufs_->Uri(), "file.bin", info.Version()), info.Version()};
   }
@@ -75,7 +75,7 @@ TEST_F(CachedReaderTest, ReadsAnyRangeAndCachesIt) {
 }
 
 TEST_F(CachedReaderTest, RecordsOfDiskPagesAreReadWithoutTheirWholePages) {
-  store_ = *PageStore::Open({kPage, 0, {{dir_.path() + "/cache2", 1ull << 30}}, "lru", 0});  // disk only
+  store_ = *PageStore::Open({kPage, 0, {{dir_.path() + "/cache2", 1ull << 30, /*reserve=*/0}}, "lru"});  // disk only
   auto reader = Reader();
   ASSERT_TRUE(reader.Load(file_, 0, data_.size()).ok());
   store_->Flush();
@@ -195,7 +195,8 @@ TEST_F(CachedReaderTest, LoadFetchesInShortRunsAndSkipsCachedPages) {
   ASSERT_EQ(*reader.Load(file_, 0, 17 * kPage), 17 * kPage);
   EXPECT_EQ(reader.Stats().ufs_reads, 3u);  // 8 + 8 + 1 pages
   store_->Flush();
-  auto reopened = *PageStore::Open({kPage, 0, {{dir_.path() + "/cache", 1ull << 30}}, "lru", 0});  // no memory tier
+  auto reopened =
+      *PageStore::Open({kPage, 0, {{dir_.path() + "/cache", 1ull << 30, /*reserve=*/0}}, "lru"});  // no memory tier
   CachedReader again(reopened.get(), ufs_.get(), {});
   ASSERT_EQ(*again.Load(file_, 0, 20 * kPage), 3 * kPage);  // only the 3 pages not cached yet
   auto stats = reopened->Stats();

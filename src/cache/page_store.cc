@@ -21,6 +21,7 @@
 
 #include "cache/page_file.h"
 #include "common/logging.h"
+#include "common/units.h"
 
 namespace sluice::cache {
 namespace {
@@ -462,9 +463,26 @@ Result<std::unique_ptr<PageStore>> PageStore::Open(const PageStoreOptions& optio
   SLUICE_ASSIGN_OR_RETURN(auto memory_policy, NewCachePolicy(options.policy));
   store->memory_ = std::make_unique<MemoryTier>(options.memory_quota, std::move(memory_policy));
   for (const auto& disk : options.disks) {
+    if (disk.quota < options.page_size) {
+      return InvalidArgument("the disk cache in " + disk.dir + " (" + FormatSize(disk.quota) +
+                             ") cannot hold one page (" + FormatSize(options.page_size) + ")");
+    }
     SLUICE_ASSIGN_OR_RETURN(auto policy, NewCachePolicy(options.policy));
-    auto tier = std::make_unique<DiskTier>(disk.dir + "/pages", disk.quota, options.disk_reserve, std::move(policy));
+    auto tier = std::make_unique<DiskTier>(disk.dir + "/pages", disk.quota, disk.reserve, std::move(policy));
     SLUICE_RETURN_IF_ERROR(tier->Load());
+    // A page is written only while the reserve stays free (HasRoom): on a file system no larger
+    // than the reserve plus a page, this tier caches nothing at all.
+    struct statvfs vfs;
+    if (::statvfs(disk.dir.c_str(), &vfs) == 0) {
+      const uint64_t size = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+      if (size < disk.reserve + options.page_size) {
+        SLUICE_LOG_WARN(
+            "disk cache {} will cache nothing: its file system holds {}, and {} of it is kept free "
+            "(the reserve, worker.disks[].reserve) with pages of {}; lower the reserve or use a larger "
+            "file system",
+            disk.dir, FormatSize(size), FormatSize(disk.reserve), FormatSize(options.page_size));
+      }
+    }
     store->disks_.push_back(std::move(tier));
   }
   if (!store->disks_.empty()) {

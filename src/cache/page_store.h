@@ -36,9 +36,11 @@ namespace sluice::cache {
 struct PageStoreOptions {
   uint64_t page_size = 1 << 20;
   uint64_t memory_quota = 256ull << 20;
-  std::vector<DiskTierConfig> disks;  // each dir gets a "pages" subdirectory
-  std::string policy = "lru";         // for every tier: "lru" or "stable"
-  uint64_t disk_reserve = 64ull << 20;  // keep this much free on each disk's file system
+  // Each dir gets a "pages" subdirectory; each keeps its `reserve` free on its file system.
+  // Open refuses a tier whose quota is below one page, and warns when a file system is too
+  // small to hold a page beyond its reserve (that tier would cache nothing).
+  std::vector<DiskTierConfig> disks;
+  std::string policy = "lru";  // for every tier: "lru" or "stable"
   // Disk writes happen behind the reader's back (a page is served, from memory, while it is
   // still being written); at most this many bytes wait, beyond that Put writes in place.
   uint64_t max_pending_write_bytes = 64ull << 20;

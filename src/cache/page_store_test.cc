@@ -2,10 +2,13 @@
 #include "cache/page_store.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "cache/page_file.h"
@@ -88,7 +91,7 @@ TEST(PageStoreTest, StablePolicyKeepsHittingOnCyclicScans) {
 
 TEST(PageStoreTest, DiskTierSurvivesRestart) {
   TempDir dir;
-  PageStoreOptions opts{kPage, 2 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0};
+  PageStoreOptions opts{kPage, 2 * kPage, {{dir.path(), 100 * kPage, /*reserve=*/0}}, "lru"};
   {
     auto store = *PageStore::Open(opts);
     for (uint64_t i = 0; i < 10; ++i) store->Put(Key(i), Bytes(i, kPage - i));  // lengths vary
@@ -106,7 +109,7 @@ TEST(PageStoreTest, DiskTierSurvivesRestart) {
 
 TEST(PageStoreTest, DiskQuotaEvicts) {
   TempDir dir;
-  auto store = *PageStore::Open({kPage, kPage, {{dir.path(), 5 * kPage}}, "lru", 0});
+  auto store = *PageStore::Open({kPage, kPage, {{dir.path(), 5 * kPage, /*reserve=*/0}}, "lru"});
   for (uint64_t i = 0; i < 8; ++i) store->Put(Key(i), Bytes(i));
   store->Flush();
   auto stats = store->Stats();
@@ -118,7 +121,8 @@ TEST(PageStoreTest, DiskQuotaEvicts) {
 TEST(PageStoreTest, ConcurrentPutsOfOnePageCountItOnce) {
   TempDir dir;
   // No queue: every Put writes in place, so the writers race inside the disk tier.
-  auto store = *PageStore::Open({kPage, 0, {{dir.path(), 100 * kPage}}, "lru", 0, /*max_pending_write_bytes=*/0});
+  auto store =
+      *PageStore::Open({kPage, 0, {{dir.path(), 100 * kPage, /*reserve=*/0}}, "lru", /*max_pending_write_bytes=*/0});
   std::vector<std::thread> writers;
   for (int t = 0; t < 8; ++t) {
     writers.emplace_back([&] {
@@ -134,7 +138,8 @@ TEST(PageStoreTest, ConcurrentPutsOfOnePageCountItOnce) {
 
 TEST(PageStoreTest, CorruptOrTruncatedPagesAreDroppedNeverServed) {
   TempDir dir;
-  PageStoreOptions opts{kPage, 0, {{dir.path(), 100 * kPage}}, "lru", 0};  // no memory tier: every read hits disk
+  // No memory tier: every read hits disk.
+  PageStoreOptions opts{kPage, 0, {{dir.path(), 100 * kPage, /*reserve=*/0}}, "lru"};
   {
     auto store = *PageStore::Open(opts);
     store->Put(Key(0), Bytes(0));
@@ -225,7 +230,8 @@ TEST(PageFileTest, RangesVerifyOnlyTheChunksTheyCover) {
 
 TEST(PageStoreTest, PartOfADiskPageIsReadAloneAndNotPromoted) {
   TempDir dir;
-  auto store = *PageStore::Open({kChunkedPage, 4 * kChunkedPage, {{dir.path(), 100 * kChunkedPage}}, "lru", 0});
+  auto store =
+      *PageStore::Open({kChunkedPage, 4 * kChunkedPage, {{dir.path(), 100 * kChunkedPage, /*reserve=*/0}}, "lru"});
   const std::string data = TestBytes(kChunkedPage, 8);
   store->Put(Key(0), PageBuffers::Global().Copy(data), /*memory=*/false);
   store->Flush();
@@ -268,7 +274,7 @@ TEST(PageStoreTest, PartOfADiskPageIsReadAloneAndNotPromoted) {
 
 TEST(PageStoreTest, EraseFileDropsEveryTier) {
   TempDir dir;
-  auto store = *PageStore::Open({kPage, 10 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0});
+  auto store = *PageStore::Open({kPage, 10 * kPage, {{dir.path(), 100 * kPage, /*reserve=*/0}}, "lru"});
   for (uint64_t i = 0; i < 3; ++i) {
     store->Put(Key(i, "old"), Bytes(i));
     store->Put(Key(i, "other"), Bytes(i));
@@ -283,7 +289,7 @@ TEST(PageStoreTest, EraseFileDropsEveryTier) {
 // Pages put in memory reach the disk once puts go quiet, not while a scan runs.
 TEST(PageStoreTest, DiskWritesWaitUntilPutsGoQuiet) {
   TempDir dir;
-  PageStoreOptions opts{kPage, 100 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0};
+  PageStoreOptions opts{kPage, 100 * kPage, {{dir.path(), 100 * kPage, /*reserve=*/0}}, "lru"};
   opts.disk_write_delay = std::chrono::milliseconds(300);
   auto store = *PageStore::Open(opts);
   auto start = std::chrono::steady_clock::now();
@@ -302,7 +308,7 @@ TEST(PageStoreTest, DiskWritesWaitUntilPutsGoQuiet) {
 // file drops its unwritten pages without writing them.
 TEST(PageStoreTest, EvictedUnwrittenPagesGoToDiskErasedOnesDoNot) {
   TempDir dir;
-  PageStoreOptions opts{kPage, 2 * kPage, {{dir.path(), 100 * kPage}}, "lru", 0};
+  PageStoreOptions opts{kPage, 2 * kPage, {{dir.path(), 100 * kPage, /*reserve=*/0}}, "lru"};
   opts.disk_write_delay = std::chrono::hours(1);
   auto store = *PageStore::Open(opts);
   for (uint64_t i = 0; i < 5; ++i) store->Put(Key(i), Bytes(i));
@@ -322,7 +328,7 @@ TEST(PageStoreTest, FullDiskDegradesToUncached) {
     GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
   }
   {
-    auto store = *PageStore::Open({kPage, 4 * kPage, {{dir.path(), 1000 * kPage}}, "lru", 0});
+    auto store = *PageStore::Open({kPage, 4 * kPage, {{dir.path(), 1000 * kPage, /*reserve=*/0}}, "lru"});
     for (uint64_t i = 0; i < 400; ++i) store->Put(Key(i), Bytes(i));
     store->Flush();
     auto stats = store->Stats();
@@ -333,6 +339,42 @@ TEST(PageStoreTest, FullDiskDegradesToUncached) {
     EXPECT_EQ(*store->Get(Key(399)), *Bytes(399));  // the newest pages are still in memory
   }
   ::umount(dir.path().c_str());
+}
+
+// A disk tier that cannot hold one page is refused; one whose file system is no larger than its
+// reserve is accepted (the file system may grow) with a warning that it will cache nothing.
+TEST(PageStoreTest, DiskTiersThatCanCacheNothingAreRefusedOrWarnedAbout) {
+  TempDir dir;
+  auto small = PageStore::Open({1 << 20, 1 << 20, {{dir.path() + "/small", 512 << 10, 0}}, "lru"});
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(small.status().message().find("the disk cache in " + dir.path() +
+                                          "/small (512.0 KiB) cannot hold one "
+                                          "page (1.00 MiB)"),
+            std::string::npos)
+      << small.status().message();
+
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  capture->set_pattern("%l %v");
+  spdlog::set_default_logger(capture);
+  const uint64_t huge = 1ull << 60;  // larger than any file system here
+  auto store = PageStore::Open(
+      {kPage, kPage, {{dir.path() + "/a", 100 * kPage, 0}, {dir.path() + "/b", 100 * kPage, huge}}, "lru"});
+  spdlog::set_default_logger(previous);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const std::string text = log.str();
+  EXPECT_EQ(text.find(dir.path() + "/a "), std::string::npos) << text;  // reserve 0: room for pages
+  EXPECT_NE(text.find("warning disk cache " + dir.path() + "/b will cache nothing: its file system holds "),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("and 1024.0 PiB of it is kept free"), std::string::npos) << text;
+  // And it does cache nothing: a page written to it is refused.
+  for (uint64_t i = 0; i < 50; ++i) (*store)->Put(Key(i), Bytes(i));
+  (*store)->Flush();
+  EXPECT_EQ((*store)->Stats().tiers[2].pages, 0u);
+  EXPECT_GT((*store)->Stats().tiers[1].pages, 0u);
 }
 
 }  // namespace
