@@ -11,15 +11,20 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <tuple>
 
 #include "cli/context.h"
-#include "ufs/under_store.h"
+#include "cli/store_options.h"
 #include "common/logging.h"
 #include "common/path.h"
+#include "common/quote.h"
 #include "common/units.h"
 #include "fuse/fuse_mount.h"
+#include "ufs/under_store.h"
 #include "worker/worker.h"
 
 namespace sluice::cli {
@@ -30,9 +35,9 @@ struct Flags {
   std::string path, path2, uri, job;
   std::vector<std::string> options;
   bool read_only = true, long_format = false, progress = false, wait = false, recursive = false;
-  std::string metadata_ttl, cache_dir, cache_size, memory_size, cache_policy = "lru";
+  std::string metadata_ttl, cache_dir, cache_size, cache_policy = "lru";
+  std::optional<std::string> memory_size, rpc_port, http_port;  // as given; checked as the config's keys
   int replicas = 1;
-  int rpc_port = -1, http_port = -1;
   uint64_t offset = 0, length = UINT64_MAX / 2;
 };
 
@@ -67,6 +72,18 @@ fuse::FuseOptions MountOptions(Context& ctx) {
   return o;
 }
 
+// The memory tier is reserved at start (prefilled): a quota beyond the machine's memory cannot be.
+Status CheckMemoryTierFits(const Config& config) {
+  const uint64_t ram =
+      static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (ram > 0 && config.worker.memory_quota > ram) {
+    return InvalidArgument("the memory tier (" + FormatSize(config.worker.memory_quota) +
+                           ", --memory-size or worker.memory_quota) is larger than this machine's memory (" +
+                           FormatSize(ram) + ")");
+  }
+  return Status::Ok();
+}
+
 // Serves a worker until a signal: registered in the cluster store meanwhile, and mounted
 // with FUSE at `mountpoint` when one is given.
 int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint = "") {
@@ -74,15 +91,10 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
   if (!ctx.config.log.file.empty() && LogFile().empty()) {  // --log-file wins over the config
     auto level = spdlog::level::to_string_view(spdlog::default_logger()->level());
     Status st = InitLogging(std::string(level.data(), level.size()), ctx.config.log.file);
-    if (!st.ok()) return Fail(st.WithContext("log.file"));
+    if (!st.ok())
+      return Fail(st.WithContext(ctx.config_source.empty() ? "log.file" : ctx.config_source + ": log.file"));
   }
-  // The memory tier is reserved at start: a quota beyond the machine's memory cannot be.
-  const uint64_t ram = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  if (ram > 0 && ctx.config.worker.memory_quota > ram) {
-    return Fail(InvalidArgument("the memory tier (" + FormatSize(ctx.config.worker.memory_quota) +
-                                ", --memory-size or worker.memory_quota) is larger than this machine's memory (" +
-                                FormatSize(ram) + ")"));
-  }
+  if (Status st = CheckMemoryTierFits(ctx.config); !st.ok()) return Fail(st);
 
   auto secret = ClusterSecret(ctx, true);
   if (!secret.ok()) return Fail(secret.status());
@@ -129,12 +141,15 @@ int Local(Flags& f) {
   auto ctx = LoadContext(f.config_file);
   if (!ctx.ok()) return Fail(ctx.status());
   Config& c = ctx->config;
-  if (f.rpc_port >= 0) c.worker.rpc_port = f.rpc_port;
-  if (f.http_port >= 0) c.worker.http_port = f.http_port;
-  if (!f.memory_size.empty()) {
-    auto v = ParseSize(f.memory_size);
-    if (!v.ok()) return Fail(v.status().WithContext("--memory-size"));
-    c.worker.memory_quota = *v;
+  // The flags that stand for config keys get the config's checks, and errors name the flag.
+  std::map<std::string, std::string> by_flag;  // config key -> the flag that set it
+  for (const auto& [value, key, flag] : {std::tuple{&f.rpc_port, "worker.rpc_port", "--rpc-port"},
+                                         std::tuple{&f.http_port, "worker.http_port", "--http-port"},
+                                         std::tuple{&f.memory_size, "worker.memory_quota", "--memory-size"}}) {
+    if (!*value) continue;
+    Status st = SetConfigValue(&c, key, **value, flag);
+    if (!st.ok()) return Fail(st);
+    by_flag[key] = flag;
   }
   if (c.worker.disks.empty() || !f.cache_dir.empty() || !f.cache_size.empty()) {
     // --cache-dir and --cache-size each replace only what they name of a configured disk.
@@ -143,19 +158,24 @@ int Local(Flags& f) {
       auto v = ParseSize(f.cache_size);
       if (!v.ok()) return Fail(v.status().WithContext("--cache-size"));
       size = *v;
+      by_flag["worker.disks[0].quota"] = "--cache-size";
     }
     std::string dir = c.worker.disks.empty() ? ctx->cluster_dir + "/cache" : c.worker.disks[0].dir;
     if (!f.cache_dir.empty()) dir = f.cache_dir;
-    c.worker.disks = {{dir, size}};
+    const uint64_t reserve = c.worker.disks.empty() ? DiskTierConfig{}.reserve : c.worker.disks[0].reserve;
+    c.worker.disks = {{dir, size, reserve}};
   }
   c.worker.cache_policy = f.cache_policy;
+  if (Status st = ValidateConfig(c, ctx->config_source, by_flag); !st.ok()) return Fail(st);
+  if (Status st = CheckMemoryTierFits(c); !st.ok()) return Fail(st);  // before the mount table changes
   cluster::MountPoint root{"/", f.uri, {}};
   std::unique_ptr<ufs::UnderStore> store;
   if (!f.uri.empty()) {
-    for (const auto& kv : f.options) {
-      size_t eq = kv.find('=');
-      if (eq == std::string::npos) return Fail(InvalidArgument("option '" + kv + "' is not KEY=VALUE"));
-      Status st = cluster::ApplyMountOption(kv.substr(0, eq), kv.substr(eq + 1), &root.options);
+    auto options = ParseStoreOptions(f.options);
+    if (!options.ok()) return Fail(options.status());
+    for (const auto& warning : options->warnings) std::fprintf(stderr, "%s\n", warning.c_str());
+    for (const auto& [key, value] : options->options) {
+      Status st = cluster::ApplyMountOption(key, value, &root.options);
       if (!st.ok()) return Fail(st);
     }
     // The URI and the store options are checked before the mount table changes: a typo
@@ -278,10 +298,11 @@ int MountAdd(Flags& f) {
     if (!ttl.ok()) return Fail(ttl.status().WithContext("--metadata-ttl"));
     m.options.metadata_ttl = *ttl;
   }
-  for (const auto& kv : f.options) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos) return Fail(InvalidArgument("option '" + kv + "' is not KEY=VALUE"));
-    Status st = cluster::ApplyMountOption(kv.substr(0, eq), kv.substr(eq + 1), &m.options);
+  auto options = ParseStoreOptions(f.options);
+  if (!options.ok()) return Fail(options.status());
+  for (const auto& warning : options->warnings) std::fprintf(stderr, "%s\n", warning.c_str());
+  for (const auto& [key, value] : options->options) {
+    Status st = cluster::ApplyMountOption(key, value, &m.options);
     if (!st.ok()) return Fail(st);
   }
   // Check the store answers with these settings before anyone depends on the mount.
@@ -350,7 +371,8 @@ int Ls(const Flags& f) {
       entries.push_back(*info);
     }
     for (const auto& e : entries) {
-      std::string name = info->is_dir ? BaseName(e.path) : e.path;
+      // A name may hold a newline or a terminal escape: quoted, it prints as one harmless line.
+      std::string name = ShellEscape(info->is_dir ? BaseName(e.path) : e.path);
       if (e.is_dir) name += "/";
       if (f.long_format) {
         std::printf("%12s  %s  %s\n", e.is_dir ? "DIR" : std::to_string(e.size).c_str(), FormatTime(e.mtime_ns).c_str(),
@@ -548,6 +570,9 @@ std::string ProgressLine(const rpc::JobStatus& s) {
   return line + buf;
 }
 
+// A job is queued, running, or ended (done, failed, cancelled).
+bool JobEnded(const rpc::JobStatus& s) { return s.state() != "running" && s.state() != "queued"; }
+
 int PrintFinal(const rpc::JobStatus& s) {
   std::printf("load %s %s: %llu files, %s (%s fetched from the under-store) in %.2fs\n", s.job_id().c_str(),
               s.state().c_str(), static_cast<unsigned long long>(s.files_done()), FormatSize(s.bytes_done()).c_str(),
@@ -572,7 +597,7 @@ int Load(const Flags& f) {
     while (true) {
       auto s = fs.JobStatus(*id);
       if (!s.ok()) return Fail(s.status());
-      bool finished = s->state() != "running";
+      bool finished = JobEnded(*s);
       if (f.progress) {
         std::fprintf(stderr, tty ? "\r%s\033[K" : "%s\n", ProgressLine(*s).c_str());
         if (finished && tty) std::fprintf(stderr, "\n");
@@ -590,15 +615,18 @@ int LoadStatus(const Flags& f, bool cancel) {
       if (!report.ok()) return Fail(report.status());
       if (report->jobs().empty()) std::printf("no load jobs on worker %s\n", report->worker_id().c_str());
       for (const auto& j : report->jobs()) {
-        if (j.state() == "running") std::printf("load %s running: %s\n", j.job_id().c_str(), ProgressLine(j).c_str());
-        else PrintFinal(j);
+        if (!JobEnded(j)) {
+          std::printf("load %s %s: %s\n", j.job_id().c_str(), j.state().c_str(), ProgressLine(j).c_str());
+        } else {
+          PrintFinal(j);
+        }
       }
       return 0;
     }
     auto s = cancel ? fs.CancelJob(f.job) : fs.JobStatus(f.job);
     if (!s.ok()) return Fail(s.status());
-    if (s->state() == "running") {
-      std::printf("load %s running: %s\n", s->job_id().c_str(), ProgressLine(*s).c_str());
+    if (!JobEnded(*s)) {
+      std::printf("load %s %s: %s\n", s->job_id().c_str(), s->state().c_str(), ProgressLine(*s).c_str());
       return 0;
     }
     if (cancel && s->state() != "cancelled") std::printf("load %s had already ended:\n", s->job_id().c_str());
@@ -652,15 +680,22 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   auto* local = app.add_subcommand("local", "Run a single-node sluice (worker and cache) over an under-store");
   local->add_option("--ufs", f->uri, "Under-store to serve at the namespace root: s3://bucket/prefix, file:///dir, "
                                      "http(s)://host/path");
-  local->add_option("-o,--option", f->options, "Mount option KEY=VALUE for --ufs (endpoint, region, secret_key, "
-                                               "metadata_ttl, ufs_rate_limit...)");
+  local->add_option("-o,--option", f->options,
+                    std::string("Mount option KEY=VALUE for --ufs (endpoint, region, access_key, secret_key_file, "
+                                "metadata_ttl, ufs_rate_limit...); ") +
+                        kSecretOptionsHelp);
   local->add_option("--cache-dir", f->cache_dir, "Disk cache directory (default: CLUSTER_DIR/cache)");
   local->add_option("--cache-size", f->cache_size, "Disk cache quota, e.g. 20GiB (default 8GiB)");
-  local->add_option("--memory-size", f->memory_size, "Memory cache quota, e.g. 2GiB (default 1GiB)");
+  local
+      ->add_option("--memory-size", f->memory_size,
+                   "Memory cache quota, e.g. 2GiB (default 1GiB; at least one page, at most the machine's memory)")
+      ->type_name("SIZE");
   local->add_option("--cache-policy", f->cache_policy, "lru, or stable for epoch scans of data larger than the cache")
       ->check(CLI::IsMember({"lru", "stable"}));
-  local->add_option("--rpc-port", f->rpc_port, "RPC port (0: any free port)");
-  local->add_option("--http-port", f->http_port, "HTTP port for /metrics (0: any free port)");
+  local->add_option("--rpc-port", f->rpc_port, "RPC port, 0..65535 (0: any free port; default 29990)")
+      ->type_name("PORT");
+  local->add_option("--http-port", f->http_port, "HTTP port for /metrics, 0..65535 (0: any free port; default 29991)")
+      ->type_name("PORT");
   local->add_option("--mountpoint", f->path2, "Also mount the namespace here with FUSE (an empty directory)");
   config(local);
   run(local, [f] { return Local(*f); });
@@ -684,8 +719,10 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   add->add_flag("--read-only,!--read-write", f->read_only, "Refuse writes (default)");
   add->add_option("--metadata-ttl", f->metadata_ttl, "How long listings and stats are trusted, e.g. 30s (default 60s)");
   add->add_option("--replicas", f->replicas, "Cached copies across workers")->check(CLI::Range(1, 16));
-  add->add_option("--option,-o", f->options, "KEY=VALUE: endpoint, region, path_style, access_key, secret_key, "
-                                             "session_token, ca_bundle, ufs_max_concurrency, ufs_rate_limit");
+  add->add_option("--option,-o", f->options,
+                  std::string("KEY=VALUE: endpoint, region, path_style, access_key, secret_key_file, secret_key, "
+                              "session_token_file, session_token, ca_bundle, ufs_max_concurrency, ufs_rate_limit; ") +
+                      kSecretOptionsHelp);
   config(add);
   run(add, [f] { return MountAdd(*f); });
   auto* list = mount->add_subcommand("list", "Show the mounts (credentials masked)");
@@ -733,6 +770,14 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   status->add_option("JOB", f->job, "Job id printed by `sluice load`");
   config(status);
   run(status, [f] { return LoadStatus(*f, false); });
+  auto* load_list = load->add_subcommand("list", "Show every load job the worker keeps: queued, running, and the last " +
+                                                std::to_string(worker::JobManager::kMaxFinishedJobs) + " ended");
+  config(load_list);
+  run(load_list, [f] {
+    Flags every = *f;
+    every.job.clear();
+    return LoadStatus(every, false);
+  });
   auto* cancel = load->add_subcommand("cancel", "Cancel a load job");
   cancel->add_option("JOB", f->job, "Job id")->required();
   config(cancel);

@@ -22,6 +22,7 @@ Result<Context> LoadContext(const std::string& config_file) {
   if (file.empty() && std::getenv("SLUICE_CONFIG")) file = std::getenv("SLUICE_CONFIG");
   if (!file.empty()) {
     SLUICE_ASSIGN_OR_RETURN(ctx.config, LoadConfigFile(file));
+    ctx.config_source = file;
   }
   if (ctx.config.cluster.store != "file") {
     return InvalidArgument("cluster.store '" + ctx.config.cluster.store + "' is not available yet (use file)");

@@ -14,6 +14,7 @@ namespace sluice::cli {
 
 struct Context {
   Config config;
+  std::string config_source;  // the config file read, or "" for the built-in defaults
   std::string cluster_dir;
   std::unique_ptr<cluster::ClusterStore> store;
 };

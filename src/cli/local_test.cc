@@ -193,6 +193,21 @@ TEST_F(LocalProcessTest, CorruptPageFilesAreNeverServed) {
       << out;
 }
 
+// `fs ls` prints a name with a newline or a terminal escape as one quoted line, as GNU ls
+// --quoting-style=shell-escape does; plain names as they are.
+TEST_F(LocalProcessTest, LsQuotesNamesThatWouldForgeLinesOrDriveTheTerminal) {
+  WriteFile(dir_.path() + "/ufs/odd/a\nb", "x");
+  WriteFile(dir_.path() + "/ufs/odd/\x1b[2Jclear", "x");
+  WriteFile(dir_.path() + "/ufs/odd/plain.txt", "x");
+  WriteFile(dir_.path() + "/ufs/odd/sub dir/x", "x");
+  std::string out;
+  ASSERT_EQ(Run({"fs", "ls", "/odd"}, &out), 0) << out;
+  EXPECT_EQ(out, "''$'\\033''[2Jclear'\n'a'$'\\n''b'\nplain.txt\n'sub dir'/\n");
+  ASSERT_EQ(Run({"fs", "ls", "-l", "/odd"}, &out), 0) << out;
+  EXPECT_NE(out.find("  'a'$'\\n''b'\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+}
+
 TEST_F(LocalProcessTest, WrongSecretIsRefused) {
   WriteFile(dir_.path() + "/bad.yaml", "cluster: {dir: " + dir_.path() + "/home, secret: not-it}\n");
   std::string out;
@@ -215,22 +230,20 @@ TEST_F(LocalProcessTest, FirstHourDetails) {
   // Global options after the subcommand too, and a log file.
   EXPECT_EQ(Run({"report", "--log-level", "debug"}, &out), 0) << out;
   EXPECT_EQ(Run({"fs", "ls", "/", "--log-file", dir_.path() + "/cli.log"}, &out), 0) << out;
-  // A memory tier larger than the machine is refused at start.
-  EXPECT_EQ(Run({"local", "--ufs", "file://" + dir_.path() + "/ufs", "--memory-size", "4096GiB", "--rpc-port", "0",
+  // A memory tier larger than the machine is refused at start, before anything changes: the
+  // running instance keeps serving its mount.
+  WriteFile(dir_.path() + "/other/x.txt", "other");
+  EXPECT_EQ(Run({"local", "--ufs", "file://" + dir_.path() + "/other", "--memory-size", "4096GiB", "--rpc-port", "0",
                  "--http-port", "0"},
                 &out),
             2)
       << out;
-  // (that one was refused for the running instance first; in a home of its own, for the memory)
-  auto home = env_;
-  env_["SLUICE_HOME"] = dir_.path() + "/home2";
-  EXPECT_EQ(Run({"local", "--ufs", "file://" + dir_.path() + "/ufs", "--memory-size", "4096GiB", "--rpc-port", "0",
-                 "--http-port", "0"},
-                &out),
-            2)
+  EXPECT_NE(out.find("the memory tier (4.00 TiB, --memory-size or worker.memory_quota) is larger than this machine's "
+                     "memory ("),
+            std::string::npos)
       << out;
-  EXPECT_NE(out.find("larger than this machine's memory"), std::string::npos) << out;
-  env_ = home;
+  ASSERT_EQ(Run({"mount", "list"}, &out), 0) << out;
+  EXPECT_NE(out.find("/ -> file://" + dir_.path() + "/ufs "), std::string::npos) << out;
   // Removing a mount says what it removed, and that the running worker stops serving it.
   WriteFile(dir_.path() + "/extra/e.txt", "e");
   ASSERT_EQ(Run({"mount", "add", "/extra", "file://" + dir_.path() + "/extra"}, &out), 0) << out;

@@ -13,7 +13,9 @@
 #include <thread>
 
 #include "cli/context.h"
+#include "cli/store_options.h"
 #include "common/config.h"
+#include "common/quote.h"
 #include "common/units.h"
 #include "ufs/under_store.h"
 
@@ -23,6 +25,7 @@ namespace {
 struct UfsFlags {
   std::string config_file;
   std::vector<std::string> options;  // key=value
+  mutable bool warned = false;       // the options' warnings are printed once, not per store opened
 };
 
 // A URI split into the store that holds it and the key inside that store.
@@ -39,11 +42,12 @@ Result<ufs::UnderStoreOptions> MakeOptions(const UfsFlags& flags) {
     SLUICE_ASSIGN_OR_RETURN(cfg, LoadConfigFile(file));
   }
   auto o = ufs::UnderStoreOptions::FromConfig(cfg.ufs);
-  for (const auto& kv : flags.options) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return InvalidArgument("option '" + kv + "' is not key=value");
-    o.options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  SLUICE_ASSIGN_OR_RETURN(StoreOptions given, ParseStoreOptions(flags.options));
+  for (const auto& warning : given.warnings) {
+    if (!flags.warned) std::fprintf(stderr, "%s\n", warning.c_str());
   }
+  flags.warned = true;
+  o.options = std::move(given.options);
   return o;
 }
 
@@ -88,7 +92,8 @@ int Ls(const std::string& uri, bool recursive, bool long_format, const UfsFlags&
   }
   const size_t strip = (info->is_dir && !loc->key.empty()) ? loc->key.size() + 1 : 0;
   for (const auto& e : entries) {
-    std::string name = e.path.substr(std::min(strip, e.path.size())) + (e.is_dir ? "/" : "");
+    // Quoted: a key may hold a newline or a terminal escape.
+    std::string name = ShellEscape(e.path.substr(std::min(strip, e.path.size()))) + (e.is_dir ? "/" : "");
     if (long_format) {
       std::printf("%12s  %s  %s\n", e.is_dir ? "DIR" : std::to_string(e.size).c_str(), FormatTime(e.mtime_ns).c_str(),
                   name.c_str());
@@ -277,8 +282,10 @@ void AddUfsCommands(CLI::App& app, CommandResult* result) {
   auto add_common = [flags](CLI::App* cmd) {
     cmd->add_option("--config", flags->config_file, "YAML config file (its ufs: section sets retries and timeouts)");
     cmd->add_option("-o,--option", flags->options,
-                    "store option KEY=VALUE, repeatable: endpoint, region, path_style, access_key, secret_key, "
-                    "session_token, ca_bundle (S3 keys also come from AWS_ACCESS_KEY_ID etc.)");
+                    std::string("store option KEY=VALUE, repeatable: endpoint, region, path_style, access_key, "
+                                "secret_key_file, secret_key, session_token_file, session_token, ca_bundle (S3 keys "
+                                "also come from AWS_ACCESS_KEY_ID etc.); ") +
+                        kSecretOptionsHelp);
   };
   auto uri = std::make_shared<std::string>();
   auto uri2 = std::make_shared<std::string>();

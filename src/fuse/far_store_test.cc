@@ -153,6 +153,27 @@ TEST_F(FarStoreTest, LocalRefusesAStoreItCannotServeWithTheReason) {
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("no credentials found: tried"), std::string::npos) << out;
   EXPECT_EQ(out.find("serving"), std::string::npos) << out;
+  // The secret from a file, where `ps` does not show it: a wrong one is refused as wrong (the
+  // file was read), the right one passes authentication and reaches the bucket check.
+  WriteFile(dir_.path() + "/wrong-secret", "wrong\n");
+  WriteFile(dir_.path() + "/secret", Rgw()->secret_key() + "\n");
+  for (const char* file : {"/wrong-secret", "/secret"}) ::chmod((dir_.path() + file).c_str(), 0600);
+  const std::string access_key = "access_key=" + Rgw()->access_key();
+  std::tie(rc, out) = local({"--ufs", std::string("s3://") + kBucket, "-o", endpoint, "-o", access_key, "-o",
+                             "secret_key_file=" + dir_.path() + "/wrong-secret"},
+                            {});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("the secret key does not match"), std::string::npos) << out;
+  std::tie(rc, out) = local({"--ufs", "s3://no-such-bucket", "-o", endpoint, "-o", access_key, "-o",
+                             "secret_key_file=" + dir_.path() + "/secret"},
+                            {});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("bucket 'no-such-bucket' does not exist"), std::string::npos) << out;
+  EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+  rc = RunCommand({SLUICE_BINARY, "ufs", "ls", "-o", endpoint, "-o", access_key, "-o",
+                   "secret_key_file=" + dir_.path() + "/secret", std::string("s3://") + kBucket + "/"},
+                  &out, {{"AWS_EC2_METADATA_DISABLED", "true"}});
+  EXPECT_EQ(rc, 0) << out;
 }
 
 TEST_F(FarStoreTest, AColdFileCostsOneRoundTripByNameAndNoHeadWhenListed) {
