@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <limits>
 #include <string>
@@ -39,7 +40,9 @@ bool SplitNumber(std::string_view text, double* number, std::string* suffix) {
     ++i;
   }
   if (!digits) return false;
-  *number = std::stod(std::string(text.substr(0, i)));
+  // strtod, not stod: a number too large for a double becomes HUGE_VAL (then refused as too
+  // large) and one too small becomes 0, where stod throws.
+  *number = std::strtod(std::string(text.substr(0, i)).c_str(), nullptr);
   *suffix = Lower(Trim(text.substr(i)));
   return true;
 }
@@ -59,12 +62,14 @@ Result<uint64_t> ParseSize(std::string_view input) {
   else if (suffix == "m" || suffix == "mib") mult = 1024.0 * 1024;
   else if (suffix == "g" || suffix == "gib") mult = 1024.0 * 1024 * 1024;
   else if (suffix == "t" || suffix == "tib") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (suffix == "p" || suffix == "pib") mult = 1024.0 * 1024 * 1024 * 1024 * 1024;
   else if (suffix == "kb") mult = 1e3;
   else if (suffix == "mb") mult = 1e6;
   else if (suffix == "gb") mult = 1e9;
   else if (suffix == "tb") mult = 1e12;
+  else if (suffix == "pb") mult = 1e15;
   else return InvalidArgument("'" + std::string(input) + "' has an unknown size unit '" + suffix +
-                              "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)");
+                              "' (use B, KiB, MiB, GiB, TiB, PiB, KB, MB, GB, TB or PB)");
   double bytes = std::round(number * mult);
   if (bytes >= 18446744073709551615.0) return InvalidArgument("'" + std::string(input) + "' is too large a size");
   return static_cast<uint64_t>(bytes);
@@ -125,8 +130,12 @@ std::string FormatDuration(std::chrono::nanoseconds d) {
   if (s < 1e-3) std::snprintf(buf, sizeof(buf), "%.0fus", s * 1e6);
   else if (s < 1) std::snprintf(buf, sizeof(buf), "%.1fms", s * 1e3);
   else if (s < 60) std::snprintf(buf, sizeof(buf), "%.2fs", s);
-  else if (s < 3600) std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s / 60), static_cast<int>(s) % 60);
-  else std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s / 3600), (static_cast<int>(s) / 60) % 60);
+  else {
+    // Whole seconds in integers: an int overflows past 68 years (and a config bound may be that).
+    const long long secs = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+    if (secs < 3600) std::snprintf(buf, sizeof(buf), "%lldm%02llds", secs / 60, secs % 60);
+    else std::snprintf(buf, sizeof(buf), "%lldh%02lldm", secs / 3600, (secs / 60) % 60);
+  }
   return buf;
 }
 

@@ -12,8 +12,9 @@
 
 namespace sluice {
 
-// Bytes. Binary suffixes (KiB, MiB, GiB, TiB; also K, M, G, T) are powers of 1024, decimal
-// ones (KB, MB, GB, TB) powers of 1000; "B" or no suffix means bytes. Case-insensitive.
+// Bytes. Binary suffixes (KiB, MiB, GiB, TiB, PiB; also K, M, G, T, P) are powers of 1024,
+// decimal ones (KB, MB, GB, TB, PB) powers of 1000; "B" or no suffix means bytes.
+// Case-insensitive. Whatever FormatSize prints parses back (to within its rounding).
 Result<uint64_t> ParseSize(std::string_view text);
 
 // Durations with suffix ns, us, ms, s, m, h, d (a bare number is seconds).

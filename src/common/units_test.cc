@@ -49,5 +49,40 @@ TEST(UnitsTest, Formatting) {
   EXPECT_EQ(FormatTime(0), "-");
 }
 
+// Found by fuzz/units_fuzzer: a number of 309+ digits made std::stod throw out of ParseSize
+// (and through it out of config parsing), one of 300+ leading zeros likewise (underflow).
+TEST(UnitsTest, NumbersBeyondADoubleAreErrorsNotExceptions) {
+  const std::string huge(400, '9');
+  auto size = ParseSize(huge);
+  ASSERT_FALSE(size.ok());
+  EXPECT_NE(size.status().message().find("too large"), std::string::npos) << size.status().message();
+  auto duration = ParseDuration(huge + "ms");
+  ASSERT_FALSE(duration.ok());
+  EXPECT_NE(duration.status().message().find("too long"), std::string::npos) << duration.status().message();
+  const std::string tiny = "0." + std::string(400, '0') + "1";
+  EXPECT_EQ(*ParseSize(tiny + "TiB"), 0u);
+  EXPECT_EQ(ParseDuration(tiny + "d")->count(), 0);
+}
+
+// Found by fuzz/units_fuzzer: FormatSize printed "71.0 PiB", which ParseSize refused.
+TEST(UnitsTest, PetabytesAndFormattedSizesParse) {
+  EXPECT_EQ(*ParseSize("1PiB"), 1ull << 50);
+  EXPECT_EQ(*ParseSize("2p"), 2ull << 50);
+  EXPECT_EQ(*ParseSize("3PB"), 3'000'000'000'000'000ull);
+  const uint64_t sizes[] = {1536, 256ull << 20, 1ull << 50, 79922227978000000ull};
+  for (uint64_t v : sizes) {
+    auto back = ParseSize(FormatSize(v));
+    ASSERT_TRUE(back.ok()) << FormatSize(v) << ": " << back.status().message();
+    EXPECT_NEAR(static_cast<double>(*back), static_cast<double>(v), static_cast<double>(v) * 0.005) << FormatSize(v);
+  }
+}
+
+// Found by fuzz/units_fuzzer: "40960d" overflowed an int in FormatDuration (UBSan).
+TEST(UnitsTest, FormatsLongDurations) {
+  EXPECT_EQ(FormatDuration(std::chrono::hours(24 * 40960)), "983040h00m");
+  EXPECT_EQ(FormatDuration(std::chrono::nanoseconds::max()), "2562047h47m");
+  EXPECT_EQ(FormatDuration(*ParseDuration("40960d")), "983040h00m");
+}
+
 }  // namespace
 }  // namespace sluice

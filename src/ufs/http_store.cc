@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "ufs/http_client.h"
+#include "ufs/index_page.h"
 #include "ufs/ranged_read.h"
 #include "ufs/retry.h"
 #include "ufs/sigv4.h"
@@ -14,36 +15,6 @@ namespace sluice::ufs {
 namespace {
 
 constexpr size_t kMaxIndexPage = 64 << 20;
-
-// The relative links of an HTML index page: "a.bin", "sub/" (decoded); skips parents,
-// absolute links, queries and fragments.
-std::vector<std::string> IndexLinks(std::string_view html) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while ((pos = html.find("href=", pos)) != std::string_view::npos) {
-    pos += 5;
-    if (pos >= html.size()) break;
-    char quote = html[pos];
-    if (quote != '"' && quote != '\'') continue;
-    size_t end = html.find(quote, pos + 1);
-    if (end == std::string_view::npos) break;
-    std::string link(html.substr(pos + 1, end - pos - 1));
-    pos = end + 1;
-    if (link.empty() || link[0] == '/' || link[0] == '?' || link[0] == '#' || link.find("://") != std::string::npos ||
-        link.rfind("..", 0) == 0 || link.find('?') != std::string::npos || link.find('#') != std::string::npos) {
-      continue;
-    }
-    if (link.rfind("./", 0) == 0) link = link.substr(2);
-    std::string name = UriDecode(link);
-    size_t slash = name.find('/');
-    if (name.empty() || (slash != std::string::npos && slash != name.size() - 1)) continue;  // not a direct child
-    for (std::string_view entity : {"&amp;"}) {
-      for (size_t p = name.find(entity); p != std::string::npos; p = name.find(entity, p + 1)) name.replace(p, 5, "&");
-    }
-    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
-  }
-  return out;
-}
 
 class HttpStore final : public VersionPinnedStore {
  public:

@@ -73,8 +73,8 @@ class Parser {
     if (depth > kMaxDepth) return Error("elements nested too deeply");
     ++pos_;  // '<'
     std::string_view qname = ReadName();
-    if (qname.empty()) return Error("element without a name");
     el->name = LocalName(qname);
+    if (el->name.empty()) return Error("element without a name");  // also "<s3:>" (fuzz/xml_fuzzer)
     // Attributes: skipped, but quoted values may hold '>' so walk them properly.
     while (true) {
       while (pos_ < doc_.size() && std::isspace(static_cast<unsigned char>(doc_[pos_]))) ++pos_;
@@ -87,7 +87,9 @@ class Parser {
         ++pos_;
         break;
       }
-      ReadName();
+      // No name here means a '/' not followed by '>', or '=' without a name: without this
+      // check the loop would make no progress (found by fuzz/xml_fuzzer).
+      if (ReadName().empty()) return Error("bad attribute in <" + el->name + ">");
       if (pos_ < doc_.size() && doc_[pos_] == '=') {
         ++pos_;
         if (pos_ >= doc_.size() || (doc_[pos_] != '"' && doc_[pos_] != '\'')) return Error("unquoted attribute");

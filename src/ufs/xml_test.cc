@@ -53,6 +53,31 @@ TEST(XmlTest, RejectsMalformed) {
   EXPECT_FALSE(ParseXml(deep).ok());
 }
 
+// Found by fuzz/xml_fuzzer: a '/' inside a start tag that does not end it made the attribute
+// loop spin forever, so a malformed listing hung the reader.
+TEST(XmlTest, StrayCharactersInAStartTagAreErrorsNotHangs) {
+  for (const char* bad : {"<a/b></a>", "<a / ></a>", "<a x=\"1\"/y></a>", "<a =\"1\"></a>", "<r><a/b></a></r>"}) {
+    auto doc = ParseXml(bad);
+    EXPECT_FALSE(doc.ok()) << bad;
+    if (!doc.ok()) {
+      EXPECT_EQ(doc.status().code(), StatusCode::kCorruption);
+      EXPECT_NE(doc.status().message().find("bad attribute in <a>"), std::string::npos) << doc.status().message();
+    }
+  }
+  EXPECT_TRUE(ParseXml("<a x=\"1\" />").ok());
+}
+
+// Found by fuzz/xml_fuzzer: a prefix without a local name gave an element named "".
+TEST(XmlTest, PrefixWithoutLocalNameIsRefused) {
+  for (const char* bad : {"<s3:></s3:>", "<r><:/></r>", "<r><p: a='1'/></r>"}) {
+    auto doc = ParseXml(bad);
+    EXPECT_FALSE(doc.ok()) << bad;
+    if (!doc.ok()) {
+      EXPECT_NE(doc.status().message().find("without a name"), std::string::npos) << bad;
+    }
+  }
+}
+
 TEST(XmlTest, Escape) { EXPECT_EQ(XmlEscape("\"a\"&<b>'"), "&quot;a&quot;&amp;&lt;b&gt;&apos;"); }
 
 }  // namespace
