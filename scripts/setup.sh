@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git curl ca-certificates openssl
+  # fuzzing (scripts/fuzz.sh): clang 14 and its libFuzzer runtime (only recommended by clang)
+  clang libclang-rt-14-dev
   # libraries (DESIGN.md, "Dependencies")
   libboost1.81-dev libboost-url1.81-dev libcurl4-openssl-dev libssl-dev
   libprotobuf-dev protobuf-compiler librocksdb-dev libfuse3-dev fuse3

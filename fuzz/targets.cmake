@@ -1,0 +1,11 @@
+# The fuzz targets, one fuzz/<name>_fuzzer.cc and one fuzz/corpus/<name>/ each. Read by
+# fuzz/CMakeLists.txt (the clang build) and fuzz/ctest.cmake (the tests of the main build).
+set(SLUICE_FUZZ_TARGETS
+  config
+  http_request
+  index_page
+  path
+  rpc_frame
+  units
+  xml
+)
