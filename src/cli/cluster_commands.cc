@@ -25,6 +25,7 @@
 #include "common/units.h"
 #include "fuse/fuse_mount.h"
 #include "ufs/under_store.h"
+#include "worker/jobs.h"
 #include "worker/worker.h"
 
 namespace sluice::cli {

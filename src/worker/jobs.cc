@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <system_error>
 
+#include "common/logging.h"
 #include "common/units.h"
 #include "ufs/retry.h"
 
@@ -13,6 +14,7 @@ constexpr size_t kMaxFailuresKept = 100;
 
 struct JobManager::Job {
   std::string id, path;
+  Lister list;  // taken by the runner
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point finished;
   std::atomic<bool> cancelled{false}, finished_flag{false}, listing_done{false};
@@ -20,71 +22,102 @@ struct JobManager::Job {
   std::mutex mu;
   std::vector<std::string> failures;  // GUARDED_BY(mu)
   uint64_t failure_count = 0;         // GUARDED_BY(mu)
-  std::string state = "running";      // GUARDED_BY(mu)
-  std::thread thread;
+  std::string state = "queued";       // GUARDED_BY(mu)
 
   void Fail(const std::string& what) {
     std::lock_guard<std::mutex> lock(mu);
     ++failure_count;
     if (failures.size() < kMaxFailuresKept) failures.push_back(what);
   }
+  void Finish(const std::string& final_state) {
+    std::lock_guard<std::mutex> lock(mu);
+    state = final_state;
+    finished = std::chrono::steady_clock::now();
+    finished_flag = true;
+  }
 };
 
 JobManager::JobManager(JobOptions options) : options_(options) {}
 
 JobManager::~JobManager() {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, job] : jobs_) job->cancelled = true;
-  for (auto& [id, job] : jobs_) {
-    if (job->thread.joinable()) job->thread.join();
-  }
-}
-
-std::string JobManager::Start(const std::string& path, Lister list) {
-  std::vector<std::unique_ptr<Job>> dropped;
-  std::string id;
+  std::vector<std::thread> runners;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // A bounded history: the oldest finished jobs go, their threads joined (they have ended).
-    size_t finished = 0;
-    for (const auto& [job_id, job] : jobs_) finished += job->finished_flag ? 1 : 0;
-    for (auto it = jobs_.begin(); it != jobs_.end() && finished >= kMaxFinishedJobs;) {
-      if (!it->second->finished_flag) {
-        ++it;
-        continue;
-      }
-      dropped.push_back(std::move(it->second));
-      it = jobs_.erase(it);
-      --finished;
+    stopping_ = true;
+    for (auto& [n, job] : jobs_) job->cancelled = true;
+    runners.swap(runners_);
+  }
+  queued_cv_.notify_all();
+  for (auto& t : runners) t.join();
+}
+
+Result<std::string> JobManager::Start(const std::string& path, Lister list) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queue_.size() >= kMaxQueuedJobs) {
+    return sluice::Status(StatusCode::kResourceExhausted,
+                  std::to_string(queue_.size()) + " load jobs are waiting to run already (the limit); cancel some or "
+                                                  "wait for them",
+                  true);
+  }
+  // A bounded history: the oldest finished jobs go.
+  size_t finished = 0;
+  for (const auto& [n, job] : jobs_) finished += job->finished_flag ? 1 : 0;
+  for (auto it = jobs_.begin(); it != jobs_.end() && finished >= kMaxFinishedJobs;) {
+    if (!it->second->finished_flag) {
+      ++it;
+      continue;
     }
-    auto job = std::make_unique<Job>();
-    job->id = "load-" + std::to_string(next_id_++);
-    job->path = path;
-    Job* raw = job.get();
-    jobs_[job->id] = std::move(job);
-    id = raw->id;
+    it = jobs_.erase(it);
+    --finished;
+  }
+  if (idle_runners_ == 0 && runners_.size() < kMaxRunningJobs) {
     try {
-      raw->thread = std::thread([this, raw, list = std::move(list)] { Run(raw, list); });
+      runners_.emplace_back([this] { RunnerLoop(); });
     } catch (const std::system_error& e) {  // out of threads: an error, not an abort
-      jobs_.erase(id);
-      id.clear();
+      if (runners_.empty()) {
+        return sluice::Status(StatusCode::kResourceExhausted, std::string("cannot start a load job: ") + e.what(), true);
+      }
     }
   }
-  for (auto& job : dropped) {
-    if (job->thread.joinable()) job->thread.join();
-  }
+  const uint64_t n = next_id_++;
+  auto job = std::make_unique<Job>();
+  job->id = "load-" + std::to_string(n);
+  job->path = path;
+  job->list = std::move(list);
+  queue_.push_back(job.get());
+  std::string id = job->id;
+  jobs_[n] = std::move(job);
+  queued_cv_.notify_one();
   return id;
 }
 
-void JobManager::Run(Job* job, Lister list) {
+void JobManager::RunnerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    ++idle_runners_;
+    queued_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    --idle_runners_;
+    if (stopping_) return;
+    Job* job = queue_.front();  // jobs_ keeps it while it is unfinished
+    queue_.pop_front();
+    lock.unlock();
+    Run(job);
+    lock.lock();
+  }
+}
+
+void JobManager::Run(Job* job) {
+  if (job->cancelled) return job->Finish("cancelled");
+  {
+    std::lock_guard<std::mutex> lock(job->mu);
+    job->state = "running";
+    job->started = std::chrono::steady_clock::now();
+  }
+  Lister list = std::move(job->list);
   auto items = list();
   if (!items.ok()) {
     job->Fail(items.status().message());
-    std::lock_guard<std::mutex> lock(job->mu);
-    job->state = "failed";
-    job->finished = std::chrono::steady_clock::now();
-    job->finished_flag = true;
-    return;
+    return job->Finish("failed");
   }
   for (const auto& item : *items) job->bytes_total += item.size;
   job->files_total = items->size();
@@ -147,12 +180,20 @@ void JobManager::Run(Job* job, Lister list) {
   };
   std::vector<std::thread> threads;
   const size_t thread_count = std::min<size_t>(std::max(1, options_.in_flight.max), std::max<size_t>(1, pieces.size()));
-  for (size_t t = 0; t < thread_count; ++t) threads.emplace_back(loader);
+  try {  // one loader runs here; the others on threads of their own
+    for (size_t t = 1; t < thread_count; ++t) threads.emplace_back(loader);
+  } catch (const std::system_error& e) {  // fewer loaders than wanted; none is a failure
+    SLUICE_LOG_WARN("load {}: {} of {} loader threads started ({})", job->id, threads.size() + 1, thread_count,
+                    e.what());
+  }
+  loader();
   for (auto& t : threads) t.join();
-  std::lock_guard<std::mutex> lock(job->mu);
-  job->state = job->cancelled ? "cancelled" : (job->failure_count ? "failed" : "done");
-  job->finished = std::chrono::steady_clock::now();
-  job->finished_flag = true;
+  bool failed_any = false;
+  {
+    std::lock_guard<std::mutex> lock(job->mu);
+    failed_any = job->failure_count > 0;
+  }
+  job->Finish(job->cancelled ? "cancelled" : (failed_any ? "failed" : "done"));
 }
 
 rpc::JobStatus JobManager::StatusLocked(Job* job) {
@@ -176,28 +217,46 @@ rpc::JobStatus JobManager::StatusLocked(Job* job) {
   return s;
 }
 
+namespace {
+
+// "load-12" -> 12; 0 for anything else (no job has number 0).
+uint64_t JobNumber(const std::string& id) {
+  if (id.rfind("load-", 0) != 0 || id.size() == 5 || id.size() > 25) return 0;
+  uint64_t n = 0;
+  for (char c : id.substr(5)) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return n;
+}
+
+}  // namespace
+
 Result<rpc::JobStatus> JobManager::Status(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = jobs_.find(id);
+  auto it = jobs_.find(JobNumber(id));
   if (it == jobs_.end()) return NotFound("no load job '" + id + "' on this worker");
   return StatusLocked(it->second.get());
 }
 
 std::vector<rpc::JobStatus> JobManager::List() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::pair<uint64_t, rpc::JobStatus>> out;
-  for (const auto& [id, job] : jobs_) out.emplace_back(std::stoull(id.substr(5)), StatusLocked(job.get()));
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<rpc::JobStatus> jobs;
-  for (auto& [n, s] : out) jobs.push_back(std::move(s));
+  for (const auto& [n, job] : jobs_) jobs.push_back(StatusLocked(job.get()));
   return jobs;
 }
 
 sluice::Status JobManager::Cancel(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = jobs_.find(id);
+  auto it = jobs_.find(JobNumber(id));
   if (it == jobs_.end()) return NotFound("no load job '" + id + "' on this worker");
-  it->second->cancelled = true;
+  Job* job = it->second.get();
+  job->cancelled = true;
+  auto queued = std::find(queue_.begin(), queue_.end(), job);
+  if (queued != queue_.end()) {  // it never ran: it ends now
+    queue_.erase(queued);
+    job->Finish("cancelled");
+  }
   return sluice::Status::Ok();
 }
 

@@ -4,12 +4,17 @@
 // store's latency, backs off on SlowDown, 5xx and growing latency), keeping exact counts
 // (files and bytes: total, done, fetched from the under-store) and the failures. A job is
 // "done" only once every byte it counted is in the cache; what did not fit or failed is
-// listed. Thread-safe; the destructor cancels and joins every job.
+// listed. Jobs run on a bounded set of runner threads (kMaxRunningJobs at once; the rest wait,
+// "queued", up to kMaxQueuedJobs), and only the last kMaxFinishedJobs finished ones are kept,
+// so a client starting job after job holds neither threads nor memory. Thread-safe; the
+// destructor cancels every job and joins the runners.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,8 +49,9 @@ class JobManager {
   explicit JobManager(JobOptions options = {});
   ~JobManager();
 
-  // Starts a job; `list` runs on the job's thread. "" when no thread could be started.
-  std::string Start(const std::string& path, Lister list);
+  // Queues a job and returns its id; `list` runs on the runner thread that takes it. Refused
+  // (kResourceExhausted) when kMaxQueuedJobs wait already or no runner thread can start.
+  Result<std::string> Start(const std::string& path, Lister list);
   Result<rpc::JobStatus> Status(const std::string& id);
   // Every job kept, oldest first: the running ones and the last kMaxFinishedJobs finished.
   std::vector<rpc::JobStatus> List();
@@ -53,16 +59,27 @@ class JobManager {
 
  private:
   struct Job;
-  void Run(Job* job, Lister list);
+  void RunnerLoop();
+  void Run(Job* job);
 
-  // A finished job's record (and its thread) is dropped once this many newer ones finished.
+ public:
+  // A finished job's record is dropped once this many newer ones finished.
   static constexpr size_t kMaxFinishedJobs = 100;
+  static constexpr size_t kMaxRunningJobs = 4;
+  static constexpr size_t kMaxQueuedJobs = 1000;
+
+ private:
   rpc::JobStatus StatusLocked(Job* job);  // REQUIRES(mu_)
 
   const JobOptions options_;
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Job>> jobs_;  // GUARDED_BY(mu_)
-  uint64_t next_id_ = 1;                              // GUARDED_BY(mu_)
+  std::condition_variable queued_cv_;
+  std::map<uint64_t, std::unique_ptr<Job>> jobs_;  // GUARDED_BY(mu_), by number: oldest first
+  std::deque<Job*> queue_;                         // GUARDED_BY(mu_)
+  std::vector<std::thread> runners_;               // GUARDED_BY(mu_)
+  size_t idle_runners_ = 0;                        // GUARDED_BY(mu_)
+  bool stopping_ = false;                          // GUARDED_BY(mu_)
+  uint64_t next_id_ = 1;                           // GUARDED_BY(mu_)
 };
 
 }  // namespace sluice::worker

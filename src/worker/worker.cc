@@ -450,7 +450,7 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
   if (path.empty()) return InvalidArgument("a load needs a path (\"/\" loads every mount)");
   SLUICE_ASSIGN_OR_RETURN(std::string normalized, NormalizePath(path));
   SLUICE_RETURN_IF_ERROR(Resolve(normalized).status());  // fail now on a path outside every mount
-  std::string id = jobs_->Start(normalized, [this, normalized]() -> Result<std::vector<LoadItem>> {
+  return jobs_->Start(normalized, [this, normalized]() -> Result<std::vector<LoadItem>> {
     SLUICE_ASSIGN_OR_RETURN(auto files, FilesBelow(normalized));
     std::vector<LoadItem> items;
     for (auto& [state, info] : files) {
@@ -469,8 +469,6 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
     }
     return items;
   });
-  if (id.empty()) return Status(StatusCode::kResourceExhausted, "cannot start a load job: no thread left", true);
-  return id;
 }
 
 Result<rpc::JobStatus> Worker::JobStatus(const std::string& job_id) { return jobs_->Status(job_id); }

@@ -5,11 +5,15 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#if defined(__SANITIZE_ADDRESS__)
+extern "C" size_t __sanitizer_get_current_allocated_bytes();  // ASan's count of live heap bytes
+#endif
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <malloc.h>
 #include <fstream>
 #include <thread>
 
@@ -533,18 +537,90 @@ TEST_F(WorkerTest, HttpRequestsEndedByABareLineFeedAreAnswered) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
 }
 
-TEST(JobManagerTest, FinishedJobsAreKeptBoundedAndTheirThreadsJoined) {
+TEST(JobManagerTest, FinishedJobsAreKeptBoundedAndQueuedOnesWait) {
   JobManager jobs;
   std::string last;
   for (int i = 0; i < 250; ++i) {
-    last = jobs.Start("/p", [] { return Result<std::vector<LoadItem>>(std::vector<LoadItem>{}); });
-    ASSERT_FALSE(last.empty());
+    auto id = jobs.Start("/p", [] { return Result<std::vector<LoadItem>>(std::vector<LoadItem>{}); });
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    last = *id;
     ASSERT_TRUE(testing::WaitFor([&] { return jobs.Status(last)->state() == "done"; }, 10s));
   }
   auto kept = jobs.List();
   EXPECT_LE(kept.size(), 101u);  // the last 100 finished, and the newest
   EXPECT_EQ(kept.back().job_id(), last);
   EXPECT_EQ(jobs.Status("load-1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(jobs.Status("load-x").status().code(), StatusCode::kNotFound);
+
+  // Jobs beyond the runners wait, queued; a queued job cancelled ends at once; the queue is bounded.
+  std::mutex gate;
+  std::unique_lock<std::mutex> hold(gate);
+  auto blocked = [&] {
+    std::lock_guard<std::mutex> wait(gate);
+    return Result<std::vector<LoadItem>>(std::vector<LoadItem>{});
+  };
+  for (size_t i = 0; i < JobManager::kMaxRunningJobs; ++i) ASSERT_TRUE(jobs.Start("/busy", blocked).ok());
+  auto queued = jobs.Start("/later", blocked);
+  ASSERT_TRUE(queued.ok());
+  EXPECT_EQ(jobs.Status(*queued)->state(), "queued");
+  ASSERT_TRUE(jobs.Cancel(*queued).ok());
+  EXPECT_EQ(jobs.Status(*queued)->state(), "cancelled");
+  Status refused;
+  for (size_t i = 0; i <= JobManager::kMaxQueuedJobs && refused.ok(); ++i) refused = jobs.Start("/more", blocked).status();
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.message().find("waiting to run"), std::string::npos) << refused.message();
+  hold.unlock();
+}
+
+// Process-wide figures for a leak check: resident bytes, live heap bytes and memory mappings.
+// Under ASan, freed memory sits in its quarantine (256 MiB) and the resident size says little;
+// the live heap then comes from ASan's own count.
+struct MemoryFigures {
+  int64_t rss = 0, heap = 0;
+  size_t mappings = 0;
+};
+
+MemoryFigures Measure() {
+  MemoryFigures m;
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0;
+  statm >> pages >> m.rss;
+  m.rss *= ::sysconf(_SC_PAGESIZE);
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) ++m.mappings;
+#if defined(__SANITIZE_ADDRESS__)
+  m.heap = static_cast<int64_t>(__sanitizer_get_current_allocated_bytes());
+#else
+  struct mallinfo2 info = ::mallinfo2();
+  m.heap = static_cast<int64_t>(info.uordblks + info.hblkhd);
+#endif
+  return m;
+}
+
+TEST_F(WorkerTest, AHundredThousandLoadJobsLeaveMemoryAndMappingsFlat) {
+  auto run_jobs = [&](int count) {
+    std::string last;
+    for (int i = 0; i < count; ++i) {
+      Result<std::string> id = fs_->Load("/tree/a.txt");
+      while (!id.ok() && id.status().code() == StatusCode::kResourceExhausted) {  // the queue is full: let it drain
+        ASSERT_TRUE(testing::WaitFor([&] { return fs_->JobStatus(last)->state() == "done"; }, 30s));
+        id = fs_->Load("/tree/a.txt");
+      }
+      ASSERT_TRUE(id.ok()) << id.status().ToString();
+      last = *id;
+    }
+    ASSERT_TRUE(testing::WaitFor([&] { return fs_->JobStatus(last)->state() == "done"; }, 30s));
+  };
+  run_jobs(2000);  // warm: pools, caches and the job history at their working size
+  const MemoryFigures before = Measure();
+  run_jobs(100000);
+  const MemoryFigures after = Measure();
+  EXPECT_LT(after.heap - before.heap, 16ll << 20) << "live heap grew from " << before.heap << " to " << after.heap;
+  EXPECT_LT(after.mappings, before.mappings + 64) << "from " << before.mappings << " to " << after.mappings;
+#if !defined(__SANITIZE_ADDRESS__)
+  EXPECT_LT(after.rss - before.rss, 32ll << 20) << "RSS grew from " << before.rss << " to " << after.rss;
+#endif
+  EXPECT_LE(fs_->Report()->jobs_size(), static_cast<int>(JobManager::kMaxFinishedJobs + JobManager::kMaxRunningJobs + 1));
 }
 
 }  // namespace
