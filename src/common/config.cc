@@ -150,6 +150,7 @@ class Binder {
         worker_(source, "worker"),
         ufs_(source, "ufs"),
         client_(source, "client"),
+        rpc_(source, "rpc"),
         top_(source, "") {
     using std::chrono::hours;
     using std::chrono::milliseconds;
@@ -194,6 +195,14 @@ class Binder {
     ufs_.Size("multipart_threshold", &cfg->ufs.multipart_threshold, 5ull << 20, 5 * kTiB);
     ufs_.Size("multipart_part_size", &cfg->ufs.multipart_part_size, 5ull << 20, 5ull << 30);
 
+    rpc_.Duration("handshake_timeout", &cfg->rpc.handshake_timeout, milliseconds(10), hours(1));
+    rpc_.Duration("idle_timeout", &cfg->rpc.idle_timeout, milliseconds(10), hours(24 * 7));
+    rpc_.Duration("io_timeout", &cfg->rpc.io_timeout, milliseconds(10), hours(1));
+    rpc_.Int("max_connections", &cfg->rpc.max_connections, 1, 1 << 20);
+    rpc_.Int("max_http_connections", &cfg->rpc.max_http_connections, 1, 1 << 20);
+    rpc_.Size("max_buffered_bytes", &cfg->rpc.max_buffered_bytes, 1ull << 20, 1ull << 40);
+    rpc_.Int("handler_threads", &cfg->rpc.handler_threads, 1, 1024);
+
     client_.Bool("fallback_to_ufs", &cfg->client.fallback_to_ufs);
     client_.Bool("short_circuit", &cfg->client.short_circuit);
     client_.Size("readahead_per_handle", &cfg->client.readahead_per_handle, 0, 1ull << 30);
@@ -222,9 +231,9 @@ class Binder {
   }
 
  private:
-  std::vector<Section*> Sections() { return {&client_, &log_, &cluster_, &worker_, &ufs_}; }
+  std::vector<Section*> Sections() { return {&client_, &log_, &cluster_, &worker_, &ufs_, &rpc_}; }
 
-  Section log_, cluster_, worker_, ufs_, client_, top_;
+  Section log_, cluster_, worker_, ufs_, client_, rpc_, top_;
 };
 
 bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }

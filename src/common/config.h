@@ -66,8 +66,20 @@ struct ClientConfig {
   uint64_t direct_io_min_size = 64ull << 20;
 };
 
+// The worker's RPC and HTTP ports against careless or hostile clients.
+struct RpcConfig {
+  std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);  // connect to HELLO
+  std::chrono::nanoseconds idle_timeout = std::chrono::minutes(10);       // no request: closed
+  std::chrono::nanoseconds io_timeout = std::chrono::seconds(30);  // a frame's bytes, a reply taken
+  int64_t max_connections = 1024;             // RPC connections open at once; beyond: refused
+  int64_t max_http_connections = 256;         // the same for the HTTP port
+  uint64_t max_buffered_bytes = 256ull << 20;  // request and unsent reply bytes, all connections
+  int64_t handler_threads = 16;                // requests handled at once
+};
+
 struct Config {
   LogConfig log;
+  RpcConfig rpc;
   ClientConfig client;
   ClusterConfig cluster;
   WorkerConfig worker;

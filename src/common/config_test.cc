@@ -147,6 +147,22 @@ TEST(ConfigTest, ADirectoryIsNotAConfigFile) {
       << cfg.status().message();
 }
 
+TEST(ConfigTest, RpcLimitsAreSettableAndChecked) {
+  auto c = ParseConfig("rpc:\n  idle_timeout: 2m\n  io_timeout: 5s\n  max_connections: 64\n"
+                       "  max_buffered_bytes: 64MiB\n  handler_threads: 8\n",
+                       "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->rpc.idle_timeout, std::chrono::minutes(2));
+  EXPECT_EQ(c->rpc.io_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c->rpc.max_connections, 64);
+  EXPECT_EQ(c->rpc.max_buffered_bytes, 64ull << 20);
+  EXPECT_EQ(c->rpc.handler_threads, 8);
+  EXPECT_EQ(c->rpc.handshake_timeout, std::chrono::seconds(10));  // the default stays
+  auto bad = ParseConfig("rpc:\n  max_connections: 0\n", "s.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("rpc.max_connections"), std::string::npos) << bad.status().message();
+}
+
 TEST(ConfigTest, MissingFile) {
   auto cfg = LoadConfigFile("/nonexistent/sluice.yaml");
   ASSERT_FALSE(cfg.ok());

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "rpc/accept_loop.h"
+#include "worker/http_request.h"
 
 namespace sluice::worker {
 namespace {
@@ -14,8 +15,6 @@ namespace asio = boost::asio;
 using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
-
-constexpr size_t kMaxRequestBytes = 16 << 10;
 
 // The end of a request head: a blank line, ended by CRLF or (tolerated, as most servers do)
 // a bare LF.
@@ -99,21 +98,18 @@ class AsioHttpEndpoint final : public HttpEndpoint {
     });
     std::string request;
     boost::system::error_code ec;
-    co_await asio::async_read_until(socket, asio::dynamic_buffer(request, kMaxRequestBytes), EndOfHead(),
+    co_await asio::async_read_until(socket, asio::dynamic_buffer(request, kMaxHttpRequestHead), EndOfHead(),
                                     asio::redirect_error(use_awaitable, ec));
     if (!socket.is_open()) co_return;  // timed out
-    std::string status = "200 OK", type = "text/plain; charset=utf-8", body;
-    size_t line_end = request.find_first_of("\r\n");
-    std::string line = request.substr(0, line_end);
-    size_t sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);
-    if (ec || sp1 == std::string::npos || sp2 == std::string::npos) {
-      status = "400 Bad Request";
-      body = "malformed request\n";
-    } else if (line.compare(0, sp1, "GET") != 0) {
-      status = "405 Method Not Allowed";
-      body = "only GET is served here\n";
+    std::string status = "200 OK", type = "text/plain; charset=utf-8", body, extra;
+    auto parsed = ParseHttpRequest(request);
+    if (ec || !parsed.ok()) {
+      const bool other_method = !ec && parsed.status().code() == StatusCode::kNotSupported;
+      status = other_method ? "405 Method Not Allowed" : "400 Bad Request";
+      if (other_method) extra = "Allow: GET\r\n";
+      body = (ec ? std::string("malformed or oversized request head") : parsed.status().message()) + "\n";
     } else {
-      auto page = page_(line.substr(sp1 + 1, sp2 - sp1 - 1), &type);
+      auto page = page_(parsed->target, &type);
       if (page.ok()) {
         body = std::move(page).value();
       } else {
@@ -123,7 +119,7 @@ class AsioHttpEndpoint final : public HttpEndpoint {
       }
     }
     std::string head = "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
-                       "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+                       "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra + "Connection: close\r\n\r\n";
     std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(body)};
     co_await asio::async_write(socket, out, asio::redirect_error(use_awaitable, ec));
     deadline.cancel();

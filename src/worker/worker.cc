@@ -95,6 +95,14 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   ro.port = static_cast<int>(config.worker.rpc_port);
   ro.secret = config.cluster.secret;
   ro.worker_id = w->id_;
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  ro.handler_threads = static_cast<int>(config.rpc.handler_threads);
+  ro.handshake_timeout = duration_cast<milliseconds>(config.rpc.handshake_timeout);
+  ro.idle_timeout = duration_cast<milliseconds>(config.rpc.idle_timeout);
+  ro.io_timeout = duration_cast<milliseconds>(config.rpc.io_timeout);
+  ro.max_connections = static_cast<size_t>(config.rpc.max_connections);
+  ro.max_buffered_bytes = config.rpc.max_buffered_bytes;
   Worker* raw = w.get();
   SLUICE_ASSIGN_OR_RETURN(w->rpc_, rpc::RpcServer::Start(ro, [raw](const rpc::Request& req, rpc::Responder& out) {
                             raw->HandleRpc(req, out);
@@ -102,6 +110,8 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   HttpEndpointOptions ho;
   ho.host = config.worker.host;
   ho.port = static_cast<int>(config.worker.http_port);
+  ho.io_timeout = ro.io_timeout;
+  ho.max_connections = static_cast<size_t>(config.rpc.max_http_connections);
   SLUICE_ASSIGN_OR_RETURN(w->http_, HttpEndpoint::Start(ho, [raw](const std::string& target, std::string* type) {
                             return raw->HttpGet(target, type);
                           }));

@@ -63,6 +63,7 @@ class WorkerTest : public ::testing::Test {
     c.worker.disks = {{dir_.path() + "/cache", 1ull << 30}};
     c.ufs.retry_base_delay = 5ms;
     c.ufs.max_attempts = 2;
+    if (configure_) configure_(&c);
     auto w = Worker::Start(c, store_.get(), "w1");
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     worker_ = std::move(w).value();
@@ -95,6 +96,7 @@ class WorkerTest : public ::testing::Test {
   TempDir dir_;
   std::string ufs_dir_, big_;
   std::unique_ptr<cluster::ClusterStore> store_;
+  std::function<void(Config*)> configure_;  // settings a test changes before StartWorker
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<client::FileSystem> fs_;
 };
@@ -517,6 +519,42 @@ TEST_F(WorkerTest, HostileRequestsAreRefusedWithTheReason) {
   auto dir = fs_->Stat("/tree/");  // a directory with its slash is still one
   ASSERT_TRUE(dir.ok()) << dir.status().ToString();
   EXPECT_TRUE(dir->is_dir);
+}
+
+// True when the peer closes `fd` (EOF or reset) within `timeout`.
+bool ClosedWithin(int fd, std::chrono::seconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count()), 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[256];
+  ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+int ConnectTo(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
+TEST_F(WorkerTest, SilentConnectionsAreClosedAfterTheConfiguredTimeouts) {
+  configure_ = [](Config* c) {
+    c->rpc.handshake_timeout = 300ms;
+    c->rpc.io_timeout = 300ms;
+  };
+  StartWorker();
+  int rpc = ConnectTo(worker_->rpc_port());
+  int http = ConnectTo(worker_->http_port());
+  const std::string partial = "GET /metrics HTTP/1.1\r\n";  // and the rest never comes
+  ASSERT_EQ(::send(http, partial.data(), partial.size(), MSG_NOSIGNAL), static_cast<ssize_t>(partial.size()));
+  EXPECT_TRUE(ClosedWithin(rpc, 5s));
+  EXPECT_TRUE(ClosedWithin(http, 5s));
+  ::close(rpc);
+  ::close(http);
+  EXPECT_EQ(ReadAll("/tree/a.txt"), "alpha");  // and everyone else is served
 }
 
 TEST_F(WorkerTest, HttpRequestsEndedByABareLineFeedAreAnswered) {
