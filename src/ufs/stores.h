@@ -9,8 +9,12 @@
 
 namespace sluice::ufs {
 
-// file:///abs/dir — `root` is the absolute directory.
-Result<std::unique_ptr<UnderStore>> NewLocalStore(std::string_view root);
+// file:///abs/dir — `root` is the absolute directory. Option: follow_symlinks=inside (the
+// default: links that stay beneath the root are followed, others refused) or never.
+// `use_openat2` false resolves paths component by component, as where the kernel has no
+// openat2(2) (for tests; the store falls back by itself where it is missing).
+Result<std::unique_ptr<UnderStore>> NewLocalStore(std::string_view root, const UnderStoreOptions& options = {},
+                                                  bool use_openat2 = true);
 
 // s3://bucket/prefix — `bucket` and `prefix` ("" or "a/b") already split from the URI.
 Result<std::unique_ptr<UnderStore>> NewS3Store(std::string_view bucket, std::string_view prefix,

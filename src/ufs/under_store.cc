@@ -10,7 +10,9 @@ namespace sluice::ufs {
 
 std::string ObjectInfo::Version() const {
   if (!etag.empty()) return "etag:" + etag;
-  return "mtime:" + std::to_string(mtime_ns) + ":size:" + std::to_string(size);
+  std::string v = "mtime:" + std::to_string(mtime_ns) + ":size:" + std::to_string(size);
+  if (!identity.empty()) v += ":" + identity;
+  return v;
 }
 
 Result<uint64_t> UnderStore::ReadVersion(std::string_view path, uint64_t offset, uint64_t length,
@@ -106,11 +108,7 @@ Result<std::unique_ptr<UnderStore>> OpenUnderStore(std::string_view uri, const U
     if (rest.empty() || rest.front() != '/') {
       return InvalidArgument("'" + std::string(uri) + "': a file URI needs an absolute path, as file:///data/set");
     }
-    if (!options.options.empty()) {
-      return InvalidArgument("unknown option '" + options.options.front().first + "' for " + std::string(uri) +
-                             " (a file:// store takes no options)");
-    }
-    return NewLocalStore(rest);
+    return NewLocalStore(rest, options);
   }
   if (scheme == "s3") {
     size_t slash = rest.find('/');

@@ -23,9 +23,12 @@ struct ObjectInfo {
   uint64_t size = 0;
   int64_t mtime_ns = 0;  // last modification, ns since the epoch (0 when unknown)
   std::string etag;      // without quotes; "" when the store has none
+  // Where there is no ETag, what else every change alters that a writer cannot set back, as
+  // it can the mtime (file://: inode and ctime); "" when the store has nothing such.
+  std::string identity;
 
-  // What identifies this content: the ETag when there is one, else mtime and size. The cache
-  // keys pages by it, so a changed object never mixes old and new bytes.
+  // What identifies this content: the ETag when there is one, else mtime, size and identity.
+  // The cache keys pages by it, so a changed object never mixes old and new bytes.
   std::string Version() const;
 };
 
