@@ -175,7 +175,8 @@ int WarmDisk(const std::string& dir) {
   WriteRandomFile(dir + "/cache/direct.bin", size);  // same disk, same bytes count
   Rig rig(dir, dir + "/ufs", 8 * kMiB);               // tiny memory tier: reads come from disk
   auto job = *rig.fs->Load("/f.bin");
-  while (rig.fs->JobStatus(job)->state() == "running") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (std::string state = "queued"; state == "queued" || state == "running"; state = rig.fs->JobStatus(job)->state())
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::vector<double> cached, direct, stream, ratios;
   for (int i = 0; i < 5; ++i) {
     DropCaches();

@@ -106,7 +106,7 @@ Result<HttpRequestLine> ParseHttpRequest(std::string_view raw) {
   }
 
   if (method != "GET") {
-    return NotSupported("method " + std::string(method) + " is not served here (only GET)");
+    return NotSupported("method " + Quote(method) + " is not served here (only GET)");
   }
   HttpRequestLine out;
   out.method = std::string(method);

@@ -40,6 +40,12 @@ TEST(HttpRequestTest, OtherMethodsAreNotSupported) {
   }
 }
 
+TEST(HttpRequestTest, ALongMethodIsQuotedShortInTheError) {  // found by the fuzzer
+  auto r = ParseHttpRequest(std::string(400, 'E') + " / HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(r.status().code(), StatusCode::kNotSupported);
+  EXPECT_LT(r.status().message().size(), 150u) << r.status().message();
+}
+
 TEST(HttpRequestTest, RefusesMalformedHeads) {
   const std::string bad[] = {
       "",                                                        // nothing

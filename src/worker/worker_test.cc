@@ -214,7 +214,7 @@ TEST_F(WorkerTest, LoadFreeAndCheckCached) {
   rpc::JobStatus status;
   ASSERT_TRUE(testing::WaitFor([&] {
     status = *fs_->JobStatus(*job);
-    return status.state() != "running";
+    return status.state() != "queued" && status.state() != "running";
   }, 30s));
   EXPECT_EQ(status.state(), "done");
   EXPECT_EQ(status.files_total(), 3u);
@@ -235,7 +235,7 @@ TEST_F(WorkerTest, LoadFreeAndCheckCached) {
 
   auto bad = fs_->Load("/nope");
   ASSERT_TRUE(bad.ok());
-  ASSERT_TRUE(testing::WaitFor([&] { return fs_->JobStatus(*bad)->state() != "running"; }, 10s));
+  ASSERT_TRUE(testing::WaitFor([&] { return fs_->JobStatus(*bad)->state() == "failed"; }, 10s));
   auto failed = *fs_->JobStatus(*bad);
   EXPECT_EQ(failed.state(), "failed");
   ASSERT_EQ(failed.failures_size(), 1);
