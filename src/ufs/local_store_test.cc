@@ -1,13 +1,7 @@
 // The file:// store against real directories.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <filesystem>
-#include <thread>
 
 #include "support/test_support.h"
 #include "ufs/stores.h"
@@ -18,6 +12,7 @@ namespace {
 using testing::ReadFile;
 using testing::TempDir;
 using testing::TestBytes;
+using testing::RewriteInPlaceKeepingMtime;
 using testing::WriteFile;
 
 class LocalStoreTest : public ::testing::Test {
@@ -119,28 +114,6 @@ TEST_F(LocalStoreTest, WriteDeleteMkdir) {
   EXPECT_EQ(store_->Delete("new/deep/file name.bin").code(), StatusCode::kNotFound);
   ASSERT_TRUE(store_->Mkdir("m/n/o").ok());
   EXPECT_TRUE(store_->Stat("m/n/o")->is_dir);
-}
-
-// Overwrites `path` in place (same inode, same size), then sets its mtime back: what a
-// careless writer does, and what an mtime+size version cannot see.
-void RewriteInPlaceKeepingMtime(const std::string& path, const std::string& data) {
-  struct stat before;
-  ASSERT_EQ(::stat(path.c_str(), &before), 0);
-  ASSERT_EQ(static_cast<size_t>(before.st_size), data.size());
-  // Kernels without fine-grained timestamps tick ctime every few ms: let it move on.
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  int fd = ::open(path.c_str(), O_WRONLY);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
-  ASSERT_EQ(::close(fd), 0);
-  struct timespec times[2] = {before.st_atim, before.st_mtim};
-  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
-  struct stat after;
-  ASSERT_EQ(::stat(path.c_str(), &after), 0);
-  ASSERT_EQ(after.st_ino, before.st_ino);
-  ASSERT_EQ(after.st_size, before.st_size);
-  ASSERT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
-  ASSERT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
 }
 
 TEST_F(LocalStoreTest, InPlaceRewriteWithMtimeSetBackIsAnotherVersion) {

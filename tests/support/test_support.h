@@ -70,6 +70,9 @@ std::string ReadFile(const std::string& path);
 // Whether something is mounted at `dir` (this process's /proc/self/mountinfo).
 bool IsMounted(const std::string& dir);
 void WriteFile(const std::string& path, const std::string& data);
+// Overwrites `path` in place with `data` (same inode, same size), then sets its mtime back:
+// what a careless writer does, and what an mtime+size version cannot see.
+void RewriteInPlaceKeepingMtime(const std::string& path, const std::string& data);
 
 // A throwaway Ceph RADOS Gateway on loopback (tests/fixtures/radosgw.sh): the reference S3
 // server, which verifies SigV4. Stopped, by pid, on destruction or if this process dies.
