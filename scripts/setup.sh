@@ -15,6 +15,8 @@ PACKAGES=(
   pybind11-dev python3-dev libgtest-dev libgmock-dev libbenchmark-dev
   # test servers and tools: Ceph RGW (the reference S3, verifies SigV4), etcd, Python
   radosgw ceph-mon ceph-osd etcd-server etcd-client python3
+  # S3 clients the gateway's tests read through: awscli, boto3, s3cmd (and rclone, below)
+  awscli python3-boto3 s3cmd
   # benchmark contenders
   s3fs rclone fio python3-matplotlib
 )

@@ -23,13 +23,17 @@
 #include "common/path.h"
 #include "common/quote.h"
 #include "common/units.h"
+#include "cli/gateway_setup.h"
 #include "fuse/fuse_mount.h"
 #include "ufs/under_store.h"
+#include "worker/http_endpoint.h"
 #include "worker/jobs.h"
 #include "worker/worker.h"
 
 namespace sluice::cli {
 namespace {
+
+constexpr int kDefaultGatewayPort = 29992;  // `sluice gateway` without --port or gateway.port
 
 struct Flags {
   std::string config_file;
@@ -37,7 +41,7 @@ struct Flags {
   std::vector<std::string> options;
   bool read_only = true, long_format = false, progress = false, wait = false, recursive = false;
   std::string metadata_ttl, cache_dir, cache_size, cache_policy = "lru";
-  std::optional<std::string> memory_size, rpc_port, http_port;  // as given; checked as the config's keys
+  std::optional<std::string> memory_size, rpc_port, http_port, s3_port;  // as given; checked as the config's keys
   int replicas = 1;
   uint64_t offset = 0, length = UINT64_MAX / 2;
 };
@@ -107,8 +111,10 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
   if (!st.ok()) return Fail(st);
   std::unique_ptr<client::FileSystem> client;
   std::unique_ptr<fuse::FuseMount> mount;
-  if (!mountpoint.empty()) {
-    // The mount lives in the worker's process: it calls the worker directly, not over TCP.
+  StartedGateway gateway;
+  const bool serve_gateway = ctx.config.gateway.port >= 0;
+  if (!mountpoint.empty() || serve_gateway) {
+    // The mount and the gateway live in the worker's process: they call it directly, not over TCP.
     worker::Worker* w = worker->get();
     client = ClientFor(ctx, w->Info(), *secret,
                        [w](const rpc::Request& req, rpc::Responder& out) { w->HandleRpc(req, out); },
@@ -116,6 +122,17 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
                            uint64_t prefetch_to, const client::PageSink& sink) {
                          return w->ReadPages(path, version, offset, length, prefetch_to, sink);
                        });
+  }
+  if (serve_gateway) {
+    auto g = StartGateway(ctx, client.get());
+    if (!g.ok()) {
+      (void)ctx.store->UnregisterWorker(id);
+      return Fail(g.status());
+    }
+    gateway = std::move(g).value();
+    (*worker)->set_metrics_source(gateway.gateway->MetricsSource());
+  }
+  if (!mountpoint.empty()) {
     auto m = fuse::FuseMount::Mount(mountpoint, client.get(), MountOptions(ctx));
     if (!m.ok()) {
       (void)ctx.store->UnregisterWorker(id);
@@ -128,10 +145,12 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
   std::printf("%s\nworker %s: RPC %s:%d, metrics http://%s:%d/metrics, cluster store %s\n", banner.c_str(),
               id.c_str(), ctx.config.worker.host.c_str(), (*worker)->rpc_port(), ctx.config.worker.host.c_str(),
               (*worker)->http_port(), ctx.cluster_dir.c_str());
+  if (gateway.gateway) std::printf("%s\n", gateway.banner.c_str());
   if (mount) std::printf("mounted at %s (read-only); stop with Ctrl-C or SIGTERM\n", mount->mountpoint().c_str());
   std::fflush(stdout);
   WaitForSignal();
   if (mount) mount->Unmount();
+  gateway.gateway.reset();  // before the worker it reads from
   std::printf("stopping worker %s\n", id.c_str());
   (void)ctx.store->UnregisterWorker(id);
   worker->reset();
@@ -146,6 +165,7 @@ int Local(Flags& f) {
   std::map<std::string, std::string> by_flag;  // config key -> the flag that set it
   for (const auto& [value, key, flag] : {std::tuple{&f.rpc_port, "worker.rpc_port", "--rpc-port"},
                                          std::tuple{&f.http_port, "worker.http_port", "--http-port"},
+                                         std::tuple{&f.s3_port, "gateway.port", "--s3-port"},
                                          std::tuple{&f.memory_size, "worker.memory_quota", "--memory-size"}}) {
     if (!*value) continue;
     Status st = SetConfigValue(&c, key, **value, flag);
@@ -279,6 +299,46 @@ int FuseCmd(Flags& f) {
   stop_cv.notify_all();
   follow.join();
   (*mount)->Unmount();
+  return 0;
+}
+
+// A gateway of its own, a client of the running workers (as `sluice fuse` is), with its
+// metrics on --http-port when given.
+int GatewayCmd(Flags& f) {
+  auto ctx = LoadContext(f.config_file);
+  if (!ctx.ok()) return Fail(ctx.status());
+  if (f.s3_port) {
+    if (Status st = SetConfigValue(&ctx->config, "gateway.port", *f.s3_port, "--port"); !st.ok()) return Fail(st);
+  }
+  if (ctx->config.gateway.port < 0) ctx->config.gateway.port = kDefaultGatewayPort;
+  BlockStopSignals();
+  auto fs = ConnectToWorker(*ctx);
+  if (!fs.ok()) return Fail(fs.status());
+  auto g = StartGateway(*ctx, fs->get());
+  if (!g.ok()) return Fail(g.status());
+  std::unique_ptr<worker::HttpEndpoint> metrics;
+  if (f.http_port) {
+    worker::HttpEndpointOptions ho;
+    ho.host = ctx->config.worker.host;
+    auto port = ParseSize(*f.http_port);  // a plain number
+    if (!port.ok() || *port > 65535) return Fail(InvalidArgument("--http-port: '" + *f.http_port + "' is not a port 0..65535"));
+    ho.port = static_cast<int>(*port);
+    auto source = g->gateway->MetricsSource();
+    auto started = worker::HttpEndpoint::Start(ho, [source](const std::string& target, std::string* type) -> Result<std::string> {
+      if (target != "/metrics") return Status(StatusCode::kNotFound, "only /metrics is served here");
+      *type = "text/plain; version=0.0.4";
+      return source();
+    });
+    if (!started.ok()) return Fail(started.status());
+    metrics = std::move(started).value();
+  }
+  std::printf("%s\n", g->banner.c_str());
+  if (metrics) std::printf("metrics http://%s:%d/metrics\n", ctx->config.worker.host.c_str(), metrics->port());
+  std::printf("stop with Ctrl-C or SIGTERM\n");
+  std::fflush(stdout);
+  WaitForSignal();
+  metrics.reset();
+  g->gateway.reset();
   return 0;
 }
 
@@ -697,6 +757,11 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
       ->type_name("PORT");
   local->add_option("--http-port", f->http_port, "HTTP port for /metrics, 0..65535 (0: any free port; default 29991)")
       ->type_name("PORT");
+  local->add_option("--s3-port", f->s3_port,
+                    "Also serve the namespace over S3 on this port, 0..65535 (0: any free port; "
+                    "default: no S3 gateway; keys: gateway.credentials, else $SLUICE_GATEWAY_ACCESS_KEY and "
+                    "$SLUICE_GATEWAY_SECRET_KEY, else a pair made once and kept in CLUSTER_DIR/gateway-credentials)")
+      ->type_name("PORT");
   local->add_option("--mountpoint", f->path2, "Also mount the namespace here with FUSE (an empty directory)");
   config(local);
   run(local, [f] { return Local(*f); });
@@ -707,6 +772,17 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
       ->delimiter(',');
   config(fuse_cmd);
   run(fuse_cmd, [f] { return FuseCmd(*f); });
+
+  auto* gateway_cmd = app.add_subcommand("gateway", "Serve the namespace of a running worker over S3 (read-only)");
+  gateway_cmd
+      ->add_option("--port", f->s3_port,
+                   "S3 port, 0..65535 (0: any free port; default gateway.port, else " +
+                       std::to_string(kDefaultGatewayPort) + ")")
+      ->type_name("PORT");
+  gateway_cmd->add_option("--http-port", f->http_port, "Also serve the gateway's /metrics on this port")
+      ->type_name("PORT");
+  config(gateway_cmd);
+  run(gateway_cmd, [f] { return GatewayCmd(*f); });
 
   auto* worker = app.add_subcommand("worker", "Run a cache worker as configured in --config");
   config(worker);

@@ -1,6 +1,7 @@
 // The `sluice ufs` commands.
 #include "cli/ufs_commands.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -190,16 +191,20 @@ int Mkdir(const std::string& uri, const UfsFlags& flags) {
 // Reads every file under `uri` with `threads` readers, files larger than `part_size` as
 // ranged GETs of that size in parallel, and reports files/s and MiB/s.
 // Runs read(i) for i in [0, count) on `threads` threads; read returns the bytes it read. Prints
-// the throughput over `files` files, or fails with the first error.
+// the throughput over `files` files and the latency of one read (median and 99th percentile),
+// or fails with the first error.
 int ReadInParallel(size_t count, size_t files, int threads, const std::function<Result<uint64_t>(size_t)>& read) {
   auto t0 = std::chrono::steady_clock::now();
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> bytes{0};
+  std::vector<double> latency_ms(count);
   std::mutex mu;
   Status first_error;
   auto worker = [&] {
     for (size_t i = next++; i < count; i = next++) {
+      const auto start = std::chrono::steady_clock::now();
       auto n = read(i);
+      latency_ms[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       if (n.ok()) {
         bytes += *n;
       } else {
@@ -213,8 +218,13 @@ int ReadInParallel(size_t count, size_t files, int threads, const std::function<
   for (auto& t : pool) t.join();
   if (!first_error.ok()) return Fail(first_error);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("read %zu files, %s in %.2fs: %.1f MiB/s, %.0f files/s\n", files, FormatSize(bytes).c_str(), secs,
-              static_cast<double>(bytes) / (1 << 20) / secs, static_cast<double>(files) / secs);
+  std::sort(latency_ms.begin(), latency_ms.end());
+  auto percentile = [&](double p) {
+    return latency_ms.empty() ? 0.0 : latency_ms[std::min(latency_ms.size() - 1, static_cast<size_t>(p * latency_ms.size()))];
+  };
+  std::printf("read %zu files, %s in %.2fs: %.1f MiB/s, %.0f files/s; a read took %.2f ms (median), %.2f ms (p99)\n",
+              files, FormatSize(bytes).c_str(), secs, static_cast<double>(bytes) / (1 << 20) / secs,
+              static_cast<double>(files) / secs, percentile(0.5), percentile(0.99));
   return 0;
 }
 

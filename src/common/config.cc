@@ -151,6 +151,7 @@ class Binder {
         ufs_(source, "ufs"),
         client_(source, "client"),
         rpc_(source, "rpc"),
+        gateway_(source, "gateway"),
         top_(source, "") {
     using std::chrono::hours;
     using std::chrono::milliseconds;
@@ -203,6 +204,39 @@ class Binder {
     rpc_.Size("max_buffered_bytes", &cfg->rpc.max_buffered_bytes, 1ull << 20, 1ull << 40);
     rpc_.Int("handler_threads", &cfg->rpc.handler_threads, 1, 1024);
 
+    gateway_.Int("port", &cfg->gateway.port, -1, 65535);
+    gateway_.String("bucket", &cfg->gateway.bucket);
+    gateway_.String("region", &cfg->gateway.region);
+    gateway_.Bool("anonymous", &cfg->gateway.anonymous);
+    gateway_.Int("max_connections", &cfg->gateway.max_connections, 1, 1 << 20);
+    gateway_.Int("threads", &cfg->gateway.threads, 1, 1024);
+    gateway_.Duration("io_timeout", &cfg->gateway.io_timeout, milliseconds(10), hours(1));
+    gateway_.Duration("idle_timeout", &cfg->gateway.idle_timeout, milliseconds(10), hours(24));
+    gateway_.Field("credentials", [this, source, cfg](const YAML::Node& n, const std::string& key) -> Status {
+      if (!n.IsSequence()) return gateway_.Error(key, "expected a list of {access_key, secret_key, buckets}");
+      cfg->gateway.credentials.clear();
+      for (size_t i = 0; i < n.size(); ++i) {
+        GatewayCredentialConfig c;
+        const std::string item = key + "[" + std::to_string(i) + "]";
+        Section s(source, item);
+        s.String("access_key", &c.access_key);
+        s.String("secret_key", &c.secret_key);
+        s.Field("buckets", [&s, &c](const YAML::Node& list, const std::string& k) -> Status {
+          if (!list.IsSequence()) return s.Error(k, "expected a list of bucket names");
+          for (const auto& b : list) {
+            if (!b.IsScalar() || b.Scalar().empty()) return s.Error(k, "expected a list of bucket names");
+            c.buckets.push_back(b.Scalar());
+          }
+          return Status::Ok();
+        });
+        SLUICE_RETURN_IF_ERROR(s.Apply(n[i]));
+        if (c.access_key.empty()) return s.Error(item + ".access_key", "is required");
+        if (c.secret_key.empty()) return s.Error(item + ".secret_key", "is required");
+        cfg->gateway.credentials.push_back(c);
+      }
+      return Status::Ok();
+    });
+
     client_.Bool("fallback_to_ufs", &cfg->client.fallback_to_ufs);
     client_.Bool("short_circuit", &cfg->client.short_circuit);
     client_.Size("readahead_per_handle", &cfg->client.readahead_per_handle, 0, 1ull << 30);
@@ -231,9 +265,9 @@ class Binder {
   }
 
  private:
-  std::vector<Section*> Sections() { return {&client_, &log_, &cluster_, &worker_, &ufs_, &rpc_}; }
+  std::vector<Section*> Sections() { return {&client_, &log_, &cluster_, &worker_, &ufs_, &rpc_, &gateway_}; }
 
-  Section log_, cluster_, worker_, ufs_, client_, rpc_, top_;
+  Section log_, cluster_, worker_, ufs_, client_, rpc_, gateway_, top_;
 };
 
 bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
@@ -315,6 +349,13 @@ Status ValidateConfig(const Config& cfg, const std::string& source, const std::m
   if (w.rpc_port != 0 && w.rpc_port == w.http_port) {
     return error("worker.http_port", std::to_string(w.http_port) + " is also the RPC port (" + name("worker.rpc_port") +
                                          "); give each its own port, or 0 for any free one");
+  }
+  const int64_t g = cfg.gateway.port;
+  if (g > 0 && (g == w.rpc_port || g == w.http_port)) {
+    return error("gateway.port", std::to_string(g) + " is also the worker's " +
+                                     (g == w.rpc_port ? "RPC port (" + name("worker.rpc_port") + ")"
+                                                      : "HTTP port (" + name("worker.http_port") + ")") +
+                                     "; give each its own port, or 0 for any free one");
   }
   if (cfg.ufs.retry_max_delay < cfg.ufs.retry_base_delay) {
     return error("ufs.retry_max_delay", "must be at least ufs.retry_base_delay");

@@ -77,8 +77,29 @@ struct RpcConfig {
   int64_t handler_threads = 16;                // requests handled at once
 };
 
+// One key pair the S3 gateway accepts.
+struct GatewayCredentialConfig {
+  std::string access_key;
+  std::string secret_key;
+  std::vector<std::string> buckets;  // the buckets it may read; empty: all
+};
+
+// The S3 gateway (`sluice local --s3-port`, `sluice gateway`, or inside `sluice worker`).
+struct GatewayConfig {
+  int64_t port = -1;               // -1: no gateway; 0: any free port
+  std::string bucket = "sluice";   // with a mount at "/", the one bucket, which is the root
+  std::string region = "us-east-1";
+  std::vector<GatewayCredentialConfig> credentials;  // none: `sluice local` makes a pair
+  bool anonymous = false;          // unsigned requests may read
+  int64_t max_connections = 512;   // beyond: 503 SlowDown
+  int64_t threads = 16;            // requests served at once
+  std::chrono::nanoseconds io_timeout = std::chrono::seconds(30);    // a request head, a reply chunk
+  std::chrono::nanoseconds idle_timeout = std::chrono::seconds(60);  // between kept-alive requests
+};
+
 struct Config {
   LogConfig log;
+  GatewayConfig gateway;
   RpcConfig rpc;
   ClientConfig client;
   ClusterConfig cluster;

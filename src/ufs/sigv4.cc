@@ -166,7 +166,7 @@ SigV4Signature SignV4(const SigV4Request& req, const AwsCredentials& creds, std:
     sig.signed_headers += k;
   }
 
-  std::string path = req.path.empty() ? "/" : UriEncode(req.path, true);
+  std::string path = req.path.empty() ? "/" : req.path_encoded ? req.path : UriEncode(req.path, true);
   sig.canonical_request = req.method + "\n" + path + "\n" + canonical_query + "\n" + canonical_headers + "\n" +
                           sig.signed_headers + "\n" + req.payload_hash;
 

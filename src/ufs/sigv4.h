@@ -27,6 +27,9 @@ struct SigV4Request {
   std::vector<std::pair<std::string, std::string>> query;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string payload_hash;  // hex SHA-256 of the body, or "UNSIGNED-PAYLOAD"
+  // `path` is already URI-encoded and goes into the canonical request as it is (a verifier
+  // checking what a client signed over the path it sent).
+  bool path_encoded = false;
 };
 
 struct SigV4Signature {

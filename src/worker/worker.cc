@@ -413,6 +413,11 @@ void Worker::set_sync_listener(std::function<void(const std::string& path)> list
   sync_listener_ = std::move(listener);
 }
 
+void Worker::set_metrics_source(std::function<std::string()> source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  metrics_source_ = std::move(source);
+}
+
 Result<std::vector<std::pair<std::shared_ptr<Worker::MountState>, ufs::ObjectInfo>>> Worker::FilesBelow(
     const std::string& path) {
   SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));

@@ -90,8 +90,11 @@ class Worker {
   Status CancelJob(const std::string& job_id);
 
   rpc::ReportResponse Report();
-  // The same counters in Prometheus text format.
+  // The same counters in Prometheus text format, followed by those of `source` (below).
   std::string Metrics();
+  // More metrics for /metrics, from a part of this process (the S3 gateway); nullptr: none.
+  // Called on the HTTP endpoint's thread; must outlive the worker or be reset first.
+  void set_metrics_source(std::function<std::string()> source);
 
   // Internal: a mount's live state, shared with running jobs.
   struct MountState;
@@ -141,6 +144,7 @@ class Worker {
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> prefetched_until_;  // GUARDED_BY(mu_)
 
   std::function<void(const std::string&)> sync_listener_;  // GUARDED_BY(mu_)
+  std::function<std::string()> metrics_source_;            // GUARDED_BY(mu_)
   std::deque<rpc::SyncEvent> syncs_;                        // GUARDED_BY(mu_): the latest, for Report
   uint64_t next_sync_seq_ = 1;                              // GUARDED_BY(mu_)
   std::atomic<uint64_t> bytes_served_{0};

@@ -203,6 +203,12 @@ std::string Worker::Metrics() {
   out += "sluice_rpc_auth_failures_total " + std::to_string(rpc_stats.auth_failures) + "\n";
   Family(&out, "sluice_rpc_malformed_frames_total", "counter", "RPC connections closed for a malformed frame.");
   out += "sluice_rpc_malformed_frames_total " + std::to_string(rpc_stats.malformed_frames) + "\n";
+  std::function<std::string()> source;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    source = metrics_source_;
+  }
+  if (source) out += source();
   return out;
 }
 

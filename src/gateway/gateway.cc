@@ -1,0 +1,679 @@
+// The S3 gateway: Beast sessions on Asio coroutines, one strand per connection, over a pool of
+// threads that may block in the cache client (a read waits on the cache, not on the socket).
+#include "gateway/gateway.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/logging.h"
+#include "gateway/s3_listing.h"
+#include "gateway/s3_request.h"
+#include "rpc/accept_loop.h"
+#include "ufs/sigv4.h"
+#include "ufs/xml.h"
+
+namespace sluice::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+constexpr size_t kMaxRequestHead = 16 << 10;  // S3 allows 8 KiB of headers; leave room for the line
+constexpr size_t kMaxRequestBody = 64 << 10;  // a GET or HEAD has none; a few bytes are read and dropped
+constexpr size_t kMaxKeysLimit = 1000;        // as S3: a larger max-keys gives pages of 1,000
+constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+std::string Xml(std::string_view s) { return ufs::XmlEscape(s); }
+
+// The ETag S3 clients see: the under-store's, or for a store without ETags a tag derived from
+// the version, shaped as a multipart ETag ("...-1") so that clients do not take it for the
+// MD5 of the bytes and fail their check.
+std::string EtagOf(const std::string& version) {
+  if (version.rfind("etag:", 0) == 0) return "\"" + version.substr(5) + "\"";
+  return "\"" + ufs::Sha256Hex(version).substr(0, 32) + "-1\"";
+}
+
+std::string Hex(std::string_view s) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> Unhex(std::string_view s) {
+  if (s.size() % 2) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < s.size(); i += 2) {
+    int hi = digit(s[i]), lo = digit(s[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+// What one request is answered with: a status, headers and an XML body, or (GetObject) bytes
+// of an open file streamed after the headers.
+struct Reply {
+  std::string operation = "Unknown";  // for metrics: "GetObject", "ListObjectsV2", ...
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::unique_ptr<client::File> file;  // GetObject: send [first, first + length) of it
+  uint64_t first = 0, length = 0;
+  std::string first_chunk;             // the first bytes, read before the headers went out:
+  std::vector<client::ReadSpan> first_spans;  // (their spans, as File::ReadAt gave them)
+  uint64_t first_count = 0;                   // how many
+  uint64_t content_length = 0;         // HEAD: the object's length, with no body
+  bool head_only = false;
+};
+
+Reply ErrorReply(std::string operation, const S3Error& e, const std::string& resource, const std::string& request_id) {
+  Reply r;
+  r.operation = std::move(operation);
+  r.status = e.http_status;
+  r.headers.emplace_back("Content-Type", "application/xml");
+  r.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + Xml(e.code) + "</Code><Message>" +
+           Xml(e.message) + "</Message><Resource>" + Xml(resource) + "</Resource><RequestId>" + request_id +
+           "</RequestId></Error>\n";
+  return r;
+}
+
+S3Error Error(int status, std::string code, std::string message) {
+  return S3Error{status, std::move(code), std::move(message)};
+}
+
+// A FileSystem error as S3 states it. `missing`: the code for kNotFound (NoSuchKey, NoSuchBucket).
+S3Error FromStatus(const Status& st, const std::string& missing) {
+  switch (st.code()) {
+    case StatusCode::kNotFound: return Error(404, missing, st.message());
+    case StatusCode::kInvalidArgument: return Error(400, "InvalidArgument", st.message());
+    case StatusCode::kPermissionDenied: return Error(403, "AccessDenied", st.message());
+    case StatusCode::kResourceExhausted: return Error(503, "SlowDown", st.message());
+    case StatusCode::kUnavailable:
+    case StatusCode::kTimeout:
+    case StatusCode::kStale: return Error(503, "ServiceUnavailable", st.message());
+    default: return Error(500, "InternalError", st.message());
+  }
+}
+
+// Request counts by operation and status, bytes sent, and a latency histogram.
+class GatewayMetrics {
+ public:
+  static constexpr std::array<double, 14> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  void Record(const std::string& operation, int status, uint64_t bytes, double seconds) {
+    bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    size_t bucket = 0;
+    while (bucket < kBounds.size() && seconds > kBounds[bucket]) ++bucket;
+    buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++requests_[{operation, status}];
+    seconds_sum_ += seconds;
+  }
+
+  std::string Text() const {
+    std::string out =
+        "# HELP sluice_gateway_requests_total S3 requests answered, by operation and HTTP status.\n"
+        "# TYPE sluice_gateway_requests_total counter\n";
+    double sum = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [key, n] : requests_) {
+        out += "sluice_gateway_requests_total{operation=\"" + key.first + "\",status=\"" + std::to_string(key.second) +
+               "\"} " + std::to_string(n) + "\n";
+      }
+      sum = seconds_sum_;
+    }
+    out += "# HELP sluice_gateway_sent_bytes_total Bytes of objects and listings sent.\n"
+           "# TYPE sluice_gateway_sent_bytes_total counter\n"
+           "sluice_gateway_sent_bytes_total " +
+           std::to_string(bytes_.load()) + "\n";
+    out += "# HELP sluice_gateway_request_seconds Time from a request's head to the end of its answer.\n"
+           "# TYPE sluice_gateway_request_seconds histogram\n";
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= kBounds.size(); ++i) {
+      cumulative += buckets_[i].load();
+      std::string le = i < kBounds.size() ? fmt::format("{}", kBounds[i]) : "+Inf";
+      out += "sluice_gateway_request_seconds_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    out += "sluice_gateway_request_seconds_sum " + fmt::format("{:.6f}", sum) + "\n";
+    out += "sluice_gateway_request_seconds_count " + std::to_string(cumulative) + "\n";
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;  // GUARDED_BY(mu_)
+  double seconds_sum_ = 0;                                    // GUARDED_BY(mu_)
+  std::atomic<uint64_t> bytes_{0};
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+};
+
+class BeastGateway final : public Gateway {
+ public:
+  BeastGateway(GatewayOptions options, client::FileSystem* fs)
+      : options_(std::move(options)), fs_(fs), verifier_(options_.auth), count_(options_.max_connections) {}
+
+  ~BeastGateway() override {
+    io_.stop();
+    for (auto& t : threads_) t.join();
+  }
+
+  Status Listen() {
+    boost::system::error_code ec;
+    tcp::endpoint endpoint(asio::ip::make_address(options_.host, ec), static_cast<unsigned short>(options_.port));
+    if (ec) return InvalidArgument("bad S3 gateway listen address '" + options_.host + "'");
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status(StatusCode::kUnavailable, "cannot listen for the S3 gateway on " + options_.host + ":" +
+                                                  std::to_string(options_.port) + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(
+        io_,
+        rpc::AcceptLoop(
+            acceptor_, count_, "S3 gateway",
+            [this](tcp::socket socket, rpc::ConnectionCount::Slot slot) {
+              // Each connection on a strand of its own: its timer and its I/O never run at once.
+              auto strand = asio::make_strand(io_);
+              boost::system::error_code ec;
+              tcp::socket on_strand(strand);
+              const auto protocol = socket.local_endpoint(ec).protocol();
+              if (!ec) on_strand.assign(protocol, socket.release(ec), ec);
+              if (ec) return;
+              asio::co_spawn(strand, Session(std::move(on_strand), std::move(slot)), asio::detached);
+            },
+            [this](tcp::socket socket) {
+              Reply r = ErrorReply("Refused",
+                                   Error(503, "SlowDown",
+                                         "the gateway has " + std::to_string(options_.max_connections) +
+                                             " connections open (gateway.max_connections); retry later"),
+                                   "/", NextRequestId());
+              std::string raw = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: " +
+                                std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n" + r.body;
+              boost::system::error_code ec;
+              socket.non_blocking(true, ec);
+              socket.write_some(asio::buffer(raw), ec);
+              socket.close(ec);
+              metrics_->Record(r.operation, r.status, 0, 0);
+            }),
+        asio::detached);
+    const int threads = std::max(1, options_.threads);
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+    return Status::Ok();
+  }
+
+  int port() const override { return port_; }
+  std::string Metrics() const override { return metrics_->Text(); }
+  std::function<std::string()> MetricsSource() const override {
+    return [metrics = metrics_] { return metrics->Text(); };
+  }
+
+ private:
+  std::string NextRequestId() { return fmt::format("{:016X}", next_request_id_.fetch_add(1) + 1); }
+
+  awaitable<void> Session(tcp::socket socket, rpc::ConnectionCount::Slot) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (bool first = true;; first = false) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(kMaxRequestHead);
+      parser.body_limit(kMaxRequestBody);
+      stream.expires_after(first ? options_.io_timeout : options_.idle_timeout);
+      boost::system::error_code ec;
+      co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+          ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        co_return;
+      }
+      const auto started = std::chrono::steady_clock::now();
+      const std::string request_id = NextRequestId();
+      Reply reply;
+      bool keep_alive = false;
+      if (ec) {
+        const bool too_large = ec == http::error::header_limit;
+        reply = ErrorReply("Malformed",
+                           too_large ? Error(400, "RequestHeaderSectionTooLarge",
+                                             "the request's head is larger than " + std::to_string(kMaxRequestHead) +
+                                                 " bytes")
+                                     : Error(400, "BadRequest", "malformed HTTP request: " + ec.message()),
+                           "/", request_id);
+      } else {
+        auto& req = parser.get();
+        const bool reads = req.method() == http::verb::get || req.method() == http::verb::head;
+        if (reads && !parser.is_done()) {  // a body on a read: read a little and drop it
+          stream.expires_after(options_.io_timeout);
+          co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+        }
+        if (ec) {
+          reply = ErrorReply("Malformed", Error(400, "MaxMessageLengthExceeded",
+                                                "a GET or HEAD request carries no body (this one was cut off "
+                                                "or larger than 64 KiB): " + ec.message()),
+                             std::string(req.target()), request_id);
+        } else {
+          HttpHead head;
+          head.method = std::string(req.method_string());
+          head.target = std::string(req.target());
+          for (const auto& field : req) head.headers.emplace_back(field.name_string(), field.value());
+          reply = Handle(head, request_id);
+          keep_alive = reads && req.keep_alive();  // a write's body was not read: close
+        }
+      }
+      const uint64_t sent = co_await Send(stream, reply, request_id, keep_alive, &ec);
+      metrics_->Record(reply.operation, reply.status, sent,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      if (ec || !keep_alive) break;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  // Writes `reply`; returns the body bytes sent. Sets *ec when the connection must end (the
+  // client went away, stopped reading, or an object's bytes could not all be read).
+  awaitable<uint64_t> Send(beast::tcp_stream& stream, Reply& reply, const std::string& request_id, bool keep_alive,
+                           boost::system::error_code* ec) {
+    http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+    res.set(http::field::server, "sluice");
+    res.set("x-amz-request-id", request_id);
+    res.set(http::field::date, FormatHttpDate(std::chrono::duration_cast<std::chrono::seconds>(
+                                                  std::chrono::system_clock::now().time_since_epoch())
+                                                  .count()));
+    for (const auto& [name, value] : reply.headers) res.set(name, value);
+    res.keep_alive(keep_alive);
+    uint64_t body_bytes = 0;
+    if (reply.file) {
+      res.content_length(reply.length);
+    } else if (reply.head_only) {
+      res.content_length(reply.content_length);
+    } else {
+      body_bytes = reply.body.size();
+      res.body() = std::move(reply.body);
+      res.prepare_payload();
+    }
+    stream.expires_after(options_.io_timeout);
+    http::response_serializer<http::string_body> serializer(res);
+    if (reply.head_only || reply.file) {
+      co_await http::async_write_header(stream, serializer, asio::redirect_error(use_awaitable, *ec));
+    } else {
+      co_await http::async_write(stream, serializer, asio::redirect_error(use_awaitable, *ec));
+    }
+    if (*ec || !reply.file) co_return body_bytes;
+
+    // The object's bytes, a chunk at a time: shared pages of the worker in this process go out
+    // as they lie; other bytes are copied once into the chunk buffer.
+    uint64_t offset = reply.first, left = reply.length;
+    std::string chunk = std::move(reply.first_chunk);
+    std::vector<client::ReadSpan> spans = std::move(reply.first_spans);
+    uint64_t have = reply.first_count;
+    while (true) {
+      std::vector<asio::const_buffer> out;
+      if (spans.empty()) {
+        out.emplace_back(chunk.data(), have);
+      } else {
+        size_t at = 0;
+        for (const auto& s : spans) {
+          out.emplace_back(s.page ? s.page->data() + s.offset : chunk.data() + at, s.length);
+          at += s.length;
+        }
+      }
+      stream.expires_after(options_.io_timeout);
+      co_await asio::async_write(stream, out, asio::redirect_error(use_awaitable, *ec));
+      if (*ec) co_return body_bytes;
+      body_bytes += have;
+      offset += have;
+      left -= have;
+      if (left == 0) co_return body_bytes;
+      auto n = ReadChunk(*reply.file, offset, left, &chunk, &spans);
+      if (!n.ok() || *n == 0) {
+        SLUICE_LOG_WARN("S3 gateway: GET {} cut short at byte {}: {}", reply.file->info().path, offset - reply.first,
+                        n.ok() ? "the file ended early" : n.status().ToString());
+        *ec = asio::error::broken_pipe;  // the client sees a short body and retries
+        co_return body_bytes;
+      }
+      have = *n;
+    }
+  }
+
+  Result<uint64_t> ReadChunk(client::File& file, uint64_t offset, uint64_t left, std::string* chunk,
+                             std::vector<client::ReadSpan>* spans) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(left, options_.read_chunk));
+    if (chunk->size() < want) chunk->resize(want);
+    spans->clear();
+    return file.ReadAt(offset, want, chunk->data(), spans, /*page_files=*/false);
+  }
+
+  // The namespace path of `key` in `bucket`.
+  std::string PathOf(const std::string& bucket, const std::string& key) const {
+    if (!options_.root_bucket.empty()) return "/" + key;
+    return "/" + bucket + (key.empty() ? "" : "/" + key);
+  }
+
+  // Whether `bucket` exists; an S3 error when it does not or cannot be told.
+  std::optional<S3Error> CheckBucket(const std::string& bucket) {
+    if (!options_.root_bucket.empty()) {
+      if (bucket == options_.root_bucket) return std::nullopt;
+      return Error(404, "NoSuchBucket",
+                   "no bucket '" + bucket + "': this gateway serves one bucket, '" + options_.root_bucket +
+                       "' (the namespace root)");
+    }
+    auto info = fs_->Stat("/" + bucket);
+    if (info.ok() && info->is_dir) return std::nullopt;
+    if (info.ok() || info.status().code() == StatusCode::kNotFound) {
+      return Error(404, "NoSuchBucket", "no bucket '" + bucket + "': buckets are the namespace's top-level directories");
+    }
+    return FromStatus(info.status(), "NoSuchBucket");
+  }
+
+  Reply Handle(const HttpHead& head, const std::string& request_id) {
+    // A target that cannot name an object is refused before the signature is checked: its
+    // error says what is wrong with it.
+    S3Request req;
+    if (auto e = ParseS3Target(head.target, &req)) return ErrorReply("Malformed", *e, head.target, request_id);
+    Caller caller;
+    if (auto e = verifier_.Verify(head, std::chrono::system_clock::now(), &caller)) {
+      return ErrorReply("Unauthorized", *e, head.target, request_id);
+    }
+    const std::string resource = "/" + req.bucket + (req.key.empty() ? "" : "/" + req.key);
+    const bool is_head = head.method == "HEAD";
+    auto fail = [&](std::string op, const S3Error& e) {
+      Reply r = ErrorReply(std::move(op), e, resource, request_id);
+      if (is_head) {  // S3 answers a failed HEAD with its status alone
+        r.body.clear();
+        r.head_only = true;
+      }
+      return r;
+    };
+    if (head.method != "GET" && !is_head) {
+      const bool write = head.method == "PUT" || head.method == "POST" || head.method == "DELETE";
+      if (!write) return fail("Unknown", Error(405, "MethodNotAllowed", "method " + head.method + " is not allowed"));
+      return fail("Write", Error(501, "NotImplemented",
+                                 head.method + " " + resource +
+                                     ": sluice's S3 gateway serves reads; writes are not implemented yet"));
+    }
+    if (req.bucket.empty()) {
+      if (is_head) return fail("Unknown", Error(405, "MethodNotAllowed", "HEAD / is not an S3 operation"));
+      return ListBuckets(caller, request_id);
+    }
+    if (!caller.MayRead(req.bucket)) {
+      return fail(req.key.empty() ? "ListObjects" : "GetObject",
+                  Error(403, "AccessDenied", "access key '" + caller.access_key + "' may not read bucket '" +
+                                                 req.bucket + "'"));
+    }
+    if (auto e = CheckBucket(req.bucket)) return fail(req.key.empty() ? "HeadBucket" : "GetObject", *e);
+    for (const char* sub : {"acl", "tagging", "torrent", "retention", "legal-hold", "attributes", "uploads", "versions",
+                            "policy", "cors", "lifecycle", "website", "encryption", "replication", "notification",
+                            "object-lock", "logging", "versioning", "accelerate", "requestPayment", "uploadId"}) {
+      if (req.Query(sub)) {
+        return fail("Unsupported", Error(501, "NotImplemented",
+                                         std::string("the '") + sub + "' subresource is not implemented by sluice's gateway"));
+      }
+    }
+    if (req.key.empty()) {
+      if (is_head) {
+        Reply r;
+        r.operation = "HeadBucket";
+        r.head_only = true;
+        r.headers.emplace_back("x-amz-bucket-region", options_.region);
+        return r;
+      }
+      if (req.Query("location")) return BucketLocation(request_id);
+      return ListObjects(req, request_id, fail);
+    }
+    return GetObject(head, req, is_head, resource, request_id, fail);
+  }
+
+  Reply ListBuckets(const Caller& caller, const std::string& request_id) {
+    std::vector<std::pair<std::string, int64_t>> buckets;  // name, creation time (ns)
+    if (!options_.root_bucket.empty()) {
+      auto root = fs_->Stat("/");
+      buckets.emplace_back(options_.root_bucket, root.ok() ? root->mtime_ns : 0);
+    } else {
+      auto top = fs_->List("/");
+      if (!top.ok()) return ErrorReply("ListBuckets", FromStatus(top.status(), "NoSuchBucket"), "/", request_id);
+      for (const auto& e : *top) {
+        if (e.is_dir) buckets.emplace_back(e.path.substr(e.path.rfind('/') + 1), e.mtime_ns);
+      }
+    }
+    std::string body = std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"") +
+                       kXmlns + "\"><Owner><ID>sluice</ID><DisplayName>sluice</DisplayName></Owner><Buckets>";
+    for (const auto& [name, created] : buckets) {
+      if (!caller.MayRead(name)) continue;
+      body += "<Bucket><Name>" + Xml(name) + "</Name><CreationDate>" + FormatIso8601(created) +
+              "</CreationDate></Bucket>";
+    }
+    body += "</Buckets></ListAllMyBucketsResult>\n";
+    return XmlReply("ListBuckets", std::move(body));
+  }
+
+  Reply BucketLocation(const std::string&) {
+    // us-east-1 is S3's empty LocationConstraint.
+    std::string region = options_.region == "us-east-1" ? "" : options_.region;
+    return XmlReply("GetBucketLocation", std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"") +
+                                             kXmlns + "\">" + Xml(region) + "</LocationConstraint>\n");
+  }
+
+  static Reply XmlReply(std::string operation, std::string body) {
+    Reply r;
+    r.operation = std::move(operation);
+    r.headers.emplace_back("Content-Type", "application/xml");
+    r.body = std::move(body);
+    return r;
+  }
+
+  template <typename Fail>
+  Reply ListObjects(const S3Request& req, const std::string& request_id, const Fail& fail) {
+    (void)request_id;
+    const bool v2 = req.Query("list-type") && *req.Query("list-type") == "2";
+    const std::string op = v2 ? "ListObjectsV2" : "ListObjects";
+    auto param = [&](const char* name) { return req.Query(name) ? *req.Query(name) : std::string(); };
+    ListQuery q;
+    q.prefix = param("prefix");
+    q.delimiter = param("delimiter");
+    if (const std::string* max = req.Query("max-keys")) {
+      char* end = nullptr;
+      errno = 0;
+      long long n = std::strtoll(max->c_str(), &end, 10);
+      if (max->empty() || *end != '\0' || errno != 0 || n < 0) {
+        return fail(op, Error(400, "InvalidArgument", "max-keys '" + *max + "' is not a number of keys (0 or more)"));
+      }
+      q.max_keys = static_cast<size_t>(std::min<long long>(n, kMaxKeysLimit));
+    }
+    const bool url_encoding = param("encoding-type") == "url";
+    if (req.Query("encoding-type") && !url_encoding) {
+      return fail(op, Error(400, "InvalidArgument", "encoding-type '" + param("encoding-type") + "': only 'url' is known"));
+    }
+    std::string token;
+    if (v2) {
+      if (const std::string* t = req.Query("continuation-token")) {
+        auto decoded = Unhex(*t);
+        if (!decoded || t->empty()) {
+          return fail(op, Error(400, "InvalidArgument", "the continuation-token is not one this gateway gave out"));
+        }
+        token = *t;
+        q.after = *decoded;
+      } else {
+        q.after = param("start-after");
+      }
+    } else {
+      q.after = param("marker");
+    }
+    const std::string bucket = req.bucket;
+    auto page = ListKeys(q, [&](const std::string& dir) -> Result<std::vector<ListedEntry>> {
+      std::string path = PathOf(bucket, dir.empty() ? "" : dir.substr(0, dir.size() - 1));
+      if (path.size() > 1 && path.back() == '/') path.pop_back();
+      SLUICE_ASSIGN_OR_RETURN(auto entries, fs_->List(path));
+      std::vector<ListedEntry> out;
+      out.reserve(entries.size());
+      for (auto& e : entries) {
+        out.push_back(ListedEntry{e.path.substr(e.path.rfind('/') + 1), e.is_dir, e.size, e.mtime_ns,
+                                  e.is_dir ? "" : EtagOf(e.version)});
+      }
+      return out;
+    });
+    if (!page.ok()) return fail(op, FromStatus(page.status(), "NoSuchKey"));
+    auto enc = [&](const std::string& s) { return Xml(url_encoding ? ufs::UriEncode(s, true) : s); };
+    const bool owner = !v2 || param("fetch-owner") == "true";
+    std::string body = std::string("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"") + kXmlns +
+                       "\"><Name>" + Xml(bucket) + "</Name><Prefix>" + enc(q.prefix) + "</Prefix>";
+    if (v2) {
+      body += "<KeyCount>" + std::to_string(page->objects.size() + page->common_prefixes.size()) + "</KeyCount>";
+      if (!token.empty()) body += "<ContinuationToken>" + token + "</ContinuationToken>";
+      if (page->truncated) body += "<NextContinuationToken>" + Hex(page->last) + "</NextContinuationToken>";
+      if (req.Query("start-after")) body += "<StartAfter>" + enc(param("start-after")) + "</StartAfter>";
+    } else {
+      body += "<Marker>" + enc(q.after) + "</Marker>";
+      if (page->truncated) body += "<NextMarker>" + enc(page->last) + "</NextMarker>";
+    }
+    body += "<MaxKeys>" + std::to_string(q.max_keys) + "</MaxKeys>";
+    if (!q.delimiter.empty()) body += "<Delimiter>" + enc(q.delimiter) + "</Delimiter>";
+    if (url_encoding) body += "<EncodingType>url</EncodingType>";
+    body += std::string("<IsTruncated>") + (page->truncated ? "true" : "false") + "</IsTruncated>";
+    for (const auto& o : page->objects) {
+      body += "<Contents><Key>" + enc(o.key) + "</Key><LastModified>" + FormatIso8601(o.mtime_ns) +
+              "</LastModified><ETag>" + Xml(o.etag) + "</ETag><Size>" + std::to_string(o.size) + "</Size>";
+      if (owner) body += "<Owner><ID>sluice</ID><DisplayName>sluice</DisplayName></Owner>";
+      body += "<StorageClass>STANDARD</StorageClass></Contents>";
+    }
+    for (const auto& p : page->common_prefixes) body += "<CommonPrefixes><Prefix>" + enc(p) + "</Prefix></CommonPrefixes>";
+    body += "</ListBucketResult>\n";
+    return XmlReply(op, std::move(body));
+  }
+
+  template <typename Fail>
+  Reply GetObject(const HttpHead& head, const S3Request& req, bool is_head, const std::string& resource,
+                  const std::string& request_id, const Fail& fail) {
+    (void)resource;
+    (void)request_id;
+    const std::string op = is_head ? "HeadObject" : "GetObject";
+    if (req.Query("partNumber")) {
+      return fail(op, Error(501, "NotImplemented",
+                            "partNumber is not supported by sluice's gateway: ask for a byte Range instead"));
+    }
+    if (const std::string* version = req.Query("versionId"); version && *version != "null") {
+      return fail(op, Error(501, "NotImplemented", "versionId: sluice serves the current version of each object only"));
+    }
+    const std::string path = PathOf(req.bucket, req.key);
+    // A file that changes between the stat and the first read is opened once more.
+    for (int attempt = 0;; ++attempt) {
+      auto opened = fs_->Open(path);
+      if (!opened.ok()) {
+        if (opened.status().code() == StatusCode::kInvalidArgument) {  // a directory: no such object
+          return fail(op, Error(404, "NoSuchKey", "no object '" + req.key + "' in bucket '" + req.bucket + "'"));
+        }
+        S3Error e = FromStatus(opened.status(), "NoSuchKey");
+        if (e.code == "NoSuchKey") e.message = "no object '" + req.key + "' in bucket '" + req.bucket + "'";
+        return fail(op, e);
+      }
+      std::unique_ptr<client::File> file = std::move(opened).value();
+      const client::FileInfo& info = file->info();
+      const std::string etag = EtagOf(info.version);
+      const int64_t mtime_s = info.mtime_ns / 1000000000;
+      Reply r;
+      r.operation = op;
+      r.headers.emplace_back("ETag", etag);
+      r.headers.emplace_back("Last-Modified", FormatHttpDate(mtime_s));
+      const int condition = EvaluateConditions(head, std::string_view(etag).substr(1, etag.size() - 2), mtime_s);
+      if (condition == 412) {
+        return fail(op, Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"));
+      }
+      if (condition == 304) {
+        r.status = 304;
+        r.head_only = true;
+        return r;
+      }
+      r.headers.emplace_back("Accept-Ranges", "bytes");
+      RangeOutcome range = ResolveRange(head.Header("range"), info.size);
+      if (range.error) {
+        Reply e = fail(op, *range.error);
+        e.headers.emplace_back("Content-Range", "bytes */" + std::to_string(info.size));
+        return e;
+      }
+      r.first = range.range ? range.range->first : 0;
+      r.length = range.range ? range.range->last - range.range->first + 1 : info.size;
+      if (range.range) {
+        r.status = 206;
+        r.headers.emplace_back("Content-Range", "bytes " + std::to_string(range.range->first) + "-" +
+                                                    std::to_string(range.range->last) + "/" +
+                                                    std::to_string(info.size));
+      }
+      std::string content_type = "application/octet-stream";
+      for (const auto& [param, header] : {std::pair{"response-content-type", "Content-Type"},
+                                          std::pair{"response-content-language", "Content-Language"},
+                                          std::pair{"response-expires", "Expires"},
+                                          std::pair{"response-cache-control", "Cache-Control"},
+                                          std::pair{"response-content-disposition", "Content-Disposition"},
+                                          std::pair{"response-content-encoding", "Content-Encoding"}}) {
+        if (const std::string* v = req.Query(param)) {
+          if (std::string_view(header) == "Content-Type") {
+            content_type = *v;
+          } else {
+            r.headers.emplace_back(header, *v);
+          }
+        }
+      }
+      r.headers.emplace_back("Content-Type", content_type);
+      if (is_head) {
+        r.head_only = true;
+        r.content_length = r.length;
+        return r;
+      }
+      if (r.length > 0) {
+        // The first chunk is read before any header goes out, so that a failure is S3's error.
+        auto n = ReadChunk(*file, r.first, r.length, &r.first_chunk, &r.first_spans);
+        if (!n.ok() && n.status().code() == StatusCode::kStale && attempt == 0) continue;
+        if (!n.ok()) return fail(op, FromStatus(n.status(), "NoSuchKey"));
+        if (*n == 0) return fail(op, Error(503, "ServiceUnavailable", path + " ended before its size: it is changing"));
+        r.first_count = *n;
+        r.file = std::move(file);
+      } else {
+        r.head_only = true;  // an empty body: the headers are the whole answer
+        r.content_length = 0;
+      }
+      return r;
+    }
+  }
+
+  const GatewayOptions options_;
+  client::FileSystem* const fs_;
+  const SigV4Verifier verifier_;
+  rpc::ConnectionCount count_;
+  const std::shared_ptr<GatewayMetrics> metrics_ = std::make_shared<GatewayMetrics>();
+  std::atomic<uint64_t> next_request_id_{0};
+  asio::io_context io_;
+  tcp::acceptor acceptor_{io_};
+  std::vector<std::thread> threads_;
+  int port_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options, client::FileSystem* fs) {
+  auto gateway = std::make_unique<BeastGateway>(std::move(options), fs);
+  SLUICE_RETURN_IF_ERROR(gateway->Listen());
+  return std::unique_ptr<Gateway>(std::move(gateway));
+}
+
+}  // namespace sluice::gateway
