@@ -8,6 +8,7 @@ and tries a wrong secret, an unknown key and a skewed clock. Prints one JSON obj
 it saw; the C++ test compares the files and the codes.
 """
 import datetime
+import importlib
 import json
 import os
 import sys
@@ -61,21 +62,31 @@ def main():
     result["wrong_secret"] = error_code(lambda: client(endpoint, access, "wrong").get_object(Bucket=bucket, Key=first))
     result["unknown_key"] = error_code(lambda: client(endpoint, "NOSUCHKEY", secret).get_object(Bucket=bucket, Key=first))
 
-    class SkewedDatetime(datetime.datetime):  # botocore signs with utcnow(): an hour behind
+    real_datetime, real_timedelta, real_timezone = datetime.datetime, datetime.timedelta, datetime.timezone
+
+    class SkewedDatetime(real_datetime):  # botocore signs with utcnow(): an hour behind
         @classmethod
         def utcnow(cls):
-            return datetime.datetime.utcnow() - datetime.timedelta(hours=1)
+            return real_datetime.utcnow() - real_timedelta(hours=1)
 
     class SkewedModule:
         datetime = SkewedDatetime
-        timedelta = datetime.timedelta
+        timedelta = real_timedelta
+        timezone = real_timezone
 
-    real = botocore.auth.datetime
-    botocore.auth.datetime = SkewedModule
+    # botocore signs in botocore.auth, or in botocore.crt.auth where awscrt is installed.
+    signers = [botocore.auth]
+    try:
+        signers.append(importlib.import_module("botocore.crt.auth"))
+    except ImportError:
+        pass
+    for module in signers:
+        module.datetime = SkewedModule
     try:
         result["skewed_clock"] = error_code(lambda: s3.get_object(Bucket=bucket, Key=first))
     finally:
-        botocore.auth.datetime = real
+        for module in signers:
+            module.datetime = datetime
     result["missing"] = error_code(lambda: s3.get_object(Bucket=bucket, Key=prefix + "no/such/key"))
     del result["keys"]
     print(json.dumps(result, sort_keys=True))
