@@ -2,6 +2,7 @@
 # fuzz/CMakeLists.txt (the clang build) and fuzz/ctest.cmake (the tests of the main build).
 set(SLUICE_FUZZ_TARGETS
   config
+  gateway_request
   http_request
   index_page
   path
@@ -9,3 +10,6 @@ set(SLUICE_FUZZ_TARGETS
   units
   xml
 )
+# Targets the suite runs longer than 30 s (name:seconds): the gateway parses requests from
+# the network before any authentication.
+set(SLUICE_FUZZ_SECONDS gateway_request:60)
