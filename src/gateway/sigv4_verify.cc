@@ -146,11 +146,10 @@ std::optional<S3Error> SigV4Verifier::Verify(const HttpHead& head, std::chrono::
       return Denied("AccessDenied", "a signed request needs an x-amz-date header (YYYYMMDDTHHMMSSZ)");
     }
     claim.amz_date = *date;
+    // S3 wants x-amz-content-sha256; clients that leave it out (curl --aws-sigv4) sign the hash
+    // of the body, which for a GET or HEAD is empty.
     const std::string* payload = head.Header("x-amz-content-sha256");
-    if (!payload) {
-      return Malformed("InvalidRequest", "a SigV4 request to S3 needs an x-amz-content-sha256 header");
-    }
-    claim.payload_hash = *payload;
+    claim.payload_hash = payload ? *payload : kEmptyBodyHash;
     claim.query = parsed.query;
   } else {
     auto param = [&](const char* name) -> std::string {

@@ -129,6 +129,22 @@ TEST(SigV4VerifyTest, AwkwardKeysRoundTripAndBucketsLimitKeys) {
             "SignatureDoesNotMatch");
 }
 
+TEST(SigV4VerifyTest, WithoutAContentHashTheEmptyBodyIsSigned) {
+  // As curl --aws-sigv4 signs: no x-amz-content-sha256 header.
+  const auto now = system_clock::now();
+  const std::string date = ufs::AmzDate(now);
+  HttpHead h;
+  h.method = "GET";
+  h.target = "/b/k";
+  h.headers = {{"Host", "127.0.0.1:9000"}, {"X-Amz-Date", date}};
+  ufs::SigV4Request req{"GET", "/b/k", {}, h.headers,
+                        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", false};
+  h.headers.emplace_back("Authorization",
+                         ufs::SignV4(req, {kExampleKey, kExampleSecret, ""}, "us-east-1", "s3", date).authorization);
+  Caller caller;
+  EXPECT_EQ(Code(Verifier().Verify(h, now, &caller)), "ok");
+}
+
 TEST(SigV4VerifyTest, UnsignedRequestsOnlyWhenAnonymousAccessIsOn) {
   HttpHead h;
   h.method = "GET";
