@@ -3,8 +3,9 @@
 # against the RGW it caches, warm, in one run. Scenarios:
 #   big-256MiB   one 256 MiB object: `curl` (SigV4) from the gateway vs `cat` through the mount
 #   small-100KiB 1,000 x 100 KiB objects read 10 times over in a shuffled order by 8 keep-alive
-#                readers (`sluice ufs read -j 8 --manifest`): from the gateway, from RGW itself,
-#                and through the mount; files/s and the latency of one GET (median, p99)
+#                readers: from the gateway and from RGW itself (`sluice ufs read -j 8 --manifest`,
+#                keep-alive GETs; files/s and the latency of one GET, median and p99), and
+#                through the mount (bench/dlio_bench small, 8 threads, the same manifest)
 # Every pass is warm for sluice (its cache holds the data; the kernel's page cache is dropped).
 # Writes bench/results/gateway.json and gateway.md.
 #   REPEAT   passes of each (the tables show the median; default 3)
@@ -14,8 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release --target sluice | grep -v '^\[' || true
+cmake --build build/release --target sluice dlio_bench | grep -v '^\[' || true
 SLUICE=$PWD/build/release/src/cli/sluice
+DLIO=$PWD/build/release/bench/dlio_bench
 REPEAT=${REPEAT:-3}
 S=${SCRATCH:-/var/tmp/sluice-gateway-bench}
 OUT=$PWD/bench/results
@@ -98,7 +100,7 @@ for _ in $(seq "$REPEAT"); do
   drop
   record rgw small-100KiB "$(readers s3://bench/small -o "endpoint=$RGW")"
   drop
-  record fuse small-100KiB "$(readers "file://$S/mnt/small")"
+  record fuse small-100KiB "$("$DLIO" small "$S/mnt/small" --jobs 8 --manifest "$S/manifest" | tail -1)"
 done
 
 /usr/bin/python3 - "$RESULTS" "$OUT" <<'PY'
