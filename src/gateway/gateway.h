@@ -32,7 +32,7 @@ struct GatewayOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};  // between kept-alive requests
   size_t max_connections = 512;  // beyond: 503 SlowDown, then closed
   int threads = 16;              // requests served at once (each may wait on the cache)
-  size_t read_chunk = 2 << 20;   // bytes of an object read from the cache per step
+  size_t read_chunk = 8 << 20;   // bytes of an object read from the cache per step
 };
 
 class Gateway {
