@@ -369,7 +369,7 @@ class BeastGateway final : public Gateway {
         }
       }
       stream.expires_after(options_.io_timeout);
-      co_await asio::async_write(stream, out, asio::redirect_error(use_awaitable, *ec));
+      co_await asio::async_write(stream, out, rpc::WholeBuffers, asio::redirect_error(use_awaitable, *ec));
       if (*ec) co_return body_bytes;
       body_bytes += have;
       offset += have;

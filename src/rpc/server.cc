@@ -372,7 +372,7 @@ class AsioRpcServer final : public RpcServer {
     }
     if (out.empty()) co_return true;
     boost::system::error_code ec;
-    co_await asio::async_write(c.socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    co_await asio::async_write(c.socket, asio::buffer(out), WholeBuffers, asio::redirect_error(use_awaitable, ec));
     budget_.Give(held);
     if (ec && c.timed_out) {
       SLUICE_LOG_WARN("cut off RPC client {}: it did not read its replies for {} ms (rpc.io_timeout)", c.peer,

@@ -121,7 +121,7 @@ class AsioHttpEndpoint final : public HttpEndpoint {
     std::string head = "HTTP/1.1 " + status + "\r\nContent-Type: " + type +
                        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra + "Connection: close\r\n\r\n";
     std::array<asio::const_buffer, 2> out{asio::buffer(head), asio::buffer(body)};
-    co_await asio::async_write(socket, out, asio::redirect_error(use_awaitable, ec));
+    co_await asio::async_write(socket, out, rpc::WholeBuffers, asio::redirect_error(use_awaitable, ec));
     deadline.cancel();
     socket.shutdown(tcp::socket::shutdown_both, ec);
   }
