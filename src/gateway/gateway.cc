@@ -490,7 +490,8 @@ class BeastGateway final : public Gateway {
                        kXmlns + "\"><Owner><ID>sluice</ID><DisplayName>sluice</DisplayName></Owner><Buckets>";
     for (const auto& [name, created] : buckets) {
       if (!caller.MayRead(name)) continue;
-      body += "<Bucket><Name>" + Xml(name) + "</Name><CreationDate>" + FormatIso8601(created) +
+      // Object stores' directories have no time of their own: the gateway's start stands in.
+      body += "<Bucket><Name>" + Xml(name) + "</Name><CreationDate>" + FormatIso8601(created > 0 ? created : started_ns_) +
               "</CreationDate></Bucket>";
     }
     body += "</Buckets></ListAllMyBucketsResult>\n";
@@ -684,6 +685,9 @@ class BeastGateway final : public Gateway {
   }
 
   const GatewayOptions options_;
+  const int64_t started_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
   client::FileSystem* const fs_;
   const SigV4Verifier verifier_;
   rpc::ConnectionCount count_;

@@ -117,13 +117,14 @@ class GatewayTest : public ::testing::Test {
   std::string SignedRequest(const std::string& method, const std::string& path,
                             const std::vector<std::pair<std::string, std::string>>& query,
                             std::vector<std::pair<std::string, std::string>> headers, const std::string& secret = kSecret,
-                            std::chrono::system_clock::time_point when = std::chrono::system_clock::now()) {
+                            std::chrono::system_clock::time_point when = std::chrono::system_clock::now(),
+                            const std::string& payload_hash = "UNSIGNED-PAYLOAD") {
     const std::string host = "127.0.0.1:" + std::to_string(gateway_->port());
     const std::string date = ufs::AmzDate(when);
     headers.emplace_back("host", host);
     headers.emplace_back("x-amz-date", date);
-    headers.emplace_back("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
-    ufs::SigV4Request req{method, path, query, headers, "UNSIGNED-PAYLOAD", false};
+    headers.emplace_back("x-amz-content-sha256", payload_hash);
+    ufs::SigV4Request req{method, path, query, headers, payload_hash, false};
     auto sig = ufs::SignV4(req, ufs::AwsCredentials{kAccess, secret, ""}, "us-east-1", "s3", date);
     std::string target = ufs::UriEncode(path, true);
     for (size_t i = 0; i < query.size(); ++i) {
@@ -321,6 +322,13 @@ TEST_F(GatewayTest, HostileRequestsGetS3ErrorsAndHarmNobody) {
   EXPECT_NE(StatusLine(r).find("400"), std::string::npos) << StatusLine(r);
   r = Exchange(port, SignedRequest("PUT", "/data/new.txt", {}, {{"content-length", "0"}}));
   EXPECT_NE(StatusLine(r).find("501"), std::string::npos) << StatusLine(r);
+  // An upload signed over its body's hash (as awscli signs a PutObject) is answered, unread.
+  r = Exchange(port, SignedRequest("PUT", "/data/new.txt", {}, {{"content-length", "5"}}, kSecret,
+                                   std::chrono::system_clock::now(),
+                                   "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824") +
+                         "hello");
+  EXPECT_NE(StatusLine(r).find("501"), std::string::npos) << StatusLine(r);
+  EXPECT_NE(Body(r).find("<Code>NotImplemented</Code>"), std::string::npos) << Body(r);
   EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/new.txt"));
   // A client that sends half a head is cut off after the I/O timeout, and others are served.
   int slow = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -102,7 +102,7 @@ std::optional<S3Error> SigV4Verifier::Verify(const HttpHead& head, std::chrono::
   if (!authorization && !presigned) {
     if (options_.allow_anonymous) return std::nullopt;
     return Denied("AccessDenied", "this request is not signed, and the gateway allows no anonymous access: sign it "
-                                  "with SigV4 and a key of gateway.credentials");
+                                  "with SigV4 and a key the gateway knows (the banner of `sluice local` says where its keys come from)");
   }
   const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   Claim claim;
@@ -197,7 +197,11 @@ std::optional<S3Error> SigV4Verifier::Verify(const HttpHead& head, std::chrono::
                                                 " minutes");
     }
   }
-  if (claim.payload_hash != "UNSIGNED-PAYLOAD" && claim.payload_hash != kEmptyBodyHash) {
+  // A GET or HEAD has no body, so its hash must be the empty body's. Other methods are answered
+  // (NotImplemented, MethodNotAllowed) without their bodies being read: whatever hash they
+  // state is only signed over, as the header it is.
+  const bool bodiless = head.method == "GET" || head.method == "HEAD";
+  if (bodiless && claim.payload_hash != "UNSIGNED-PAYLOAD" && claim.payload_hash != kEmptyBodyHash) {
     if (claim.payload_hash.rfind("STREAMING-", 0) == 0) {
       return S3Error{501, "NotImplemented", "streaming (aws-chunked) uploads are not supported: the gateway reads only"};
     }
@@ -213,7 +217,7 @@ std::optional<S3Error> SigV4Verifier::Verify(const HttpHead& head, std::chrono::
   }
   if (!credential) {
     return Denied("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records (" +
-                                            claim.access_key + " is not among gateway.credentials)");
+                                            claim.access_key + " is not among the gateway's keys)");
   }
 
   ufs::SigV4Request req;
