@@ -43,14 +43,18 @@ Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool r
   std::vector<ObjectInfo> all;
   ListOptions opts;
   opts.recursive = recursive;
+  // Pages as large as the store will give: S3 pages by 1,000 whatever is asked, while a local
+  // directory or an HTTP index is read whole for each page, so paging them would make a
+  // listing quadratic in its size.
+  opts.max_keys = SIZE_MAX;
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(ListPage page, List(dir, opts));
     for (auto& e : page.entries) all.push_back(std::move(e));
-    if (page.next_token.empty()) break;
     if (all.size() > max_entries) {
       return Status(StatusCode::kResourceExhausted, Uri() + "/" + std::string(dir) + " holds more than " +
                                                         std::to_string(max_entries) + " entries");
     }
+    if (page.next_token.empty()) break;
     opts.continuation = page.next_token;
   }
   return all;
