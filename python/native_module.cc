@@ -1,0 +1,323 @@
+// sluice._native: the client library for Python (pybind11). A Client finds a running worker as
+// the CLI does (the config, $SLUICE_HOME) and reads through it, with the same short-circuit
+// and the same fallback to the under-store. Reads release the GIL and land in the caller's
+// buffer (readinto) or in a bytes object made for them, with no copy in between. Errors
+// become the OSError subclass that fits (FileNotFoundError, PermissionError, ...), naming the
+// path. Fork-safe: a process forked from one holding a Client (a DataLoader worker) gets
+// connections of its own on first use; the parent's are left alone.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "cli/context.h"
+#include "prefetch.h"
+
+namespace py = pybind11;
+
+namespace sluice::python {
+namespace {
+
+// Raises the Python exception for `st` about `path`.
+[[noreturn]] void Raise(const Status& st, const std::string& path) {
+  PyObject* type = PyExc_OSError;
+  int err = EIO;
+  const std::string& message = st.message();
+  switch (st.code()) {
+    case StatusCode::kNotFound:
+      type = PyExc_FileNotFoundError;
+      err = ENOENT;
+      break;
+    case StatusCode::kPermissionDenied:
+      type = PyExc_PermissionError;
+      err = EACCES;
+      break;
+    case StatusCode::kTimeout:
+      type = PyExc_TimeoutError;
+      err = ETIMEDOUT;
+      break;
+    case StatusCode::kInvalidArgument:
+      err = EINVAL;
+      if (message.find("is a directory") != std::string::npos) {
+        type = PyExc_IsADirectoryError;
+        err = EISDIR;
+      } else if (message.find("not a directory") != std::string::npos) {
+        type = PyExc_NotADirectoryError;
+        err = ENOTDIR;
+      }
+      break;
+    case StatusCode::kNotSupported: err = EROFS; break;
+    case StatusCode::kUnavailable: err = ECONNREFUSED; break;
+    case StatusCode::kResourceExhausted: err = ENOSPC; break;
+    case StatusCode::kStale: err = ESTALE; break;
+    default: break;
+  }
+  py::object exc = py::reinterpret_borrow<py::object>(type)(err, message, path);
+  PyErr_SetObject(type, exc.ptr());
+  throw py::error_already_set();
+}
+
+template <typename T>
+T Check(Result<T> r, const std::string& path) {
+  if (!r.ok()) Raise(r.status(), path);
+  return std::move(r).value();
+}
+
+py::dict InfoDict(const client::FileInfo& info) {
+  py::dict d;
+  d["name"] = info.path;
+  d["size"] = info.size;
+  d["type"] = info.is_dir ? "directory" : "file";
+  d["mtime"] = static_cast<double>(info.mtime_ns) / 1e9;
+  d["version"] = info.version;
+  return d;
+}
+
+// A bytes object of `n` bytes, filled by `fill` (without the GIL), which returns how many it
+// wrote; the object is cut to that.
+template <typename Fill>
+py::bytes FreshBytes(size_t n, const std::string& path, Fill fill) {
+  PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n));
+  if (!raw) throw py::error_already_set();
+  py::bytes out = py::reinterpret_steal<py::bytes>(raw);
+  Result<size_t> got = size_t{0};
+  {
+    py::gil_scoped_release release;
+    got = fill(PyBytes_AS_STRING(raw));
+  }
+  size_t done = Check(std::move(got), path);
+  if (done != n) {
+    PyObject* shrunk = out.release().ptr();
+    if (_PyBytes_Resize(&shrunk, static_cast<Py_ssize_t>(done)) != 0) throw py::error_already_set();
+    out = py::reinterpret_steal<py::bytes>(shrunk);
+  }
+  return out;
+}
+
+// A writable, contiguous buffer of the caller's (bytearray, memoryview, numpy array).
+py::buffer_info WritableBuffer(const py::buffer& buffer) {
+  py::buffer_info info = buffer.request(/*writable=*/true);
+  if (info.ndim > 1) {
+    ssize_t expect = info.itemsize;
+    for (ssize_t d = info.ndim - 1; d >= 0; --d) {
+      if (info.strides[d] != expect) throw py::value_error("readinto needs a C-contiguous buffer");
+      expect *= info.shape[d];
+    }
+  } else if (info.ndim == 1 && info.strides[0] != info.itemsize) {
+    throw py::value_error("readinto needs a contiguous buffer");
+  }
+  return info;
+}
+
+class File;
+
+class Client {
+ public:
+  explicit Client(std::string config) : config_(std::move(config)) { connection_ = Connect(); }
+
+  py::dict Stat(const std::string& path) {
+    auto c = Current();
+    Result<client::FileInfo> r = client::FileInfo{};
+    {
+      py::gil_scoped_release release;
+      r = c->fs->Stat(path);
+    }
+    return InfoDict(Check(std::move(r), path));
+  }
+
+  py::list List(const std::string& path) {
+    auto c = Current();
+    Result<std::vector<client::FileInfo>> r = std::vector<client::FileInfo>{};
+    {
+      py::gil_scoped_release release;
+      r = c->fs->List(path);
+    }
+    py::list out;
+    for (const auto& e : Check(std::move(r), path)) out.append(InfoDict(e));
+    return out;
+  }
+
+  // [offset, offset + length) of `path`; length < 0: to the end.
+  py::bytes Read(const std::string& path, uint64_t offset, int64_t length);
+  size_t ReadInto(const std::string& path, uint64_t offset, const py::buffer& buffer);
+  File Open(const std::string& path);
+  // Items: paths, and for ranges their offsets and lengths (both empty, or one per path).
+  std::unique_ptr<Prefetch> StartPrefetch(const std::vector<std::string>& paths, const std::vector<uint64_t>& offsets,
+                                          const std::vector<int64_t>& lengths, uint64_t window_bytes, int concurrency) {
+    if (offsets.size() != lengths.size() || (!offsets.empty() && offsets.size() != paths.size())) {
+      throw py::value_error("prefetch: offsets and lengths must be given for every path, or for none");
+    }
+    std::vector<PrefetchItem> items(paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
+      items[i].path = paths[i];
+      if (!offsets.empty()) {
+        items[i].offset = offsets[i];
+        items[i].length = lengths[i];
+      }
+    }
+    auto c = Current();
+    py::gil_scoped_release release;
+    return std::make_unique<Prefetch>(std::move(c), std::move(items), window_bytes, concurrency);
+  }
+  const std::string& config() const { return config_; }
+
+  // The connection of this process: a forked child makes its own (the parent's sockets are
+  // the parent's) and leaves the inherited one untouched.
+  std::shared_ptr<Connection> Current() {
+    if (connection_->pid != ::getpid()) {
+      new std::shared_ptr<Connection>(std::move(connection_));  // the parent's: never closed here
+      connection_ = Connect();
+    }
+    return connection_;
+  }
+
+ private:
+  std::shared_ptr<Connection> Connect() {
+    auto c = std::make_shared<Connection>();
+    c->pid = ::getpid();
+    {
+      Result<cli::Context> ctx = Status::Ok();
+      {
+        py::gil_scoped_release release;
+        ctx = cli::LoadContext(config_);
+      }
+      c->context = std::make_unique<cli::Context>(Check(std::move(ctx), config_.empty() ? "(default config)" : config_));
+    }
+    Result<std::unique_ptr<client::FileSystem>> fs = std::unique_ptr<client::FileSystem>();
+    {
+      py::gil_scoped_release release;
+      fs = cli::ConnectToWorker(*c->context);
+    }
+    c->fs = Check(std::move(fs), c->context->cluster_dir);
+    return c;
+  }
+
+  const std::string config_;
+  std::shared_ptr<Connection> connection_;
+};
+
+// An open file: reads at offsets, sharing the handle's read-ahead. Reopened by path in a
+// forked child.
+class File {
+ public:
+  File(Client* client, std::shared_ptr<Connection> connection, std::unique_ptr<client::File> file)
+      : client_(client), connection_(std::move(connection)), file_(std::move(file)) {}
+
+  py::dict Info() const { return InfoDict(file_->info()); }
+  uint64_t size() const { return file_->info().size; }
+  const std::string& path() const { return file_->info().path; }
+
+  py::bytes ReadAt(uint64_t offset, int64_t length) {
+    client::File& f = Handle();
+    const uint64_t size = f.info().size;
+    const uint64_t left = offset >= size ? 0 : size - offset;
+    const size_t n = static_cast<size_t>(length < 0 ? left : std::min<uint64_t>(left, static_cast<uint64_t>(length)));
+    return FreshBytes(n, path(), [&](char* out) { return f.ReadAt(offset, n, out); });
+  }
+
+  size_t ReadIntoAt(uint64_t offset, const py::buffer& buffer) {
+    client::File& f = Handle();
+    py::buffer_info info = WritableBuffer(buffer);
+    const size_t n = static_cast<size_t>(info.size * info.itemsize);
+    Result<size_t> got = size_t{0};
+    {
+      py::gil_scoped_release release;
+      got = f.ReadAt(offset, n, static_cast<char*>(info.ptr));
+    }
+    return Check(std::move(got), path());
+  }
+
+ private:
+  client::File& Handle() {
+    if (connection_->pid != ::getpid()) {
+      std::string p = path();
+      new std::unique_ptr<client::File>(std::move(file_));  // belongs to the parent's connection
+      connection_ = client_->Current();
+      Result<std::unique_ptr<client::File>> reopened = std::unique_ptr<client::File>();
+      {
+        py::gil_scoped_release release;
+        reopened = connection_->fs->Open(p);
+      }
+      file_ = Check(std::move(reopened), p);
+    }
+    return *file_;
+  }
+
+  Client* client_;  // kept alive by the Python File's reference to its Client
+  std::shared_ptr<Connection> connection_;
+  std::unique_ptr<client::File> file_;
+};
+
+File Client::Open(const std::string& path) {
+  auto c = Current();
+  Result<std::unique_ptr<client::File>> r = std::unique_ptr<client::File>();
+  {
+    py::gil_scoped_release release;
+    r = c->fs->Open(path);
+  }
+  return File(this, c, Check(std::move(r), path));
+}
+
+py::bytes Client::Read(const std::string& path, uint64_t offset, int64_t length) {
+  File f = Open(path);
+  return f.ReadAt(offset, length);
+}
+
+size_t Client::ReadInto(const std::string& path, uint64_t offset, const py::buffer& buffer) {
+  File f = Open(path);
+  return f.ReadIntoAt(offset, buffer);
+}
+
+}  // namespace
+}  // namespace sluice::python
+
+PYBIND11_MODULE(_native, m) {
+  using namespace sluice::python;
+  m.doc() = "sluice's client library: reads through a running sluice worker (see the sluice package)";
+
+  py::class_<Client>(m, "Client")
+      .def(py::init<std::string>(), py::arg("config") = "",
+           "Connects to a running worker found through the config file (else $SLUICE_CONFIG, else "
+           "$SLUICE_HOME, default /var/lib/sluice)")
+      .def("stat", &Client::Stat, py::arg("path"))
+      .def("ls", &Client::List, py::arg("path"))
+      .def("read", &Client::Read, py::arg("path"), py::arg("offset") = 0, py::arg("length") = -1,
+           "Bytes [offset, offset + length) of a file; length -1: to the end")
+      .def("readinto", &Client::ReadInto, py::arg("path"), py::arg("offset"), py::arg("buffer"),
+           "Fills a writable buffer from offset on; returns the bytes read")
+      .def("open", &Client::Open, py::arg("path"), py::keep_alive<0, 1>())
+      .def("prefetch", &Client::StartPrefetch, py::arg("paths"), py::arg("offsets"), py::arg("lengths"),
+           py::arg("window_bytes"), py::arg("concurrency"), py::keep_alive<0, 1>())
+      .def_property_readonly("config", &Client::config);
+
+  py::class_<File>(m, "File")
+      .def("info", &File::Info)
+      .def_property_readonly("size", &File::size)
+      .def_property_readonly("path", &File::path)
+      .def("read_at", &File::ReadAt, py::arg("offset"), py::arg("length") = -1)
+      .def("readinto_at", &File::ReadIntoAt, py::arg("offset"), py::arg("buffer"));
+
+  py::class_<Prefetch>(m, "Prefetch")
+      .def("consumed", &Prefetch::Consumed, py::arg("position"),
+           "The reader has taken the items before `position`: fetch up to the window beyond it")
+      .def("cancel", &Prefetch::Cancel, py::call_guard<py::gil_scoped_release>())
+      .def("wait", &Prefetch::Wait, py::arg("timeout_s"), py::call_guard<py::gil_scoped_release>(),
+           "Waits until every item is fetched or skipped (or the timeout); true when done")
+      .def("stats", [](Prefetch& p) {
+        PrefetchStats s = p.Stats();
+        py::dict d;
+        d["items"] = s.items;
+        d["fetched"] = s.fetched;
+        d["fetched_bytes"] = s.fetched_bytes;
+        d["skipped"] = s.skipped;
+        d["failed"] = s.failed;
+        d["ahead_bytes"] = s.ahead_bytes;
+        d["max_ahead_bytes"] = s.max_ahead_bytes;
+        return d;
+      });
+}

@@ -1,0 +1,108 @@
+// Prefetch: see prefetch.h.
+#include "prefetch.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <unistd.h>
+
+namespace sluice::python {
+
+Prefetch::Prefetch(std::shared_ptr<Connection> connection, std::vector<PrefetchItem> items, uint64_t window_bytes,
+                   int concurrency)
+    : connection_(std::move(connection)),
+      items_(std::move(items)),
+      window_bytes_(std::max<uint64_t>(1, window_bytes)),
+      charged_(items_.size(), 0) {
+  stats_.items = items_.size();
+  const int n = std::clamp(concurrency, 1, 256);
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+Prefetch::~Prefetch() {
+  if (pid_ != ::getpid()) {  // a forked child's copy: its threads live in the parent only
+    for (auto& t : threads_) new std::thread(std::move(t));
+    return;
+  }
+  Cancel();
+  for (auto& t : threads_) t.join();
+}
+
+void Prefetch::Consumed(uint64_t position) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t until = static_cast<size_t>(std::min<uint64_t>(position, items_.size()));
+  for (; consumed_ < until; ++consumed_) {
+    stats_.ahead_bytes -= charged_[consumed_];
+    charged_[consumed_] = 0;
+  }
+  cv_.notify_all();
+}
+
+void Prefetch::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  cv_.notify_all();
+}
+
+bool Prefetch::Wait(double timeout_s) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] { return ended_ == items_.size(); });
+}
+
+PrefetchStats Prefetch::Stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void Prefetch::Run() {
+  client::FileSystem& fs = *connection_->fs;
+  while (true) {
+    size_t i;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return cancelled_ || next_ >= items_.size() || stats_.ahead_bytes < window_bytes_; });
+      if (cancelled_ || next_ >= items_.size()) return;
+      i = next_++;
+      if (i < consumed_) {  // the reader got there first
+        ++stats_.skipped;
+        ++ended_;
+        cv_.notify_all();
+        continue;
+      }
+    }
+    const PrefetchItem& item = items_[i];
+    uint64_t bytes = item.length >= 0 ? static_cast<uint64_t>(item.length) : 0;
+    Status failed = Status::Ok();
+    if (item.length < 0) {
+      auto info = fs.Stat(item.path);
+      if (info.ok()) {
+        bytes = info->size > item.offset ? info->size - item.offset : 0;
+      } else {
+        failed = info.status();
+      }
+    }
+    if (failed.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (i >= consumed_) {  // held in the window until the reader takes it
+        charged_[i] = bytes;
+        stats_.ahead_bytes += bytes;
+        stats_.max_ahead_bytes = std::max(stats_.max_ahead_bytes, stats_.ahead_bytes);
+      }
+    }
+    Result<uint64_t> got = uint64_t{0};
+    if (failed.ok() && bytes > 0) {
+      got = fs.Read(item.path, item.offset, bytes, [](std::string_view) { return Status::Ok(); });
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed.ok() && got.ok()) {
+      ++stats_.fetched;
+      stats_.fetched_bytes += *got;
+    } else {
+      ++stats_.failed;
+    }
+    ++ended_;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace sluice::python

@@ -1,0 +1,154 @@
+"""sluice: read training data through a sluice cache from Python.
+
+    import sluice
+    client = sluice.connect()                 # the worker of `sluice local` ($SLUICE_HOME)
+    client.ls("/images")                      # [{'name': '/images/a.jpg', 'size': ..., 'type': 'file', ...}]
+    data = client.read("/images/a.jpg")       # bytes; client.readinto(path, offset, buffer)
+
+    import fsspec
+    with fsspec.open("sluice:///images/a.jpg", "rb") as f: ...
+
+PyTorch helpers are in sluice.torch (FileDataset, ShardDataset, PrefetchSampler).
+"""
+from . import _native
+
+__all__ = ["Client", "Prefetch", "connect", "parse_size"]
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,
+          "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30, "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40}
+
+
+def parse_size(size):
+    """Bytes in `size`: an int, or a string such as "256MiB", "1.5GiB", "100KB"."""
+    if isinstance(size, int):
+        if size < 0:
+            raise ValueError(f"a size cannot be negative: {size}")
+        return size
+    text = str(size).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = text[len(number):].strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if unit not in _UNITS or value < 0:
+        raise ValueError(f"'{size}' is not a size (a number of bytes, or with a unit: KiB, MiB, GiB, TiB, KB, MB, GB)")
+    return int(value * _UNITS[unit])
+
+
+class Prefetch:
+    """Fetches items into the cache ahead of a reader, in the given order (see Client.prefetch)."""
+
+    def __init__(self, native):
+        self._native = native
+
+    def consumed(self, position):
+        """The reader has taken the first `position` items: the window moves past them."""
+        self._native.consumed(position)
+
+    def cancel(self):
+        """Stops fetching what has not started (a new epoch's order replaces this one)."""
+        self._native.cancel()
+
+    def wait(self, timeout=60.0):
+        """Waits until every item was fetched, skipped or failed; True if so before `timeout` s."""
+        return self._native.wait(float(timeout))
+
+    def stats(self):
+        """Counts: items, fetched, fetched_bytes, skipped, failed, ahead_bytes, max_ahead_bytes."""
+        return self._native.stats()
+
+
+class Client:
+    """A connection to a running sluice worker, found as the `sluice` CLI finds it: `config`
+    (a YAML file), else $SLUICE_CONFIG, else the cluster directory $SLUICE_HOME (default
+    /var/lib/sluice). Safe to use after fork() (a DataLoader worker connects on first use) and
+    picklable (a spawned worker reconnects)."""
+
+    def __init__(self, config=None):
+        self._config = config or ""
+        self._native = _native.Client(self._config)
+
+    def __reduce__(self):
+        return (Client, (self._config or None,))
+
+    def __repr__(self):
+        return f"sluice.Client(config={self._config!r})" if self._config else "sluice.Client()"
+
+    def stat(self, path):
+        """{'name', 'size', 'type' ('file' or 'directory'), 'mtime', 'version'} of `path`."""
+        return self._native.stat(_path(path))
+
+    def ls(self, path):
+        """The entries directly below directory `path`, sorted, as stat() describes them."""
+        return self._native.ls(_path(path))
+
+    def read(self, path, offset=0, length=-1):
+        """Bytes [offset, offset + length) of a file (length -1: to its end)."""
+        return self._native.read(_path(path), offset, length)
+
+    def readinto(self, path, offset, buffer):
+        """Fills a writable buffer (bytearray, memoryview, numpy array) from `offset`; returns
+        how many bytes were read (fewer at the end of the file)."""
+        return self._native.readinto(_path(path), offset, buffer)
+
+    def open(self, path):
+        """An open file (read_at, readinto_at, size) whose reads share one read-ahead."""
+        return self._native.open(_path(path))
+
+    def walk_files(self, path):
+        """Every file below `path` (or `path` itself if it is a file), in sorted order."""
+        top = self.stat(path)
+        if top["type"] == "file":
+            return [top]
+        out = []
+        for entry in self.ls(path):
+            if entry["type"] == "directory":
+                out.extend(self.walk_files(entry["name"]))
+            else:
+                out.append(entry)
+        return out
+
+    def prefetch(self, items, window="256MiB", concurrency=32):
+        """Fetches `items` into the cache in that order, at most `window` bytes beyond the
+        reader's position (Prefetch.consumed), `concurrency` at a time. Items are paths, or
+        (path, offset, length) ranges."""
+        paths, offsets, lengths = [], [], []
+        ranges = None
+        for item in items:
+            if isinstance(item, (tuple, list)):
+                if ranges is False:
+                    raise ValueError("prefetch: give paths or (path, offset, length) ranges, not both")
+                ranges = True
+                path, offset, length = item
+                paths.append(_path(path))
+                offsets.append(int(offset))
+                lengths.append(int(length))
+            else:
+                if ranges:
+                    raise ValueError("prefetch: give paths or (path, offset, length) ranges, not both")
+                ranges = False
+                paths.append(_path(item))
+        return Prefetch(self._native.prefetch(paths, offsets, lengths, parse_size(window), int(concurrency)))
+
+
+def connect(config=None):
+    """A Client of the running worker (see Client)."""
+    return Client(config)
+
+
+def _path(path):
+    """A namespace path from "sluice:///a/b", "/a/b" or "a/b"."""
+    path = str(path)
+    if path.startswith("sluice://"):
+        path = path[len("sluice://"):]
+    if not path.startswith("/"):
+        path = "/" + path
+    return path
+
+
+try:  # `sluice://` for fsspec, when fsspec is there
+    import fsspec as _fsspec
+    _fsspec.register_implementation("sluice", "sluice.filesystem.SluiceFileSystem", clobber=True)
+except ImportError:
+    pass

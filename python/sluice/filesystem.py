@@ -1,0 +1,144 @@
+"""fsspec for sluice: `sluice://PATH` names PATH in a running worker's namespace.
+
+    import fsspec
+    fs = fsspec.filesystem("sluice")              # or SluiceFileSystem(config="cluster.yaml")
+    fs.ls("/images", detail=False)
+    with fs.open("/images/a.jpg") as f: f.read()
+    fs.cat_file("/shards/s0.tar", start=0, end=512)
+    fs.cat(["/images/a.jpg", "/images/b.jpg"])    # in parallel
+
+Read-only until sluice has a write path: opening for writing raises PermissionError.
+"""
+import concurrent.futures
+import contextlib
+import errno
+import os
+
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+
+from . import Client, _path
+
+
+class SluiceFileSystem(AbstractFileSystem):
+    protocol = "sluice"
+    root_marker = "/"
+
+    def __init__(self, config=None, client=None, parallel=16, **kwargs):
+        super().__init__(**kwargs)
+        self.client = client or Client(config)
+        self.parallel = parallel
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = _path(path)
+        return path.rstrip("/") or "/"
+
+    def unstrip_protocol(self, name):
+        return "sluice://" + name
+
+    def ls(self, path, detail=True, **kwargs):
+        path = self._strip_protocol(path)
+        try:
+            entries = self.client.ls(path)
+        except NotADirectoryError:
+            entries = [self.client.stat(path)]
+        except OSError as e:
+            if e.errno == errno.EINVAL and self.client.stat(path)["type"] == "file":
+                entries = [self.client.stat(path)]  # fsspec: ls of a file is that file
+            else:
+                raise
+        if not entries and path != "/" and self.client.stat(path)["type"] == "file":
+            entries = [self.client.stat(path)]
+        return entries if detail else [e["name"] for e in entries]
+
+    def info(self, path, **kwargs):
+        return self.client.stat(self._strip_protocol(path))
+
+    def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None, **kwargs):
+        if mode != "rb":
+            raise PermissionError(errno.EROFS, f"sluice:// is read-only (mode {mode!r})", path)
+        return SluiceFile(self, self._strip_protocol(path), mode, block_size=block_size or "default",
+                          cache_type="none", **kwargs)
+
+    def cat_file(self, path, start=None, end=None, **kwargs):
+        path = self._strip_protocol(path)
+        if start is None and end is None:
+            return self.client.read(path)
+        size = self.client.stat(path)["size"] if (start or 0) < 0 or (end is not None and end < 0) else None
+        start = start or 0
+        if start < 0:
+            start = max(0, size + start)
+        if end is None:
+            return self.client.read(path, start)
+        if end < 0:
+            end = max(0, size + end)
+        return self.client.read(path, start, max(0, end - start))
+
+    def cat(self, path, recursive=False, on_error="raise", **kwargs):
+        """Many files at once, `parallel` at a time (reads release the GIL)."""
+        paths = self.expand_path(path, recursive=recursive)
+        if len(paths) == 1 and not isinstance(path, list) and not self._contains_glob(path) and not recursive:
+            return self.cat_file(paths[0], **kwargs)
+        out = {}
+        with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
+            futures = {p: pool.submit(self.cat_file, p, **kwargs) for p in paths if not self.isdir(p)}
+            for p, f in futures.items():
+                try:
+                    out[p] = f.result()
+                except Exception as e:  # noqa: BLE001 - on_error decides
+                    if on_error == "raise":
+                        raise
+                    if on_error == "return":
+                        out[p] = e
+        return out
+
+    def get_file(self, rpath, lpath, callback=None, outfile=None, **kwargs):
+        rpath = self._strip_protocol(rpath)
+        if self.isdir(rpath):
+            os.makedirs(lpath, exist_ok=True)
+            return
+        f = self.client.open(rpath)
+        buf = bytearray(8 << 20)
+        view = memoryview(buf)
+        with open(lpath, "wb") if outfile is None else contextlib.nullcontext(outfile) as out:
+            offset = 0
+            while offset < f.size:
+                n = f.readinto_at(offset, view)
+                if n == 0:
+                    break
+                out.write(view[:n])
+                offset += n
+
+    @staticmethod
+    def _contains_glob(path):
+        return isinstance(path, str) and any(c in path for c in "*?[")
+
+
+class SluiceFile(AbstractBufferedFile):
+    """A file of the namespace, read through the worker's cache with the client's read-ahead."""
+
+    def __init__(self, fs, path, mode="rb", **kwargs):
+        self._handle = fs.client.open(path)
+        super().__init__(fs, path, mode, size=self._handle.size, **kwargs)
+
+    def _fetch_range(self, start, end):
+        return self._handle.read_at(start, max(0, end - start))
+
+    def read(self, length=-1):
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        if length is None or length < 0:
+            length = self.size - self.loc
+        data = self._handle.read_at(self.loc, max(0, length))
+        self.loc += len(data)
+        return data
+
+    def readinto(self, b):
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        n = self._handle.readinto_at(self.loc, b)
+        self.loc += n
+        return n
+
