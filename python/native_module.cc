@@ -57,8 +57,9 @@ namespace {
     case StatusCode::kStale: err = ESTALE; break;
     default: break;
   }
+  // OSError(errno, ...) may construct a subclass (ECONNREFUSED: ConnectionRefusedError).
   py::object exc = py::reinterpret_borrow<py::object>(type)(err, message, path);
-  PyErr_SetObject(type, exc.ptr());
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
   throw py::error_already_set();
 }
 
@@ -318,6 +319,7 @@ PYBIND11_MODULE(_native, m) {
         d["failed"] = s.failed;
         d["ahead_bytes"] = s.ahead_bytes;
         d["max_ahead_bytes"] = s.max_ahead_bytes;
+        d["waiting"] = s.waiting;
         return d;
       });
 }

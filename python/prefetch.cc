@@ -60,7 +60,9 @@ void Prefetch::Run() {
     size_t i;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      ++stats_.waiting;  // seen by Stats() only while blocked on a full window
       cv_.wait(lock, [&] { return cancelled_ || next_ >= items_.size() || stats_.ahead_bytes < window_bytes_; });
+      --stats_.waiting;
       if (cancelled_ || next_ >= items_.size()) return;
       i = next_++;
       if (i < consumed_) {  // the reader got there first

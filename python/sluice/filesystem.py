@@ -42,15 +42,13 @@ class SluiceFileSystem(AbstractFileSystem):
         path = self._strip_protocol(path)
         try:
             entries = self.client.ls(path)
-        except NotADirectoryError:
-            entries = [self.client.stat(path)]
-        except OSError as e:
-            if e.errno == errno.EINVAL and self.client.stat(path)["type"] == "file":
+        except (FileNotFoundError, NotADirectoryError):
+            try:
                 entries = [self.client.stat(path)]  # fsspec: ls of a file is that file
-            else:
+            except FileNotFoundError:
+                entries = None
+            if entries is None or entries[0]["type"] != "file":
                 raise
-        if not entries and path != "/" and self.client.stat(path)["type"] == "file":
-            entries = [self.client.stat(path)]
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path, **kwargs):
