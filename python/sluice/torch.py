@@ -83,13 +83,16 @@ class ShardDataset(tud.IterableDataset):
 
 
 class PrefetchSampler(tud.Sampler):
-    """Wraps a sampler of a FileDataset: each epoch, the sampler's order goes to sluice, which
-    fetches those files ahead of the loader in exactly that order, at most `window` bytes
-    beyond the last index handed out; what the previous epoch had not fetched is cancelled."""
+    """Wraps a sampler: each epoch, the sampler's order goes to sluice, which fetches those
+    files ahead of the loader in exactly that order, at most `window` bytes beyond the last
+    index handed out, `concurrency` at a time; what the previous epoch had not fetched is
+    cancelled. The files are `dataset.paths` read through `dataset.client` (a FileDataset),
+    or `paths` and `client` given here."""
 
-    def __init__(self, sampler, dataset, window="512MiB", concurrency=32):
+    def __init__(self, sampler, dataset=None, window="512MiB", concurrency=32, paths=None, client=None):
         self.sampler = sampler
-        self.dataset = dataset
+        self.paths = paths if paths is not None else dataset.paths
+        self.client = client or dataset.client
         self.window = window
         self.concurrency = concurrency
         self.prefetch = None
@@ -101,8 +104,7 @@ class PrefetchSampler(tud.Sampler):
         order = list(self.sampler)
         if self.prefetch is not None:
             self.prefetch.cancel()
-        self.prefetch = self.dataset.client.prefetch([self.dataset.paths[i] for i in order], self.window,
-                                                     self.concurrency)
+        self.prefetch = self.client.prefetch([self.paths[i] for i in order], self.window, self.concurrency)
         for position, index in enumerate(order):
             self.prefetch.consumed(position)
             yield index
