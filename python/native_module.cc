@@ -163,6 +163,14 @@ class Client {
     }
     auto c = Current();
     py::gil_scoped_release release;
+    // Fetched samples wait in the cache for their turn. Under the worker's LRU they are the
+    // newest pages, so none is evicted before it is read while the window stays well inside
+    // the cache: at most a quarter of it.
+    if (auto report = c->fs->Report(); report.ok()) {
+      uint64_t cache = 0;
+      for (const auto& tier : report->tiers()) cache += tier.quota();
+      if (cache > 0) window_bytes = std::min(window_bytes, std::max<uint64_t>(cache / 4, 1));
+    }
     return std::make_unique<Prefetch>(std::move(c), std::move(items), window_bytes, concurrency);
   }
   const std::string& config() const { return config_; }
@@ -320,6 +328,7 @@ PYBIND11_MODULE(_native, m) {
         d["ahead_bytes"] = s.ahead_bytes;
         d["max_ahead_bytes"] = s.max_ahead_bytes;
         d["waiting"] = s.waiting;
+        d["window_bytes"] = p.window_bytes();
         return d;
       });
 }

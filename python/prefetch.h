@@ -58,6 +58,7 @@ class Prefetch {
   // Until every item is fetched, skipped or failed, or `timeout_s` passed; true when all are.
   bool Wait(double timeout_s);
   PrefetchStats Stats();
+  uint64_t window_bytes() const { return window_bytes_; }
 
  private:
   void Run();

@@ -55,7 +55,9 @@ class Prefetch:
         return self._native.wait(float(timeout))
 
     def stats(self):
-        """Counts: items, fetched, fetched_bytes, skipped, failed, ahead_bytes, max_ahead_bytes."""
+        """Counts: items, fetched, fetched_bytes, skipped, failed, ahead_bytes (fetched or in
+        flight, not yet consumed), max_ahead_bytes, waiting (fetchers held by a full window),
+        window_bytes (the window in effect)."""
         return self._native.stats()
 
 
@@ -112,7 +114,8 @@ class Client:
     def prefetch(self, items, window="256MiB", concurrency=32):
         """Fetches `items` into the cache in that order, at most `window` bytes beyond the
         reader's position (Prefetch.consumed), `concurrency` at a time. Items are paths, or
-        (path, offset, length) ranges."""
+        (path, offset, length) ranges. The window is capped at a quarter of the worker's cache,
+        so that no fetched item is evicted before the reader gets to it."""
         paths, offsets, lengths = [], [], []
         ranges = None
         for item in items:

@@ -101,6 +101,12 @@ def test_prefetch_fetches_in_the_given_order_within_its_window(proxied, dataset)
     assert bounded.stats()["max_ahead_bytes"] <= 100_000 + 2 * max(sizes)
     bounded.cancel()
 
+    # However large the window asked for, it stays inside a quarter of the worker's cache
+    # (1 GiB of disk + 256 MiB of memory here), so nothing fetched is evicted before its turn.
+    capped = client.prefetch(["/" + names[0]], window="100GiB", concurrency=1)
+    assert 0 < capped.stats()["window_bytes"] <= ((1 << 30) + (256 << 20)) // 4
+    capped.cancel()
+
 
 def test_a_worker_killed_under_a_loader_falls_back_to_the_store(proxied, dataset, monkeypatch):
     proxy, node = proxied
