@@ -63,6 +63,13 @@ namespace {
   throw py::error_already_set();
 }
 
+// f(), run without the GIL (the client's calls block on the network and disks).
+template <typename F>
+auto WithoutGil(F f) {
+  py::gil_scoped_release release;
+  return f();
+}
+
 template <typename T>
 T Check(Result<T> r, const std::string& path) {
   if (!r.ok()) Raise(r.status(), path);
@@ -86,12 +93,7 @@ py::bytes FreshBytes(size_t n, const std::string& path, Fill fill) {
   PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n));
   if (!raw) throw py::error_already_set();
   py::bytes out = py::reinterpret_steal<py::bytes>(raw);
-  Result<size_t> got = size_t{0};
-  {
-    py::gil_scoped_release release;
-    got = fill(PyBytes_AS_STRING(raw));
-  }
-  size_t done = Check(std::move(got), path);
+  size_t done = Check(WithoutGil([&] { return fill(PyBytes_AS_STRING(raw)); }), path);
   if (done != n) {
     PyObject* shrunk = out.release().ptr();
     if (_PyBytes_Resize(&shrunk, static_cast<Py_ssize_t>(done)) != 0) throw py::error_already_set();
@@ -123,23 +125,13 @@ class Client {
 
   py::dict Stat(const std::string& path) {
     auto c = Current();
-    Result<client::FileInfo> r = client::FileInfo{};
-    {
-      py::gil_scoped_release release;
-      r = c->fs->Stat(path);
-    }
-    return InfoDict(Check(std::move(r), path));
+    return InfoDict(Check(WithoutGil([&] { return c->fs->Stat(path); }), path));
   }
 
   py::list List(const std::string& path) {
     auto c = Current();
-    Result<std::vector<client::FileInfo>> r = std::vector<client::FileInfo>{};
-    {
-      py::gil_scoped_release release;
-      r = c->fs->List(path);
-    }
     py::list out;
-    for (const auto& e : Check(std::move(r), path)) out.append(InfoDict(e));
+    for (const auto& e : Check(WithoutGil([&] { return c->fs->List(path); }), path)) out.append(InfoDict(e));
     return out;
   }
 
@@ -189,20 +181,9 @@ class Client {
   std::shared_ptr<Connection> Connect() {
     auto c = std::make_shared<Connection>();
     c->pid = ::getpid();
-    {
-      Result<cli::Context> ctx = Status::Ok();
-      {
-        py::gil_scoped_release release;
-        ctx = cli::LoadContext(config_);
-      }
-      c->context = std::make_unique<cli::Context>(Check(std::move(ctx), config_.empty() ? "(default config)" : config_));
-    }
-    Result<std::unique_ptr<client::FileSystem>> fs = std::unique_ptr<client::FileSystem>();
-    {
-      py::gil_scoped_release release;
-      fs = cli::ConnectToWorker(*c->context);
-    }
-    c->fs = Check(std::move(fs), c->context->cluster_dir);
+    c->context = std::make_unique<cli::Context>(Check(WithoutGil([&] { return cli::LoadContext(config_); }),
+                                                      config_.empty() ? "(default config)" : config_));
+    c->fs = Check(WithoutGil([&] { return cli::ConnectToWorker(*c->context); }), c->context->cluster_dir);
     return c;
   }
 
@@ -233,12 +214,7 @@ class File {
     client::File& f = Handle();
     py::buffer_info info = WritableBuffer(buffer);
     const size_t n = static_cast<size_t>(info.size * info.itemsize);
-    Result<size_t> got = size_t{0};
-    {
-      py::gil_scoped_release release;
-      got = f.ReadAt(offset, n, static_cast<char*>(info.ptr));
-    }
-    return Check(std::move(got), path());
+    return Check(WithoutGil([&] { return f.ReadAt(offset, n, static_cast<char*>(info.ptr)); }), path());
   }
 
  private:
@@ -247,12 +223,7 @@ class File {
       std::string p = path();
       new std::unique_ptr<client::File>(std::move(file_));  // belongs to the parent's connection
       connection_ = client_->Current();
-      Result<std::unique_ptr<client::File>> reopened = std::unique_ptr<client::File>();
-      {
-        py::gil_scoped_release release;
-        reopened = connection_->fs->Open(p);
-      }
-      file_ = Check(std::move(reopened), p);
+      file_ = Check(WithoutGil([&] { return connection_->fs->Open(p); }), p);
     }
     return *file_;
   }
@@ -264,12 +235,7 @@ class File {
 
 File Client::Open(const std::string& path) {
   auto c = Current();
-  Result<std::unique_ptr<client::File>> r = std::unique_ptr<client::File>();
-  {
-    py::gil_scoped_release release;
-    r = c->fs->Open(path);
-  }
-  return File(this, c, Check(std::move(r), path));
+  return File(this, c, Check(WithoutGil([&] { return c->fs->Open(path); }), path));
 }
 
 py::bytes Client::Read(const std::string& path, uint64_t offset, int64_t length) {
