@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import time
+import warnings
 
 import torch
 import torch.utils.data as tud
@@ -37,6 +38,7 @@ def read_local(path):
 
 
 def main():
+    warnings.filterwarnings("ignore", message="This DataLoader will create")  # 4 workers on 2 cores, knowingly
     p = argparse.ArgumentParser()
     p.add_argument("--sluice")
     p.add_argument("--dir")
@@ -76,10 +78,12 @@ def main():
             if a.compute:
                 time.sleep(a.compute)
         wall = time.monotonic() - start
-        print(json.dumps({"epoch": epoch + 1, "samples": samples, "samples_per_second": round(samples / wall, 1),
-                          "mib_per_second": round(nbytes / wall / 2**20, 1),
-                          "au": round(100 * steps * a.compute / wall, 1) if a.compute else None,
-                          "wall_s": round(wall, 2)}), flush=True)
+        row = {"epoch": epoch + 1, "samples": samples, "samples_per_second": round(samples / wall, 1),
+               "mib_per_second": round(nbytes / wall / 2**20, 1),
+               "au": round(100 * steps * a.compute / wall, 1) if a.compute else None, "wall_s": round(wall, 2)}
+        if a.prefetch:
+            row["prefetch"] = sampler.prefetch.stats()
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

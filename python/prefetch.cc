@@ -40,6 +40,7 @@ void Prefetch::Consumed(uint64_t position) {
 
 void Prefetch::Cancel() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!cancelled_) stats_.skipped = items_.size() - next_;
   cancelled_ = true;
   cv_.notify_all();
 }
@@ -64,13 +65,9 @@ void Prefetch::Run() {
       cv_.wait(lock, [&] { return cancelled_ || next_ >= items_.size() || stats_.ahead_bytes < window_bytes_; });
       --stats_.waiting;
       if (cancelled_ || next_ >= items_.size()) return;
+      // Items the reader has been handed already are fetched all the same: a sampler hands
+      // out indices batches before its loader's workers read them.
       i = next_++;
-      if (i < consumed_) {  // the reader got there first
-        ++stats_.skipped;
-        ++ended_;
-        cv_.notify_all();
-        continue;
-      }
     }
     const PrefetchItem& item = items_[i];
     uint64_t bytes = item.length >= 0 ? static_cast<uint64_t>(item.length) : 0;

@@ -1,8 +1,8 @@
 // Prefetch in the reader's order: a training loader knows which samples an epoch reads next
 // (its sampler's order), so sluice fetches them into the cache ahead of the reader, in that
 // order, at most `window_bytes` beyond the reader's position (told with Consumed), with
-// `concurrency` fetches in flight. Items the reader has passed before their fetch began are
-// skipped; Cancel drops the rest (a new epoch's order replaces the old one). Fetches go
+// `concurrency` fetches in flight. Cancel drops what has not started (a new epoch's order
+// replaces the old one; those items count as skipped). Fetches go
 // through the worker (its miss path and single-flight), so the reader, in this process or a
 // DataLoader worker, finds the bytes cached. Thread-safe.
 #pragma once
@@ -38,7 +38,8 @@ struct PrefetchItem {
 };
 
 struct PrefetchStats {
-  uint64_t items = 0, fetched = 0, fetched_bytes = 0, skipped = 0, failed = 0;
+  uint64_t items = 0, fetched = 0, fetched_bytes = 0, failed = 0;
+  uint64_t skipped = 0;          // not fetched: cancelled before their turn
   uint64_t ahead_bytes = 0;      // fetched or in flight, not yet consumed
   uint64_t max_ahead_bytes = 0;  // the most that ever was
   uint64_t waiting = 0;          // fetchers idle because the window is full

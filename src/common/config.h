@@ -74,7 +74,7 @@ struct RpcConfig {
   int64_t max_connections = 1024;             // RPC connections open at once; beyond: refused
   int64_t max_http_connections = 256;         // the same for the HTTP port
   uint64_t max_buffered_bytes = 256ull << 20;  // request and unsent reply bytes, all connections
-  int64_t handler_threads = 16;                // requests handled at once
+  int64_t handler_threads = 64;                // requests handled at once (a miss holds one for a round trip to the store)
 };
 
 // One key pair the S3 gateway accepts.

@@ -46,7 +46,7 @@ struct RpcServerOptions {
   int port = 0;  // 0: the kernel picks one (see port())
   std::string secret;
   std::string worker_id;
-  int handler_threads = 16;
+  int handler_threads = 64;
   std::chrono::milliseconds handshake_timeout{10000};  // from connect to a valid HELLO
   std::chrono::milliseconds idle_timeout{600000};      // no request for this long: closed
   std::chrono::milliseconds io_timeout{30000};         // a started frame must arrive, a reply be taken
