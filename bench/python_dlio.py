@@ -50,6 +50,7 @@ def main():
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--drop-caches", action="store_true", help="drop the kernel's page cache before each epoch (root)")
     a = p.parse_args()
 
     if a.sluice:
@@ -69,6 +70,10 @@ def main():
     loader = tud.DataLoader(ds, batch_size=per_step, sampler=sampler, num_workers=a.workers, drop_last=True,
                             persistent_workers=a.epochs > 1, prefetch_factor=2 if a.workers else None)
     for epoch in range(a.epochs):
+        if a.drop_caches:
+            os.sync()
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
         start = time.monotonic()
         samples = nbytes = steps = 0
         for batch in loader:

@@ -5,6 +5,7 @@
 # behind tests/fixtures/fault_proxy at 20 ms of first-byte latency. Page cache dropped before
 # every pass; each cold pass starts a fresh `sluice local` (empty cache). Scenarios:
 #   warm-files        compute 0: samples/s through sluice:// (the Python client) and the mount
+#                     (the second of two epochs, page cache dropped before each)
 #   cold-au           cold epochs at 1, 2 and 4 simulated accelerators (batch 16, 0.2 s of
 #                     compute per step: 80 samples/s per accelerator): the mount, the Python client, and the Python client
 #                     with the sampler's order handed to sluice (PrefetchSampler, window 256 MiB,
@@ -110,9 +111,9 @@ for _ in $(seq "$REPEAT"); do
   log "warm: files/s with no compute, and AU at 8 accelerators"
   "$SLUICE" load /train --wait >/dev/null
   drop
-  record python warm-files "$($LOOP --sluice /train --batch 16 --compute 0 --workers 4 | tail -1)"
-  drop
-  record fuse warm-files "$($LOOP --dir "$S/mnt/train" --batch 16 --compute 0 --workers 4 | tail -1)"
+  # The second of two epochs (the loader's workers started), page cache dropped before each.
+  record python warm-files "$($LOOP --sluice /train --batch 16 --compute 0 --workers 4 --epochs 2 --drop-caches | tail -1)"
+  record fuse warm-files "$($LOOP --dir "$S/mnt/train" --batch 16 --compute 0 --workers 4 --epochs 2 --drop-caches | tail -1)"
   drop
   # Two epochs, the second measured: the loader's workers are up by then (persistent).
   record python warm-au-8 "$($LOOP --sluice /train $COLD --accelerators 8 --epochs 2 | tail -1)"

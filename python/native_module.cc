@@ -238,9 +238,20 @@ File Client::Open(const std::string& path) {
   return File(this, c, Check(WithoutGil([&] { return c->fs->Open(path); }), path));
 }
 
+// One READ request (the worker streams the bytes): a sample costs one round trip, where an
+// open handle costs a stat and a locate before its first byte.
 py::bytes Client::Read(const std::string& path, uint64_t offset, int64_t length) {
-  File f = Open(path);
-  return f.ReadAt(offset, length);
+  auto c = Current();
+  std::string data;
+  const uint64_t want = length < 0 ? UINT64_MAX : static_cast<uint64_t>(length);
+  Check(WithoutGil([&] {
+          return c->fs->Read(path, offset, want, [&](std::string_view chunk) {
+            data.append(chunk);
+            return Status::Ok();
+          });
+        }),
+        path);
+  return py::bytes(data);
 }
 
 size_t Client::ReadInto(const std::string& path, uint64_t offset, const py::buffer& buffer) {
