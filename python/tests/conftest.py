@@ -23,6 +23,13 @@ FIXTURES = os.environ.get("SLUICE_FIXTURES_DIR", os.path.join(os.path.dirname(__
 FAULT_PROXY = os.environ.get("SLUICE_FAULT_PROXY", "fault_proxy")
 
 
+def die_with_parent():
+    """preexec_fn: the child gets SIGTERM when this interpreter dies, even by a crash that
+    skips the fixtures' teardown."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def child_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "SLUICE_CONFIG")}
     env.update(extra)
@@ -112,7 +119,8 @@ class FaultProxy:
     def __init__(self, root, upstream):
         port_file = os.path.join(root, "proxy.port")
         self.process = subprocess.Popen([FAULT_PROXY, upstream, "--port-file", port_file], env=child_env(),
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=die_with_parent)
         port = wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10, "the fault proxy")
         self.endpoint = f"http://127.0.0.1:{port}"
 
@@ -144,7 +152,8 @@ class Local:
             self.process = subprocess.Popen(
                 [BINARY, "local", "--ufs", "s3://datasets/train", "-o", f"endpoint={endpoint}", "--cache-dir",
                  os.path.join(self.home, "cache"), "--cache-size", "1GiB", "--memory-size", "256MiB", "--rpc-port", "0",
-                 "--http-port", "0", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                 "--http-port", "0", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent)
         wait_for(lambda: "serving" in open(self.log_path).read() or self.process.poll() is not None, 60,
                  "sluice local to serve")
         if self.process.poll() is not None:
