@@ -169,10 +169,15 @@ class Client {
 
   // The connection of this process: a forked child makes its own (the parent's sockets are
   // the parent's) and leaves the inherited one untouched.
+  // Called with the GIL held, which Connect releases: another thread may have connected
+  // meanwhile, so the inherited connection is replaced only once.
   std::shared_ptr<Connection> Current() {
     if (connection_->pid != ::getpid()) {
-      new std::shared_ptr<Connection>(std::move(connection_));  // the parent's: never closed here
-      connection_ = Connect();
+      auto fresh = Connect();
+      if (connection_->pid != ::getpid()) {
+        new std::shared_ptr<Connection>(std::move(connection_));  // the parent's: never closed here
+        connection_ = std::move(fresh);
+      }
     }
     return connection_;
   }
@@ -196,11 +201,11 @@ class Client {
 class File {
  public:
   File(Client* client, std::shared_ptr<Connection> connection, std::unique_ptr<client::File> file)
-      : client_(client), connection_(std::move(connection)), file_(std::move(file)) {}
+      : client_(client), path_(file->info().path), connection_(std::move(connection)), file_(std::move(file)) {}
 
   py::dict Info() const { return InfoDict(file_->info()); }
   uint64_t size() const { return file_->info().size; }
-  const std::string& path() const { return file_->info().path; }
+  const std::string& path() const { return path_; }
 
   py::bytes ReadAt(uint64_t offset, int64_t length) {
     client::File& f = Handle();
@@ -218,17 +223,23 @@ class File {
   }
 
  private:
+  // As Client::Current: the GIL is released while reopening, so only the first thread to
+  // finish replaces the inherited handle.
   client::File& Handle() {
     if (connection_->pid != ::getpid()) {
-      std::string p = path();
-      new std::unique_ptr<client::File>(std::move(file_));  // belongs to the parent's connection
-      connection_ = client_->Current();
-      file_ = Check(WithoutGil([&] { return connection_->fs->Open(p); }), p);
+      auto connection = client_->Current();
+      auto reopened = Check(WithoutGil([&] { return connection->fs->Open(path_); }), path_);
+      if (connection_->pid != ::getpid()) {
+        new std::unique_ptr<client::File>(std::move(file_));  // belongs to the parent's connection
+        file_ = std::move(reopened);
+        connection_ = std::move(connection);
+      }
     }
     return *file_;
   }
 
   Client* client_;  // kept alive by the Python File's reference to its Client
+  const std::string path_;
   std::shared_ptr<Connection> connection_;
   std::unique_ptr<client::File> file_;
 };

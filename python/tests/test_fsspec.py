@@ -99,3 +99,27 @@ def test_fsspec_finds_the_protocol(local):
     fs = fsspec.filesystem("sluice", config=os.path.join(local.home, "client.yaml"))
     assert isinstance(fs, SluiceFileSystem)
     assert fs.ls("/", detail=False)
+
+
+def test_threads_of_a_forked_child_connect_once_and_read(client, dataset):
+    """After fork, the child's first calls come from 8 threads at once: each read is right and
+    the parent's client still works afterwards."""
+    import threading
+    names = sorted(k for k in dataset["files"] if k.startswith("images/class2/"))[:8]
+    handle = client.open("/" + names[0])
+    pid = os.fork()
+    if pid == 0:
+        ok = []
+        def read(name):
+            ok.append(client.read("/" + name) == dataset["files"][name])
+        threads = [threading.Thread(target=read, args=(n,)) for n in names]
+        threads += [threading.Thread(target=lambda: ok.append(handle.read_at(0) == dataset["files"][names[0]]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        os._exit(0 if len(ok) == 9 and all(ok) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert client.read("/" + names[1]) == dataset["files"][names[1]]
+    assert handle.read_at(0) == dataset["files"][names[0]]
