@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/context.h"
+#include "common/units.h"
 #include "prefetch.h"
 
 namespace py = pybind11;
@@ -276,6 +277,14 @@ size_t Client::ReadInto(const std::string& path, uint64_t offset, const py::buff
 PYBIND11_MODULE(_native, m) {
   using namespace sluice::python;
   m.doc() = "sluice's client library: reads through a running sluice worker (see the sluice package)";
+  m.def(
+      "parse_size",
+      [](const std::string& text) {
+        auto bytes = sluice::ParseSize(text);
+        if (!bytes.ok()) throw py::value_error(bytes.status().message());
+        return *bytes;
+      },
+      py::arg("text"), "Bytes in a size as the config and CLI write it: 4096, \"256MiB\", \"1.5GiB\"");
 
   py::class_<Client>(m, "Client")
       .def(py::init<std::string>(), py::arg("config") = "",

@@ -69,33 +69,21 @@ void Prefetch::Run() {
       // out indices batches before its loader's workers read them.
       i = next_++;
     }
+    // One READ per item (the worker answers from its cache or fetches); its bytes are charged
+    // to the window when they are in, so the window is exceeded by at most what the fetchers
+    // have in flight.
     const PrefetchItem& item = items_[i];
-    uint64_t bytes = item.length >= 0 ? static_cast<uint64_t>(item.length) : 0;
-    Status failed = Status::Ok();
-    if (item.length < 0) {
-      auto info = fs.Stat(item.path);
-      if (info.ok()) {
-        bytes = info->size > item.offset ? info->size - item.offset : 0;
-      } else {
-        failed = info.status();
-      }
-    }
-    if (failed.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (i >= consumed_) {  // held in the window until the reader takes it
-        charged_[i] = bytes;
-        stats_.ahead_bytes += bytes;
-        stats_.max_ahead_bytes = std::max(stats_.max_ahead_bytes, stats_.ahead_bytes);
-      }
-    }
-    Result<uint64_t> got = uint64_t{0};
-    if (failed.ok() && bytes > 0) {
-      got = fs.Read(item.path, item.offset, bytes, [](std::string_view) { return Status::Ok(); });
-    }
+    const uint64_t want = item.length < 0 ? UINT64_MAX : static_cast<uint64_t>(item.length);
+    Result<uint64_t> got = fs.Read(item.path, item.offset, want, [](std::string_view) { return Status::Ok(); });
     std::lock_guard<std::mutex> lock(mu_);
-    if (failed.ok() && got.ok()) {
+    if (got.ok()) {
       ++stats_.fetched;
       stats_.fetched_bytes += *got;
+      if (i >= consumed_) {  // held in the window until the reader takes it
+        charged_[i] = *got;
+        stats_.ahead_bytes += *got;
+        stats_.max_ahead_bytes = std::max(stats_.max_ahead_bytes, stats_.ahead_bytes);
+      }
     } else {
       ++stats_.failed;
     }

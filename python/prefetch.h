@@ -40,7 +40,7 @@ struct PrefetchItem {
 struct PrefetchStats {
   uint64_t items = 0, fetched = 0, fetched_bytes = 0, failed = 0;
   uint64_t skipped = 0;          // not fetched: cancelled before their turn
-  uint64_t ahead_bytes = 0;      // fetched or in flight, not yet consumed
+  uint64_t ahead_bytes = 0;      // fetched, not yet consumed
   uint64_t max_ahead_bytes = 0;  // the most that ever was
   uint64_t waiting = 0;          // fetchers idle because the window is full
 };

@@ -17,8 +17,8 @@ PACKAGES=(
   radosgw ceph-mon ceph-osd etcd-server etcd-client python3
   # S3 clients the gateway's tests read through: awscli, boto3, s3cmd (and rclone, below)
   awscli python3-boto3 s3cmd
-  # the Python client (python/): fsspec, PyTorch, numpy, pytest, and pip to install it
-  python3-fsspec python3-torch python3-numpy python3-pytest python3-pip python3-setuptools
+  # the Python client (python/): fsspec, PyTorch, numpy, pytest, and pip + venv to install it
+  python3-fsspec python3-torch python3-numpy python3-pytest python3-pip python3-setuptools python3-venv
   # benchmark contenders
   s3fs rclone fio python3-matplotlib
 )

@@ -14,26 +14,13 @@ from . import _native
 
 __all__ = ["Client", "Prefetch", "connect", "parse_size"]
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,
-          "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30, "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40}
-
-
 def parse_size(size):
-    """Bytes in `size`: an int, or a string such as "256MiB", "1.5GiB", "100KB"."""
+    """Bytes in `size`: an int, or a string as sluice's config and CLI take it ("256MiB", "1.5GiB")."""
     if isinstance(size, int):
         if size < 0:
             raise ValueError(f"a size cannot be negative: {size}")
         return size
-    text = str(size).strip().lower()
-    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ")
-    unit = text[len(number):].strip()
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1
-    if unit not in _UNITS or value < 0:
-        raise ValueError(f"'{size}' is not a size (a number of bytes, or with a unit: KiB, MiB, GiB, TiB, KB, MB, GB)")
-    return int(value * _UNITS[unit])
+    return _native.parse_size(str(size))
 
 
 class Prefetch:
@@ -55,8 +42,8 @@ class Prefetch:
         return self._native.wait(float(timeout))
 
     def stats(self):
-        """Counts: items, fetched, fetched_bytes, skipped, failed, ahead_bytes (fetched or in
-        flight, not yet consumed), max_ahead_bytes, waiting (fetchers held by a full window),
+        """Counts: items, fetched, fetched_bytes, skipped, failed, ahead_bytes (fetched, not yet
+        consumed), max_ahead_bytes, waiting (fetchers held by a full window),
         window_bytes (the window in effect)."""
         return self._native.stats()
 
