@@ -39,7 +39,7 @@ struct Flags {
   std::string config_file;
   std::string path, path2, uri, job;
   std::vector<std::string> options;
-  bool read_only = true, long_format = false, progress = false, wait = false, recursive = false;
+  bool read_only = true, long_format = false, progress = false, wait = false, recursive = false, xattrs = false;
   std::string metadata_ttl, cache_dir, cache_size, cache_policy = "lru";
   std::optional<std::string> memory_size, rpc_port, http_port, s3_port;  // as given; checked as the config's keys
   int replicas = 1;
@@ -74,6 +74,7 @@ fuse::FuseOptions MountOptions(Context& ctx) {
     if (root.ok()) o.attr_timeout = root->mount->options.metadata_ttl;
   }
   o.direct_io_min_size = ctx.config.client.direct_io_min_size;
+  o.xattrs = ctx.config.client.xattrs;
   return o;
 }
 
@@ -187,6 +188,7 @@ int Local(Flags& f) {
     c.worker.disks = {{dir, size, reserve}};
   }
   c.worker.cache_policy = f.cache_policy;
+  if (f.xattrs) c.client.xattrs = true;
   if (Status st = ValidateConfig(c, ctx->config_source, by_flag); !st.ok()) return Fail(st);
   if (Status st = CheckMemoryTierFits(c); !st.ok()) return Fail(st);  // before the mount table changes
   cluster::MountPoint root{"/", f.uri, {}};
@@ -254,9 +256,11 @@ int FuseCmd(Flags& f) {
       auto size = ParseSize(opt.substr(19));
       if (!size.ok()) return Fail(size.status().WithContext("-o direct_io_min_size"));
       o.direct_io_min_size = *size;
+    } else if (opt == "xattrs") {
+      o.xattrs = true;
     } else {
       return Fail(InvalidArgument("unknown FUSE option '" + opt +
-                                  "' (known: allow_other, attr_timeout=DUR, direct_io_min_size=SIZE)"));
+                                  "' (known: allow_other, attr_timeout=DUR, direct_io_min_size=SIZE, xattrs)"));
     }
   }
   auto fs = ConnectToWorker(*ctx);
@@ -763,12 +767,16 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
                     "$SLUICE_GATEWAY_SECRET_KEY, else a pair made once and kept in CLUSTER_DIR/gateway-credentials)")
       ->type_name("PORT");
   local->add_option("--mountpoint", f->path2, "Also mount the namespace here with FUSE (an empty directory)");
+  local->add_flag("--xattrs", f->xattrs,
+                  "Give the mount's files the extended attributes user.sluice.cached and user.sluice.version "
+                  "(config client.xattrs; off by default: each getxattr is then a round trip, two per file in `ls -l`)");
   config(local);
   run(local, [f] { return Local(*f); });
 
   auto* fuse_cmd = app.add_subcommand("fuse", "Mount the namespace of a running worker at MOUNTPOINT (read-only)");
   fuse_cmd->add_option("MOUNTPOINT", f->path, "An empty directory")->required();
-  fuse_cmd->add_option("-o", f->options, "allow_other, attr_timeout=DUR, direct_io_min_size=SIZE (0: never)")
+  fuse_cmd->add_option("-o", f->options, "allow_other, attr_timeout=DUR, direct_io_min_size=SIZE (0: never), xattrs (user.sluice.cached and "
+                       "user.sluice.version on each file; costs `ls -l` two round trips per file)")
       ->delimiter(',');
   config(fuse_cmd);
   run(fuse_cmd, [f] { return FuseCmd(*f); });

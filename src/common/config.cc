@@ -242,6 +242,7 @@ class Binder {
     client_.Size("readahead_per_handle", &cfg->client.readahead_per_handle, 0, 1ull << 30);
     client_.Size("readahead_total", &cfg->client.readahead_total, 0, 64ull << 30);
     client_.Size("direct_io_min_size", &cfg->client.direct_io_min_size, 0, 1ull << 50);
+    client_.Bool("xattrs", &cfg->client.xattrs);
 
     for (Section* s : Sections()) {
       top_.Field(s->prefix(), [s](const YAML::Node& n, const std::string&) { return s->Apply(n); });

@@ -64,6 +64,10 @@ struct ClientConfig {
   // (faster for large sequential reads; a file read in small pieces goes back to the page
   // cache on its next open). 0: never.
   uint64_t direct_io_min_size = 64ull << 20;
+  // FUSE files carry user.sluice.cached / user.sluice.version. Off by default: with extended
+  // attributes on, every getxattr is a round trip to sluice, and `ls -l` asks two per file
+  // (security.selinux, system.posix_acl_access); off, the kernel answers them itself.
+  bool xattrs = false;
 };
 
 // The worker's RPC and HTTP ports against careless or hostile clients.

@@ -661,6 +661,8 @@ class LowLevelMount final : public FuseMount {
 
   static void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     auto* self = Self(req);
+    // ENOSYS: the kernel stops asking (and answers EOPNOTSUPP itself) for the mount's lifetime.
+    if (!self->options_.xattrs) return (void)fuse_reply_err(req, ENOSYS);
     std::string path = self->PathOf(ino);
     std::string value;
     if (std::strcmp(name, kCachedXattr) == 0) {
@@ -680,6 +682,7 @@ class LowLevelMount final : public FuseMount {
   }
 
   static void OnListxattr(fuse_req_t req, fuse_ino_t, size_t size) {
+    if (!Self(req)->options_.xattrs) return (void)fuse_reply_err(req, ENOSYS);
     std::string names = std::string(kCachedXattr) + '\0' + kVersionXattr + '\0';
     if (size == 0) return (void)fuse_reply_xattr(req, names.size());
     if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);

@@ -27,6 +27,8 @@ struct FuseOptions {
   std::chrono::milliseconds unmount_grace = std::chrono::seconds(5);
   // Files at least this large are opened with direct I/O (0: none): ClientConfig.
   uint64_t direct_io_min_size = 64ull << 20;
+  // Extended attributes user.sluice.cached and user.sluice.version: ClientConfig.
+  bool xattrs = false;
   // Called once, from the mount's loop thread, when the mount ends without Unmount() (someone
   // ran `fusermount3 -u`): `sluice fuse` then exits.
   std::function<void()> on_external_unmount;

@@ -138,6 +138,10 @@ TEST_F(FuseTest, ReadsEdgeSizesAndAwkwardNames) {
   ASSERT_EQ(::pread(fd, buf.data(), buf.size(), kPage - 50), 100);
   ::close(fd);
   EXPECT_EQ(buf, TestBytes(3 * kPage + 5, 3 * kPage + 5).substr(kPage - 50, 100));
+  // Without --xattrs the kernel answers getxattr itself (`ls -l` asks two per file).
+  char value[64];
+  EXPECT_EQ(::getxattr((mnt_ + "/sizes/f1").c_str(), "user.sluice.cached", value, sizeof(value)), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
 }
 
 TEST_F(FuseTest, LargeFilesBypassThePageCacheUntilReadInSmallPieces) {
@@ -273,7 +277,7 @@ TEST_F(FuseTest, ErrnoForMissingWritesAndOutsideMounts) {
 }
 
 TEST_F(FuseTest, CacheStateInXattrsAndStatfs) {
-  StartLocal({"--ufs", "file://" + ufs_});
+  StartLocal({"--ufs", "file://" + ufs_, "--xattrs"});
   std::string path = mnt_ + "/sizes/f" + std::to_string(kPage + 1);
   char value[64];
   ssize_t n = ::getxattr(path.c_str(), "user.sluice.cached", value, sizeof(value));
