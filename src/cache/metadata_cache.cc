@@ -1,21 +1,35 @@
-// TTL + LRU cache of stat and list results, single-flight, revalidated in the background.
+// Bounded, packed stat and listing cache with an on-disk index, single-flight, revalidated in
+// the background.
 #include "cache/metadata_cache.h"
 
+#include <algorithm>
+
+#include "cache/packed_listing.h"
 #include "common/logging.h"
 
 namespace sluice::cache {
 namespace {
 
-bool Cacheable(const Status& st) { return st.ok() || st.code() == StatusCode::kNotFound; }
+// A map node, an Entry and an LRU node, beyond the strings they hold.
+constexpr size_t kEntryOverhead = 200;
 
-// "a/b/c" -> "a/b"; "c" -> "".
-std::string ParentOf(const std::string& key) {
-  size_t slash = key.rfind('/');
-  return slash == std::string::npos ? "" : key.substr(0, slash);
-}
+bool Cacheable(const Status& st) { return st.ok() || st.code() == StatusCode::kNotFound; }
 
 bool SameVersion(const ufs::ObjectInfo& a, const ufs::ObjectInfo& b) {
   return a.is_dir == b.is_dir && (a.is_dir || a.Version() == b.Version());
+}
+
+int64_t UnixNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "a/b/c" -> "a/b"; "c" -> "".
+std::string ParentOf(const std::string& key) { return SplitParent(key).first; }
+
+// `k` is `key` or below it.
+bool IsUnder(const std::string& k, const std::string& key) {
+  return key.empty() || k == key || (k.size() > key.size() && k.compare(0, key.size(), key) == 0 && k[key.size()] == '/');
 }
 
 }  // namespace
@@ -24,12 +38,21 @@ struct MetadataCache::Pending {
   bool done = false;
   Status status;
   ufs::ObjectInfo info;
-  std::vector<ufs::ObjectInfo> listing;
+  Packed packed;
 };
 
 MetadataCache::MetadataCache(ufs::UnderStore* ufs, MetadataCacheOptions options, ChangeCallback on_change,
                              StatFunction stat)
-    : ufs_(ufs), options_(options), on_change_(std::move(on_change)), stat_(std::move(stat)) {}
+    : ufs_(ufs), options_(std::move(options)), on_change_(std::move(on_change)), stat_(std::move(stat)) {
+  if (!options_.index_dir.empty()) {
+    auto index = MetadataIndex::Open(options_.index_dir);
+    if (index.ok()) {
+      index_ = std::move(index).value();
+    } else {
+      SLUICE_LOG_WARN("metadata of {} stays in memory only: {}", ufs_->Uri(), index.status().message());
+    }
+  }
+}
 
 MetadataCache::~MetadataCache() {
   {
@@ -42,74 +65,147 @@ MetadataCache::~MetadataCache() {
 
 void MetadataCache::TouchLocked(Entry& entry) { lru_.splice(lru_.begin(), lru_, entry.lru); }
 
+void MetadataCache::EraseLocked(Entries::iterator it) {
+  bytes_ -= it->second.bytes;
+  listed_entries_ -= it->second.listed;
+  lru_.erase(it->second.lru);
+  entries_.erase(it);
+}
+
 void MetadataCache::InsertLocked(const std::string& map_key, Entry entry) {
   auto it = entries_.find(map_key);
-  if (it != entries_.end()) {
-    lru_.erase(it->second.lru);
-    entries_.erase(it);
-  }
+  if (it != entries_.end()) EraseLocked(it);
+  entry.bytes = kEntryOverhead + 2 * map_key.size() + entry.status.message().size() +
+                (entry.packed ? entry.packed->size()
+                              : entry.info.path.size() + entry.info.etag.size() + entry.info.identity.size());
+  entry.listed = entry.packed ? PackedListing::View(*entry.packed).size() : 0;
+  bytes_ += entry.bytes;
+  listed_entries_ += entry.listed;
   lru_.push_front(map_key);
   entry.lru = lru_.begin();
   entries_.emplace(map_key, std::move(entry));
-  while (entries_.size() > std::max<size_t>(1, options_.max_entries)) {
-    entries_.erase(lru_.back());
-    lru_.pop_back();
-  }
+  while (bytes_ > options_.max_bytes && entries_.size() > 1) EraseLocked(entries_.find(lru_.back()));
 }
 
-std::optional<ufs::ObjectInfo> MetadataCache::StoreStatLocked(const std::string& key,
-                                                               const Result<ufs::ObjectInfo>& fresh) {
-  const std::string map_key = "s:" + key;
-  std::optional<ufs::ObjectInfo> changed;
-  auto old = entries_.find(map_key);
-  if (old != entries_.end() && old->second.status.ok() && !old->second.info.is_dir &&
-      (!fresh.ok() || !SameVersion(old->second.info, *fresh))) {
-    changed = old->second.info;
+MetadataCache::Lookup MetadataCache::LookupLocked(const std::string& key, std::vector<ufs::ObjectInfo>* changed) {
+  Lookup out;
+  auto s = entries_.find("s:" + key);
+  Entry* stat = s == entries_.end() ? nullptr : &s->second;
+  Entry* listing = nullptr;
+  std::string dir, name;
+  if (!key.empty()) {
+    std::tie(dir, name) = SplitParent(key);
+    auto l = entries_.find("l:" + dir);
+    if (l != entries_.end()) listing = &l->second;
+  }
+  const auto now = Clock::now();
+  if (listing && (!stat || listing->stored >= stat->stored)) {
+    Result<ufs::ObjectInfo> answer = NotFound(key + ": not in the listing of its directory");
+    if (listing->packed) {
+      PackedListing view = PackedListing::View(*listing->packed);
+      if (auto i = view.Find(name)) answer = view.InfoAt(*i, dir);
+    }
+    if (stat) {  // an older stat: the listing is the truth now
+      if (stat->status.ok() && !stat->info.is_dir && (!answer.ok() || !SameVersion(stat->info, *answer))) {
+        changed->push_back(stat->info);
+        ++stats_.version_changes;
+      }
+      EraseLocked(s);
+    }
+    TouchLocked(*listing);
+    out.found = out.from_listing = true;
+    out.fresh = now < listing->expires;
+    out.answer = std::move(answer);
+    return out;
+  }
+  if (stat) {
+    TouchLocked(*stat);
+    out.found = true;
+    out.fresh = now < stat->expires;
+    out.answer = stat->status.ok() ? Result<ufs::ObjectInfo>(stat->info) : Result<ufs::ObjectInfo>(stat->status);
+  }
+  return out;
+}
+
+void MetadataCache::StoreStatLocked(const std::string& key, const Result<ufs::ObjectInfo>& fresh,
+                                    std::vector<ufs::ObjectInfo>* changed) {
+  Lookup now = LookupLocked(key, changed);
+  if (now.found && now.answer.ok() && !now.answer->is_dir && (!fresh.ok() || !SameVersion(*now.answer, *fresh))) {
+    changed->push_back(*now.answer);
     ++stats_.version_changes;
   }
   Entry e;
-  e.expires = Clock::now() + options_.ttl;
+  e.stored = Clock::now();
+  e.expires = e.stored + options_.ttl;
   e.status = fresh.status();
   if (fresh.ok()) e.info = *fresh;
-  InsertLocked(map_key, std::move(e));
-  return changed;
+  InsertLocked("s:" + key, std::move(e));
 }
 
-std::vector<ufs::ObjectInfo> MetadataCache::StoreListingLocked(const std::string& dir,
-                                                               const Result<std::vector<ufs::ObjectInfo>>& fresh,
-                                                               bool drop_missing_children) {
-  std::vector<ufs::ObjectInfo> changed;
+MetadataCache::Packed MetadataCache::StoreListingLocked(const std::string& dir,
+                                                        const Result<std::vector<ufs::ObjectInfo>>& fresh,
+                                                        const Packed& old, std::vector<ufs::ObjectInfo>* changed) {
   Entry e;
-  e.expires = Clock::now() + options_.ttl;
+  e.stored = Clock::now();
+  e.expires = e.stored + options_.ttl;
   e.is_list = true;
   e.status = fresh.status();
-  if (fresh.ok()) e.listing = *fresh;
+  if (fresh.ok()) e.packed = std::make_shared<const std::string>(PackedListing::Pack(*fresh, UnixNowNs()));
+  Packed before = old;
+  if (auto it = entries_.find("l:" + dir); it != entries_.end() && it->second.packed) before = it->second.packed;
+  if (before) {
+    // Files of the previous listing that are gone or different now (both sorted by name).
+    PackedListing was = PackedListing::View(*before);
+    std::optional<PackedListing> now;
+    if (e.packed) now = PackedListing::View(*e.packed);
+    size_t j = 0;
+    for (size_t i = 0; i < was.size(); ++i) {
+      std::string_view name = was.NameAt(i);
+      while (now && j < now->size() && now->NameAt(j) < name) ++j;
+      if (now && j < now->size() && now->NameAt(j) == name && was.SameAs(i, *now, j)) continue;
+      ufs::ObjectInfo old_info = was.InfoAt(i, dir);
+      if (old_info.is_dir) continue;
+      if (now && j < now->size() && now->NameAt(j) == name && SameVersion(old_info, now->InfoAt(j, dir))) continue;
+      changed->push_back(std::move(old_info));
+      ++stats_.version_changes;
+    }
+  }
+  Packed packed = e.packed;
   InsertLocked("l:" + dir, std::move(e));
-  if (!fresh.ok()) return changed;
-  ufs::ObjectInfo self;
-  self.path = dir;
-  self.is_dir = true;
-  (void)StoreStatLocked(dir, self);
-  if (drop_missing_children) {
-    // Children remembered from before that the listing no longer holds are gone.
-    std::set<std::string> listed;
-    for (const auto& child : *fresh) listed.insert(child.path);
-    const std::string base = "s:" + (dir.empty() ? "" : dir + "/");
-    std::vector<std::string> gone;
-    for (auto it = entries_.lower_bound(base); it != entries_.end() && it->first.compare(0, base.size(), base) == 0;
-         ++it) {
-      std::string child = it->first.substr(2);
-      if (child.empty() || child.find('/', base.size() - 2) != std::string::npos) continue;  // not a direct child
-      if (it->second.status.ok() && !listed.count(child)) gone.push_back(child);
-    }
-    for (const auto& child : gone) {
-      if (auto old = StoreStatLocked(child, NotFound(child + ": no longer listed"))) changed.push_back(*old);
-    }
+  if (fresh.ok()) {
+    ufs::ObjectInfo self;
+    self.path = dir;
+    self.is_dir = true;
+    StoreStatLocked(dir, self, changed);
   }
-  for (const auto& child : *fresh) {
-    if (auto old = StoreStatLocked(child.path, child)) changed.push_back(*old);
+  return packed;
+}
+
+void MetadataCache::AdoptIndexedLocked(const std::string& dir, Packed packed) {
+  if (entries_.count("l:" + dir)) return;  // listed meanwhile
+  const auto age = std::chrono::nanoseconds(
+      std::max<int64_t>(0, UnixNowNs() - PackedListing::View(*packed).stored_unix_ns()));
+  Entry e;
+  e.stored = Clock::now() - age;
+  e.expires = e.stored + options_.ttl;
+  e.is_list = true;
+  e.packed = std::move(packed);
+  InsertLocked("l:" + dir, std::move(e));
+  ++stats_.index_reads;
+}
+
+MetadataCache::Packed MetadataCache::ReadIndex(const std::string& dir) {
+  if (!index_) return nullptr;
+  auto bytes = index_->Get(dir);
+  if (!bytes) return nullptr;
+  auto checked = PackedListing::Open(*bytes);
+  if (!checked.ok()) {
+    SLUICE_LOG_WARN("the metadata index of {} holds a bad listing of '{}' ({}); it is listed again", ufs_->Uri(), dir,
+                    checked.status().message());
+    (void)index_->Delete(dir);
+    return nullptr;
   }
-  return changed;
+  return std::make_shared<const std::string>(std::move(*bytes));
 }
 
 void MetadataCache::NotifyChanged(const std::vector<ufs::ObjectInfo>& old_infos) {
@@ -139,57 +235,67 @@ void MetadataCache::CompleteLocked(const std::string& map_key, Pending* pending,
 
 Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
   const std::string map_key = "s:" + key;
+  std::vector<ufs::ObjectInfo> changed;
   std::shared_ptr<Pending> pending;
-  {
+  bool index_read = index_ == nullptr || key.empty();
+  for (;;) {
     std::unique_lock<std::mutex> lock(mu_);
-    auto it = entries_.find(map_key);
-    if (it != entries_.end()) {
-      if (Clock::now() < it->second.expires) {
+    Lookup found = LookupLocked(key, &changed);
+    if (found.found && (found.fresh || (found.answer.ok() && options_.ttl.count() > 0))) {
+      if (found.fresh) {
         ++stats_.hits;
-        TouchLocked(it->second);
-        if (!it->second.status.ok()) return it->second.status;
-        return it->second.info;
+      } else {
+        ++stats_.stale_hits;  // served as it is while one LIST revalidates its directory
       }
-      if (it->second.status.ok() && options_.ttl.count() > 0) {
-        // Expired: served as it is while one LIST revalidates its directory.
-        ++stats_.stale_hits;
-        TouchLocked(it->second);
-        ufs::ObjectInfo stale = it->second.info;
-        lock.unlock();
-        ScheduleRevalidation(key);
-        return stale;
+      lock.unlock();
+      if (!found.fresh) ScheduleRevalidation(key);
+      NotifyChanged(changed);
+      return found.answer;
+    }
+    if (!index_read && !found.from_listing) {
+      // The directory's listing may be on disk (pushed out of memory, or from before a restart).
+      lock.unlock();
+      index_read = true;
+      const std::string dir = ParentOf(key);
+      if (Packed packed = ReadIndex(dir)) {
+        lock.lock();
+        AdoptIndexedLocked(dir, std::move(packed));
       }
+      continue;
     }
     ++stats_.misses;
     pending = JoinOrLeadLocked(lock, map_key);
     if (pending->done) {
+      lock.unlock();
+      NotifyChanged(changed);
       if (!pending->status.ok()) return pending->status;
       return pending->info;
     }
+    break;
   }
   auto fresh = stat_ ? stat_(key) : ufs_->Stat(key);
-  std::optional<ufs::ObjectInfo> changed;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (Cacheable(fresh.status())) changed = StoreStatLocked(key, fresh);  // transient errors are not remembered
+    if (Cacheable(fresh.status())) StoreStatLocked(key, fresh, &changed);  // transient errors are not remembered
     if (fresh.ok()) pending->info = *fresh;
     CompleteLocked(map_key, pending.get(), fresh.status());
   }
   revalidate_cv_.notify_all();
-  if (changed) NotifyChanged({*changed});
+  NotifyChanged(changed);
   return fresh;
 }
 
-Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key) {
+Result<MetadataCache::Packed> MetadataCache::Listing(const std::string& key) {
   const std::string map_key = "l:" + key;
   std::shared_ptr<Pending> pending;
-  {
+  bool index_read = index_ == nullptr;
+  for (;;) {
     std::unique_lock<std::mutex> lock(mu_);
     auto it = entries_.find(map_key);
     if (it != entries_.end() &&
         (Clock::now() < it->second.expires || (it->second.status.ok() && options_.ttl.count() > 0))) {
       TouchLocked(it->second);
-      std::vector<ufs::ObjectInfo> listing = it->second.listing;
+      Packed packed = it->second.packed;
       Status status = it->second.status;
       if (Clock::now() < it->second.expires) {
         ++stats_.hits;
@@ -199,26 +305,63 @@ Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key)
         ScheduleRevalidation(key.empty() ? "" : key + "/");  // the directory itself is relisted
       }
       if (!status.ok()) return status;
-      return listing;
+      return packed;
+    }
+    if (!index_read) {
+      lock.unlock();
+      index_read = true;
+      if (Packed packed = ReadIndex(key)) {
+        lock.lock();
+        AdoptIndexedLocked(key, std::move(packed));
+      }
+      continue;
     }
     ++stats_.misses;
     pending = JoinOrLeadLocked(lock, map_key);
     if (pending->done) {
       if (!pending->status.ok()) return pending->status;
-      return pending->listing;
+      return pending->packed;
     }
+    break;
   }
   auto fresh = ufs_->ListAll(key, false);
   std::vector<ufs::ObjectInfo> changed;
+  Packed packed;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (Cacheable(fresh.status())) changed = StoreListingLocked(key, fresh, /*drop_missing_children=*/false);
-    if (fresh.ok()) pending->listing = *fresh;
+    if (Cacheable(fresh.status())) packed = StoreListingLocked(key, fresh, nullptr, &changed);
+    pending->packed = packed;
     CompleteLocked(map_key, pending.get(), fresh.status());
   }
   revalidate_cv_.notify_all();
   NotifyChanged(changed);
-  return fresh;
+  if (!fresh.ok()) return fresh.status();
+  if (index_) {
+    Status st = index_->Put(key, *packed);
+    if (!st.ok()) SLUICE_LOG_WARN("{}", st.message());
+  }
+  return packed;
+}
+
+Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key) {
+  SLUICE_ASSIGN_OR_RETURN(Packed packed, Listing(key));
+  PackedListing view = PackedListing::View(*packed);
+  std::vector<ufs::ObjectInfo> out;
+  out.reserve(view.size());
+  for (size_t i = 0; i < view.size(); ++i) out.push_back(view.InfoAt(i, key));
+  return out;
+}
+
+Result<ListingPage> MetadataCache::ListPage(const std::string& key, const std::string& start_after, size_t limit) {
+  SLUICE_ASSIGN_OR_RETURN(Packed packed, Listing(key));
+  PackedListing view = PackedListing::View(*packed);
+  const size_t from = start_after.empty() ? 0 : view.UpperBound(start_after);
+  const size_t to = std::min(view.size(), from + std::max<size_t>(1, limit));
+  ListingPage page;
+  page.entries.reserve(to - from);
+  for (size_t i = from; i < to; ++i) page.entries.push_back(view.InfoAt(i, key));
+  page.more = to < view.size();
+  return page;
 }
 
 void MetadataCache::AddListed(const std::vector<ufs::ObjectInfo>& entries) {
@@ -229,7 +372,7 @@ void MetadataCache::AddListed(const std::vector<ufs::ObjectInfo>& entries) {
       // A stat in flight stays the one answer: who looks the key up joins it (and finds what
       // it brought, the first page included) rather than fetching again.
       if (pending_.count("s:" + info.path)) continue;
-      if (auto old = StoreStatLocked(info.path, info)) changed.push_back(*old);
+      StoreStatLocked(info.path, info, &changed);
     }
   }
   NotifyChanged(changed);
@@ -275,15 +418,29 @@ void MetadataCache::Revalidate(const std::string& dir, const std::set<std::strin
   const Status& st = fresh.status();
   std::vector<ufs::ObjectInfo> changed;
   if (fresh.ok() || (st.code() == StatusCode::kNotFound && triggers.empty())) {
-    std::lock_guard<std::mutex> lock(mu_);
-    changed = StoreListingLocked(dir, fresh, /*drop_missing_children=*/true);
-    ++stats_.revalidations;
+    Packed before;
+    bool in_memory;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_memory = entries_.count("l:" + dir) > 0;
+    }
+    if (!in_memory) before = ReadIndex(dir);  // to free the pages of files that changed
+    Packed packed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      packed = StoreListingLocked(dir, fresh, before, &changed);
+      ++stats_.revalidations;
+    }
+    if (index_) {
+      Status written = packed ? index_->Put(dir, *packed) : index_->DeleteTree(dir);
+      if (!written.ok()) SLUICE_LOG_WARN("{}", written.message());
+    }
   } else if (st.code() == StatusCode::kResourceExhausted || st.code() == StatusCode::kNotFound) {
     for (const auto& key : triggers) {
       auto fresh = ufs_->Stat(key);
       std::lock_guard<std::mutex> lock(mu_);
       if (Cacheable(fresh.status())) {
-        if (auto old = StoreStatLocked(key, fresh)) changed.push_back(*old);
+        StoreStatLocked(key, fresh, &changed);
         ++stats_.revalidations;
       }
     }
@@ -294,32 +451,62 @@ void MetadataCache::Revalidate(const std::string& dir, const std::set<std::strin
 }
 
 MetadataCache::Invalidated MetadataCache::Invalidate(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
   Invalidated dropped;
-  for (const char* kind : {"s:", "l:"}) {
-    std::string base = kind + key;
-    for (auto it = entries_.lower_bound(base); it != entries_.end() && it->first.compare(0, base.size(), base) == 0;) {
-      const std::string& k = it->first;
-      bool below = key.empty() || k.size() == base.size() || k[base.size()] == '/';
-      if (!below) {
-        ++it;
-        continue;
-      }
-      if (!it->second.is_list && it->second.status.ok() && !it->second.info.is_dir) {
-        dropped.files.push_back(it->second.info);
-      }
-      lru_.erase(it->second.lru);
-      it = entries_.erase(it);
-      ++dropped.entries;
-    }
+  // The parent's listing goes too (it describes `key`); of its files only `key` is reported.
+  const std::string parent = ParentOf(key);
+  Packed own = ReadIndex(key), parents = key.empty() ? nullptr : ReadIndex(parent);
+  if (index_) {
+    (void)index_->DeleteTree(key);
+    if (!key.empty()) (void)index_->Delete(parent);
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<std::string> files;
+  auto add_files = [&](const std::string& dir, const Packed& packed, const std::string* only) {
+    if (!packed) return;
+    PackedListing view = PackedListing::View(*packed);
+    for (size_t i = 0; i < view.size(); ++i) {
+      ufs::ObjectInfo info = view.InfoAt(i, dir);
+      if (info.is_dir || (only && info.path != *only)) continue;
+      if (files.insert(info.path).second) dropped.files.push_back(std::move(info));
+    }
+  };
+  add_files(key, own, nullptr);
+  add_files(parent, parents, &key);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const std::string k = it->first.substr(2);
+    const bool is_list = it->second.is_list;
+    if (!(IsUnder(k, key) || (is_list && !key.empty() && k == parent))) {
+      ++it;
+      continue;
+    }
+    if (is_list) {
+      add_files(k, it->second.packed, IsUnder(k, key) ? nullptr : &key);
+    } else if (it->second.status.ok() && !it->second.info.is_dir && files.insert(k).second) {
+      dropped.files.push_back(it->second.info);
+    }
+    auto next = std::next(it);
+    EraseLocked(it);
+    it = next;
+    ++dropped.entries;
+  }
+  std::sort(dropped.files.begin(), dropped.files.end(),
+            [](const ufs::ObjectInfo& a, const ufs::ObjectInfo& b) { return a.path < b.path; });
   return dropped;
 }
 
 MetadataCacheStats MetadataCache::Stats() {
-  std::lock_guard<std::mutex> lock(mu_);
-  MetadataCacheStats s = stats_;
-  s.entries = entries_.size();
+  MetadataCacheStats s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s = stats_;
+    s.entries = entries_.size();
+    s.bytes = bytes_;
+    s.listed_entries = listed_entries_;
+  }
+  if (index_) {
+    s.index_directories = index_->ApproximateDirectories();
+    s.index_disk_bytes = index_->DiskBytes();
+  }
   return s;
 }
 

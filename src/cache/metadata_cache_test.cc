@@ -6,7 +6,10 @@
 #include <atomic>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
+
+#include "cache/packed_listing.h"
 
 #include "support/test_support.h"
 #include "ufs/counting_store.h"
@@ -17,6 +20,12 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TempDir;
 using testing::WriteFile;
+
+MetadataCacheOptions Ttl(std::chrono::nanoseconds ttl) {
+  MetadataCacheOptions options;
+  options.ttl = ttl;
+  return options;
+}
 
 class MetadataCacheTest : public ::testing::Test {
  protected:
@@ -30,7 +39,7 @@ class MetadataCacheTest : public ::testing::Test {
 };
 
 TEST_F(MetadataCacheTest, CachesStatListAndNegativeEntries) {
-  MetadataCache cache(ufs_.get(), {60s, 1000});
+  MetadataCache cache(ufs_.get(), Ttl(60s));
   EXPECT_EQ(cache.Stat("d/a")->size, 1u);
   EXPECT_EQ(cache.Stat("d/a")->size, 1u);
   EXPECT_EQ(ufs_->counters().stats.load(), 1u);
@@ -49,7 +58,7 @@ TEST_F(MetadataCacheTest, CachesStatListAndNegativeEntries) {
 TEST_F(MetadataCacheTest, ExpiryRevalidatesAndReportsVersionChanges) {
   std::mutex mu;
   std::vector<ufs::ObjectInfo> changed;
-  MetadataCache cache(ufs_.get(), {50ms, 1000}, [&](const ufs::ObjectInfo& old) {
+  MetadataCache cache(ufs_.get(), Ttl(50ms), [&](const ufs::ObjectInfo& old) {
     std::lock_guard<std::mutex> lock(mu);
     changed.push_back(old);
   });
@@ -65,7 +74,7 @@ TEST_F(MetadataCacheTest, ExpiryRevalidatesAndReportsVersionChanges) {
 
 TEST_F(MetadataCacheTest, ExpiredEntriesAreServedWhileOneListRevalidatesTheirDirectory) {
   for (int i = 0; i < 20; ++i) WriteFile(dir_.path() + "/d/f" + std::to_string(i), std::string(i, 'x'));
-  MetadataCache cache(ufs_.get(), {100ms, 1000});
+  MetadataCache cache(ufs_.get(), Ttl(100ms));
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(cache.Stat("d/f" + std::to_string(i)).ok());
   const uint64_t stats_before = ufs_->counters().stats;
   ASSERT_TRUE(testing::WaitFor([&] { return cache.Stats().stale_hits > 0 || !cache.Stat("d/f0").ok(); }, 2s));
@@ -100,7 +109,7 @@ class SlowStore final : public ufs::UnderStoreWrapper {
 TEST_F(MetadataCacheTest, MissesOfOneKeyShareARequestAndOfManyKeysRunInParallel) {
   for (int i = 0; i < 8; ++i) WriteFile(dir_.path() + "/d/g" + std::to_string(i), "g");
   SlowStore store(*ufs::OpenUnderStore("file://" + dir_.path(), {}));
-  MetadataCache cache(&store, {60s, 1000});
+  MetadataCache cache(&store, Ttl(60s));
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) threads.emplace_back([&] { EXPECT_EQ(cache.Stat("d/a")->size, 1u); });
   for (auto& t : threads) t.join();
@@ -116,23 +125,151 @@ TEST_F(MetadataCacheTest, MissesOfOneKeyShareARequestAndOfManyKeysRunInParallel)
 }
 
 TEST_F(MetadataCacheTest, InvalidateDropsThePathAndBelow) {
-  MetadataCache cache(ufs_.get(), {60s, 1000});
+  MetadataCache cache(ufs_.get(), Ttl(60s));
   ASSERT_TRUE(cache.List("d").ok());
   ASSERT_TRUE(cache.Stat("d").ok());
   WriteFile(dir_.path() + "/d/c", "333");
   EXPECT_EQ(cache.List("d")->size(), 2u);
   auto dropped = cache.Invalidate("d");
-  EXPECT_EQ(dropped.entries, 4u);  // the listing, d, d/a, d/b
+  EXPECT_EQ(dropped.entries, 2u);  // the listing and the stat of d
   ASSERT_EQ(dropped.files.size(), 2u);
   EXPECT_EQ(dropped.files[0].path, "d/a");
   EXPECT_EQ(cache.List("d")->size(), 3u);
   EXPECT_EQ(cache.Invalidate("zzz").entries, 0u);
 }
 
-TEST_F(MetadataCacheTest, BoundedEntries) {
-  MetadataCache cache(ufs_.get(), {60s, 10});
-  for (int i = 0; i < 50; ++i) (void)cache.Stat("missing" + std::to_string(i));
-  EXPECT_EQ(cache.Stats().entries, 10u);
+TEST_F(MetadataCacheTest, MemoryIsBoundedInBytes) {
+  MetadataCacheOptions options;
+  options.max_bytes = 16 << 10;
+  MetadataCache cache(ufs_.get(), options);
+  for (int i = 0; i < 500; ++i) (void)cache.Stat("missing" + std::to_string(i));
+  EXPECT_LE(cache.Stats().bytes, options.max_bytes);
+  EXPECT_LT(cache.Stats().entries, 100u);
+}
+
+TEST_F(MetadataCacheTest, AListedEntryCostsLessThan150Bytes) {
+  for (int i = 0; i < 10000; ++i) WriteFile(dir_.path() + "/big/image_" + std::to_string(i) + ".jpg", "");
+  MetadataCache cache(ufs_.get(), Ttl(60s));
+  ASSERT_EQ(cache.List("big")->size(), 10000u);
+  const auto stats = cache.Stats();
+  EXPECT_EQ(stats.listed_entries, 10000u);
+  EXPECT_LE(stats.bytes / stats.listed_entries, 150u) << stats.bytes << " bytes for 10,000 entries";
+  // The listing answers every stat, by name, without a request.
+  for (int i = 0; i < 10000; i += 97) ASSERT_TRUE(cache.Stat("big/image_" + std::to_string(i) + ".jpg").ok());
+  EXPECT_EQ(ufs_->counters().stats.load(), 0u);
+}
+
+// Pages of `limit` entries after a cursor cover a listing exactly once, in order, at and
+// around page boundaries.
+TEST_F(MetadataCacheTest, PagesCoverAListingExactlyOnce) {
+  MetadataCache cache(ufs_.get(), Ttl(60s));
+  for (int n : {999, 1000, 1001, 4999, 5000, 5001}) {
+    const std::string dir = "n" + std::to_string(n);
+    for (int i = 0; i < n; ++i) WriteFile(dir_.path() + "/" + dir + "/" + std::to_string(i), "");
+    std::set<std::string> seen;
+    std::string cursor, last;
+    for (bool more = true; more;) {
+      auto page = cache.ListPage(dir, cursor, 1000);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      for (const auto& e : page->entries) {
+        EXPECT_GT(e.path, last);
+        last = e.path;
+        EXPECT_TRUE(seen.insert(e.path).second) << e.path;
+      }
+      more = page->more;
+      if (!page->entries.empty()) cursor = page->entries.back().path.substr(dir.size() + 1);
+    }
+    EXPECT_EQ(seen.size(), static_cast<size_t>(n));
+  }
+  EXPECT_EQ(ufs_->counters().lists.load(), 6u) << "each directory listed once, then paged from the cache";
+}
+
+// A directory that changes between two pages of one pass: what was there throughout comes
+// exactly once; the next pass sees the change.
+TEST_F(MetadataCacheTest, ADirectoryChangingWhileListedLosesAndRepeatsNothing) {
+  for (int i = 0; i < 3000; ++i) WriteFile(dir_.path() + "/c/" + std::to_string(10000 + i), "");
+  MetadataCache cache(ufs_.get(), Ttl(60s));
+  auto first = cache.ListPage("c", "", 1000);
+  ASSERT_TRUE(first.ok());
+  std::set<std::string> seen;
+  for (const auto& e : first->entries) seen.insert(e.path);
+  // Changes on both sides of the cursor, then the cache learns them.
+  std::filesystem::remove(dir_.path() + "/c/10000");
+  std::filesystem::remove(dir_.path() + "/c/12999");
+  WriteFile(dir_.path() + "/c/00001", "");
+  WriteFile(dir_.path() + "/c/99999", "");
+  (void)cache.Invalidate("c");
+  std::string cursor = first->entries.back().path.substr(2);
+  for (bool more = true; more;) {
+    auto page = cache.ListPage("c", cursor, 1000);
+    ASSERT_TRUE(page.ok());
+    for (const auto& e : page->entries) EXPECT_TRUE(seen.insert(e.path).second) << "repeated: " << e.path;
+    more = page->more;
+    if (!page->entries.empty()) cursor = page->entries.back().path.substr(2);
+  }
+  for (int i = 10001; i < 12999; ++i) EXPECT_TRUE(seen.count("c/" + std::to_string(i))) << "lost: " << i;
+  EXPECT_TRUE(seen.count("c/99999"));
+  auto next = cache.List("c");
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->size(), 3000u);
+  EXPECT_EQ(next->front().path, "c/00001");
+  EXPECT_EQ(next->back().path, "c/99999");
+}
+
+// Over its memory bound the cache reads listings back from the index on disk, and a new cache
+// on the same index (a restarted worker) answers from it without listing again.
+TEST_F(MetadataCacheTest, ListingsSpillToTheIndexAndSurviveARestart) {
+  for (int d = 0; d < 40; ++d) {
+    for (int i = 0; i < 100; ++i) WriteFile(dir_.path() + "/s/d" + std::to_string(d) + "/f" + std::to_string(i), "x");
+  }
+  MetadataCacheOptions options;
+  options.max_bytes = 64 << 10;  // about 5 of the 40 listings
+  options.index_dir = dir_.path() + "/index";
+  {
+    MetadataCache cache(ufs_.get(), options);
+    for (int d = 0; d < 40; ++d) ASSERT_EQ(cache.List("s/d" + std::to_string(d))->size(), 100u);
+    EXPECT_LE(cache.Stats().bytes, options.max_bytes);
+    for (int d = 0; d < 40; ++d) EXPECT_EQ(cache.Stat("s/d" + std::to_string(d) + "/f7")->size, 1u);
+    EXPECT_GT(cache.Stats().index_reads, 30u);
+  }
+  EXPECT_EQ(ufs_->counters().lists.load(), 40u);
+  EXPECT_EQ(ufs_->counters().stats.load(), 0u);
+  {
+    MetadataCache restarted(ufs_.get(), options);
+    for (int d = 0; d < 40; ++d) {
+      EXPECT_EQ(restarted.Stat("s/d" + std::to_string(d) + "/f99")->size, 1u);
+      EXPECT_EQ(restarted.List("s/d" + std::to_string(d))->size(), 100u);
+    }
+    EXPECT_EQ(ufs_->counters().lists.load(), 40u) << "the restarted cache listed again";
+    EXPECT_EQ(ufs_->counters().stats.load(), 0u);
+    // `sluice fs sync` of a directory drops it from disk too.
+    (void)restarted.Invalidate("s/d3");
+    // The index is one process's: another one opening it is refused (and it stays intact).
+    EXPECT_FALSE(MetadataIndex::Open(options.index_dir).ok());
+  }
+  MetadataCache again(ufs_.get(), options);
+  ASSERT_TRUE(again.List("s/d3").ok());
+  EXPECT_EQ(ufs_->counters().lists.load(), 41u);
+}
+
+TEST_F(MetadataCacheTest, ACorruptListingOnDiskIsListedAgain) {
+  MetadataCacheOptions options;
+  options.index_dir = dir_.path() + "/index";
+  {
+    MetadataCache cache(ufs_.get(), options);
+    ASSERT_TRUE(cache.List("d").ok());
+  }
+  {
+    auto index = MetadataIndex::Open(options.index_dir);
+    ASSERT_TRUE(index.ok());
+    ASSERT_TRUE((*index)->Put("d", "SLP1 and then garbage").ok());
+  }
+  MetadataCache cache(ufs_.get(), options);
+  auto listing = cache.List("d");
+  ASSERT_TRUE(listing.ok());
+  EXPECT_EQ(listing->size(), 2u);
+  EXPECT_EQ(ufs_->counters().lists.load(), 2u);
+  EXPECT_FALSE(PackedListing::Open("SLP1 and then garbage").ok());
 }
 
 // Stat fails with a retryable error while `down` is set.
@@ -148,7 +285,7 @@ class DownStore final : public ufs::UnderStoreWrapper {
 
 TEST_F(MetadataCacheTest, TransientErrorsAreNotCached) {
   DownStore store(*ufs::OpenUnderStore("file://" + dir_.path(), {}));
-  MetadataCache cache(&store, {60s, 10});
+  MetadataCache cache(&store, Ttl(60s));
   EXPECT_EQ(cache.Stat("d/a").status().code(), StatusCode::kUnavailable);
   store.down = false;
   EXPECT_EQ(cache.Stat("d/a")->size, 1u);

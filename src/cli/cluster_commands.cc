@@ -427,15 +427,7 @@ int Ls(const Flags& f) {
   return WithClient(f, [&](client::FileSystem& fs) {
     auto info = fs.Stat(f.path);
     if (!info.ok()) return Fail(info.status());
-    std::vector<client::FileInfo> entries;
-    if (info->is_dir) {
-      auto listed = fs.List(f.path);
-      if (!listed.ok()) return Fail(listed.status());
-      entries = std::move(listed).value();
-    } else {
-      entries.push_back(*info);
-    }
-    for (const auto& e : entries) {
+    auto print = [&](const client::FileInfo& e) {
       // A name may hold a newline or a terminal escape: quoted, it prints as one harmless line.
       std::string name = ShellEscape(info->is_dir ? BaseName(e.path) : e.path);
       if (e.is_dir) name += "/";
@@ -445,6 +437,20 @@ int Ls(const Flags& f) {
       } else {
         std::printf("%s\n", name.c_str());
       }
+    };
+    if (!info->is_dir) {
+      print(*info);
+      return 0;
+    }
+    // A page at a time, printed as it comes: a directory of millions starts at once and is
+    // never held whole.
+    std::string cursor;
+    for (bool more = true; more;) {
+      auto page = fs.ListPage(f.path, cursor, client::kListPageEntries, &more);
+      if (!page.ok()) return Fail(page.status());
+      if (page->empty()) break;
+      for (const auto& e : *page) print(e);
+      cursor = BaseName(page->back().path);
     }
     return 0;
   });
@@ -724,6 +730,13 @@ int Report(const Flags& f) {
       std::printf("  %-12s %-40s %8llu requests, %10s read, %llu errors\n", m.path().c_str(), m.uri().c_str(),
                   static_cast<unsigned long long>(m.ufs_requests()), FormatSize(m.ufs_bytes_read()).c_str(),
                   static_cast<unsigned long long>(m.ufs_errors()));
+    }
+    std::printf("metadata:\n");
+    for (const auto& m : r->mounts()) {
+      std::printf("  %-12s %10s in memory (%llu listed entries), %llu listings on disk (%s)\n", m.path().c_str(),
+                  FormatSize(m.metadata_bytes()).c_str(), static_cast<unsigned long long>(m.metadata_listed_entries()),
+                  static_cast<unsigned long long>(m.metadata_index_directories()),
+                  FormatSize(m.metadata_index_bytes()).c_str());
     }
     if (r->client_fallback_reads() > 0) {
       std::printf("reads clients made straight from the under-store while this worker was unreachable: %llu\n",

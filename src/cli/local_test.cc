@@ -54,7 +54,7 @@ class LocalProcessTest : public ::testing::Test {
 
   std::vector<std::string> PageFiles() {
     std::vector<std::string> out;
-    for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
+    for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache/pages")) {
       if (e.is_regular_file()) out.push_back(e.path().string());
     }
     return out;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "cache/page_file.h"
+#include "common/path.h"
 #include "cluster/mount_table.h"
 #include "common/logging.h"
 
@@ -53,25 +54,50 @@ Result<FileInfo> FileSystem::Stat(const std::string& path) {
 }
 
 Result<std::vector<FileInfo>> FileSystem::List(const std::string& path) {
+  std::vector<FileInfo> out;
+  std::string cursor;
+  for (bool more = true; more;) {
+    SLUICE_ASSIGN_OR_RETURN(auto page, ListPage(path, cursor, kListPageEntries, &more));
+    if (page.empty()) break;
+    cursor = BaseName(page.back().path);
+    if (out.empty()) {
+      out = std::move(page);
+    } else {
+      out.insert(out.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<FileInfo>> FileSystem::ListPage(const std::string& path, const std::string& start_after,
+                                                   size_t limit, bool* more) {
   rpc::PathRequest req;
   req.set_path(path);
+  req.set_start_after(start_after);
+  req.set_limit(static_cast<uint32_t>(std::min<size_t>(limit, UINT32_MAX)));
   rpc::ListResponse resp;
   Status st = rpc_.Call(rpc::FrameType::kList, req, &resp);
   std::vector<FileInfo> out;
   if (st.ok()) {
+    out.reserve(static_cast<size_t>(resp.entries_size()));
     for (const auto& e : resp.entries()) out.push_back(FromProto(e));
+    *more = resp.more();
     return out;
   }
   if (!WorkerDown(st)) return st;
   auto direct = Direct(path);
   if (!direct.ok()) return st;
   SLUICE_ASSIGN_OR_RETURN(auto entries, direct->first->ListAll(direct->second, false));
+  std::sort(entries.begin(), entries.end(),
+            [](const ufs::ObjectInfo& a, const ufs::ObjectInfo& b) { return a.path < b.path; });
   const std::string& key = direct->second;
   for (const auto& e : entries) {
     std::string rel = key.empty() ? e.path : e.path.substr(std::min(e.path.size(), key.size() + 1));
+    if (!start_after.empty() && rel <= start_after) continue;
     out.push_back(FileInfo{(path == "/" ? "" : path) + "/" + rel, e.is_dir, e.size, e.mtime_ns,
                            e.is_dir ? "" : e.Version()});
   }
+  *more = false;
   return out;
 }
 

@@ -26,6 +26,9 @@
 
 namespace sluice::client {
 
+// Entries per LIST request when a client pages through a directory.
+constexpr size_t kListPageEntries = 5000;
+
 struct FileInfo {
   std::string path;
   bool is_dir = false;
@@ -78,7 +81,14 @@ class FileSystem {
   FileSystem& operator=(const FileSystem&) = delete;
 
   Result<FileInfo> Stat(const std::string& path);
+  // A whole directory, by name, fetched kListPageEntries at a time.
   Result<std::vector<FileInfo>> List(const std::string& path);
+  // One page of a directory: at most `limit` entries whose names sort after `start_after`
+  // ("": from the first), by name; *more says whether others follow. The worker pages through
+  // its cached listing by that cursor, so reading a directory page by page stays linear.
+  // Without a worker (fallback) the rest of the directory comes as one page.
+  Result<std::vector<FileInfo>> ListPage(const std::string& path, const std::string& start_after, size_t limit,
+                                         bool* more);
   // Streams [offset, offset + length) of a file to `sink`. `disk_only`: see ReadRequest.
   Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
                         bool disk_only = false);

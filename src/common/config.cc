@@ -170,6 +170,7 @@ class Binder {
     worker_.Size("page_size", &cfg->worker.page_size, kMinPageSize, kMaxPageSize);
     worker_.Size("memory_quota", &cfg->worker.memory_quota, 0, 16 * kTiB);
     worker_.String("cache_policy", &cfg->worker.cache_policy, {"lru", "stable"});
+    worker_.Size("metadata_memory", &cfg->worker.metadata_memory, 64 << 10, 16 * kTiB);
     worker_.Field("disks", [this, source, cfg](const YAML::Node& n, const std::string& key) -> Status {
       if (!n.IsSequence()) return worker_.Error(key, "expected a list of {dir, quota, reserve}");
       cfg->worker.disks.clear();

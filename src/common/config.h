@@ -41,6 +41,9 @@ struct WorkerConfig {
   uint64_t memory_quota = 1ull << 30;  // at least one page; 0: no memory tier (needs a disk tier)
   std::vector<DiskTierConfig> disks;
   std::string cache_policy = "lru";  // "lru", or "stable" for epoch scans larger than the cache
+  // Memory for each mount's metadata cache (stats and packed listings, ~80-150 bytes per
+  // listed entry); beyond it, listings are read back from the index on the first disk tier.
+  uint64_t metadata_memory = 256ull << 20;
 };
 
 // Under-store client behaviour (retries, timeouts, multipart). Applies to every mount.

@@ -469,17 +469,39 @@ class LowLevelMount final : public FuseMount {
     fuse_reply_attr(req, &st, self->Timeout());
   }
 
+  // An open directory: the page of its listing being read, fetched from the worker by cursor
+  // as readdir moves on (a directory of a million entries is never held whole here).
   struct DirHandle {
-    std::vector<client::FileInfo> entries;
+    std::mutex mu;
+    std::string path;
+    std::vector<client::FileInfo> entries;  // GUARDED_BY(mu): entry `first + i` of the listing
+    size_t first = 0;                       // GUARDED_BY(mu)
+    bool more = true;                       // GUARDED_BY(mu): entries follow `entries`
+
+    // Makes `entries` hold listing entry `index`, if the listing has one.
+    Status Reach(client::FileSystem* fs, size_t index) {
+      if (index < first) {  // rewound: from the start again
+        entries.clear();
+        first = 0;
+        more = true;
+      }
+      while (index >= first + entries.size() && more) {
+        std::string cursor = entries.empty() ? "" : BaseName(entries.back().path);
+        auto page = fs->ListPage(path, cursor, client::kListPageEntries, &more);
+        if (!page.ok()) return page.status();
+        first += entries.size();
+        entries = std::move(page).value();
+        if (entries.empty()) more = false;
+      }
+      return Status::Ok();
+    }
   };
 
   static void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto* self = Self(req);
-    std::string path = self->PathOf(ino);
-    auto listing = self->fs_->List(path);
-    if (!listing.ok()) return ReplyError(req, listing.status(), "opendir", path);
     auto handle = std::make_unique<DirHandle>();
-    handle->entries = std::move(listing).value();
+    handle->path = self->PathOf(ino);
+    if (Status st = handle->Reach(self->fs_, 0); !st.ok()) return ReplyError(req, st, "opendir", handle->path);
     fi->fh = reinterpret_cast<uint64_t>(handle.release());
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
@@ -491,37 +513,54 @@ class LowLevelMount final : public FuseMount {
     auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
     std::vector<char> buf(size);
     size_t used = 0;
-    // Offsets: 1 = ".", 2 = "..", 3 + i = entry i.
-    for (off_t i = off; i < static_cast<off_t>(handle->entries.size()) + 2; ++i) {
-      std::string name;
-      struct stat st {};
-      fuse_entry_param e{};
-      if (i < 2) {
-        name = i == 0 ? "." : "..";
-        st.st_ino = ino;
-        st.st_mode = S_IFDIR;
-        e.attr = st;
-      } else {
-        const auto& entry = handle->entries[static_cast<size_t>(i - 2)];
-        name = BaseName(entry.path);
-        if (plus) {
-          e = self->Entry(self->Remember(entry.path), entry);
-          st = e.attr;
-        } else {
-          // readdir's d_ino is informational (lookup assigns the real inode), but it must not
-          // be 0: readers skip such entries as deleted.
-          st.st_ino = std::hash<std::string>()(entry.path) | 1;
-          st.st_mode = entry.is_dir ? S_IFDIR : S_IFREG;
+    Status failed;
+    std::string path;
+    {
+      // Unlocked before the reply: once the reader has it, it may close the directory, and
+      // the release (another thread) frees the handle.
+      std::lock_guard<std::mutex> lock(handle->mu);
+      // Offsets: 1 = ".", 2 = "..", 3 + i = entry i.
+      for (off_t i = off;; ++i) {
+        if (i >= 2) {
+          const auto index = static_cast<size_t>(i - 2);
+          if (Status st = handle->Reach(self->fs_, index); !st.ok()) {
+            if (used == 0) failed = st;  // else what fits is answered; the error comes next time
+            path = handle->path;
+            break;
+          }
+          if (index >= handle->first + handle->entries.size()) break;  // the end
         }
+        std::string name;
+        struct stat st {};
+        fuse_entry_param e{};
+        if (i < 2) {
+          name = i == 0 ? "." : "..";
+          st.st_ino = ino;
+          st.st_mode = S_IFDIR;
+          e.attr = st;
+        } else {
+          const auto& entry = handle->entries[static_cast<size_t>(i - 2) - handle->first];
+          name = BaseName(entry.path);
+          if (plus) {
+            e = self->Entry(self->Remember(entry.path), entry);
+            st = e.attr;
+          } else {
+            // readdir's d_ino is informational (lookup assigns the real inode), but it must not
+            // be 0: readers skip such entries as deleted.
+            st.st_ino = std::hash<std::string>()(entry.path) | 1;
+            st.st_mode = entry.is_dir ? S_IFDIR : S_IFREG;
+          }
+        }
+        size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, i + 1)
+                           : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, i + 1);
+        if (need > size - used) {
+          if (plus && i >= 2) self->Forget(e.ino, 1);  // not returned after all
+          break;
+        }
+        used += need;
       }
-      size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, i + 1)
-                         : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, i + 1);
-      if (need > size - used) {
-        if (plus && i >= 2) self->Forget(e.ino, 1);  // not returned after all
-        break;
-      }
-      used += need;
     }
+    if (!failed.ok()) return ReplyError(req, failed, "readdir", path);
     fuse_reply_buf(req, buf.data(), used);
   }
 

@@ -23,6 +23,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "support/test_support.h"
@@ -71,6 +72,18 @@ std::string ReadInChunks(const std::string& path, size_t chunk) {
   if (fd < 0) return out;
   for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) out.append(buf.data(), static_cast<size_t>(n));
   ::close(fd);
+  return out;
+}
+
+// The names in a directory of the mount.
+std::set<std::string> Names(const std::string& dir) {
+  std::set<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.insert(e->d_name);
+  }
+  ::closedir(d);
   return out;
 }
 
@@ -236,6 +249,45 @@ TEST_F(FuseTest, ListingsTakeTimeLinearInTheDirectorySize) {
       << " us at 200,000";
 }
 
+// Listings that cross the client's page (kListPageEntries) come whole and once, through the
+// mount and `sluice fs ls`; a restarted worker answers them from its metadata index on disk.
+TEST_F(FuseTest, ListingsAtPageBoundariesAndAfterARestart) {
+  const std::vector<int> sizes = {4999, 5000, 5001, 10001};
+  for (int n : sizes) {
+    const std::string dir = ufs_ + "/b" + std::to_string(n);
+    std::filesystem::create_directories(dir);
+    for (int i = 0; i < n; ++i) ::close(::open((dir + "/f" + std::to_string(i)).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  }
+  StartLocal({"--ufs", "file://" + ufs_});
+  std::string out;
+  auto check = [&] {
+    EXPECT_EQ(Names(mnt_).size(), sizes.size() + 2);  // with sizes/ and names/
+    for (int n : sizes) {
+      const std::string dir = "/b" + std::to_string(n);
+      EXPECT_EQ(Names(mnt_ + dir).size(), static_cast<size_t>(n)) << dir;
+      ASSERT_EQ(Run({"fs", "ls", dir}, &out), 0) << out;
+      std::set<std::string> lines;
+      std::istringstream in(out);
+      for (std::string line; std::getline(in, line);) EXPECT_TRUE(lines.insert(line).second) << "twice: " << line;
+      EXPECT_EQ(lines.size(), static_cast<size_t>(n)) << dir;
+    }
+  };
+  auto store_requests = [&] {
+    EXPECT_EQ(Run({"report"}, &out), 0) << out;
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(out, m, std::regex("([0-9]+) requests"))) << out;
+    return m.empty() ? -1 : std::stoi(m[1]);
+  };
+  check();
+  EXPECT_GE(store_requests(), 5);  // the listings
+  local_->Stop(SIGTERM);
+  local_.reset();
+  ASSERT_TRUE(testing::WaitFor([&] { return !IsMounted(mnt_); }, 10s));
+  StartLocal({"--ufs", "file://" + ufs_});
+  check();
+  EXPECT_LE(store_requests(), 1) << "a restarted worker listed again";  // the root's stat
+}
+
 TEST_F(FuseTest, ConcurrentReadersOfOneFile) {
   StartLocal({"--ufs", "file://" + ufs_});
   std::string want = ReadFile(ufs_ + "/sizes/f" + std::to_string(3 * kPage + 5));
@@ -326,7 +378,7 @@ TEST_F(FuseTest, CorruptCachedPagesAreNeverServed) {
   local_.reset();
   size_t damaged = 0;
   ASSERT_TRUE(testing::WaitFor([&] { return !IsMounted(mnt_); }, 10s));
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache/pages")) {
     if (!e.is_regular_file() || e.file_size() < kPage) continue;
     std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(4096);
@@ -389,18 +441,6 @@ TEST_F(FuseTest, FusermountUnmountWorks) {
   std::string out;
   ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_}, &out), 0) << out;
   EXPECT_FALSE(IsMounted(mnt_));
-}
-
-// The names in a directory of the mount.
-std::set<std::string> Names(const std::string& dir) {
-  std::set<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') out.insert(e->d_name);
-  }
-  ::closedir(d);
-  return out;
 }
 
 TEST_F(FuseTest, TheMountFollowsSyncAndNestedMountsAndDirectoriesHaveATime) {

@@ -41,6 +41,15 @@ struct Worker::MountState {
 
 namespace {
 
+// FNV-1a of `s` in hex: the same in every build, for names on disk.
+std::string StableHash(const std::string& s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
 std::string Fingerprint(const cluster::MountPoint& m) {
   std::string f = m.Describe();
   for (const auto& [k, v] : m.options.ufs_options) f += ";" + k + "=" + v;
@@ -164,6 +173,11 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
   };
   cache::MetadataCacheOptions meta_options;
   meta_options.ttl = mount.options.metadata_ttl;
+  meta_options.max_bytes = config_.worker.metadata_memory;
+  if (!config_.worker.disks.empty()) {
+    // One index per mount and set of options (a changed mount starts a new one).
+    meta_options.index_dir = config_.worker.disks[0].dir + "/metadata/" + StableHash(state->fingerprint);
+  }
   state->meta = std::make_unique<cache::MetadataCache>(
       state->ufs.get(), meta_options, [pages, raw](const ufs::ObjectInfo& old) { pages->EraseFile(raw->IdOf(old)); },
       stat_with_first_page);
@@ -241,12 +255,19 @@ Result<Entry> Worker::Stat(const std::string& path) {
   return state->ToEntry(*info);
 }
 
-Result<std::vector<Entry>> Worker::List(const std::string& path) {
-  SLUICE_ASSIGN_OR_RETURN(auto entries, ListMount(path));
-  // Mount points nested below the path show in its listing, as directories.
+Result<std::vector<Entry>> Worker::List(const std::string& path, const std::string& start_after, size_t limit,
+                                        bool* more) {
+  bool more_below = false;
+  SLUICE_ASSIGN_OR_RETURN(auto entries, ListMount(path, start_after, limit, &more_below));
+  if (more) *more = more_below;
+  // Mount points nested below the path show in its listing, as directories, each in the page
+  // its name falls in.
   if (auto names = MountsBelow(path)) {
     const std::string dir = *NormalizePath(path);
+    const std::string last = more_below && !entries.empty() ? BaseName(entries.back().path) : "";
     for (const auto& n : *names) {
+      if (n <= start_after && !start_after.empty()) continue;
+      if (more_below && n > last) continue;  // a later page's
       std::string child = JoinPath(dir, n);
       bool listed = std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.path == child; });
       if (!listed) entries.push_back(Entry{child, true, 0, 0, ""});
@@ -256,18 +277,20 @@ Result<std::vector<Entry>> Worker::List(const std::string& path) {
   return entries;
 }
 
-Result<std::vector<Entry>> Worker::ListMount(const std::string& path) {
+Result<std::vector<Entry>> Worker::ListMount(const std::string& path, const std::string& start_after, size_t limit,
+                                             bool* more) {
   auto found = Resolve(path);
   if (!found.ok() && found.status().code() == StatusCode::kNotFound && MountsBelow(path)) {
     return std::vector<Entry>{};  // only mount points lie below: List adds them
   }
   SLUICE_ASSIGN_OR_RETURN(auto resolved, std::move(found));
   auto& [state, key] = resolved;
-  auto listing = state->meta->List(key);
-  if (!listing.ok()) return listing.status().WithContext(state->Name());
+  auto page = state->meta->ListPage(key, start_after, limit == 0 ? SIZE_MAX : limit);
+  if (!page.ok()) return page.status().WithContext(state->Name());
+  *more = page->more;
   std::vector<Entry> out;
-  out.reserve(listing->size());
-  for (const auto& info : *listing) out.push_back(state->ToEntry(info));
+  out.reserve(page->entries.size());
+  for (const auto& info : page->entries) out.push_back(state->ToEntry(info));
   return out;
 }
 
@@ -519,6 +542,14 @@ rpc::ReportResponse Worker::Report() {
     m->set_ufs_requests(c.stats + c.lists + c.reads + c.writes);
     m->set_ufs_bytes_read(c.bytes_read);
     m->set_ufs_errors(c.errors);
+    auto meta = state->meta->Stats();
+    m->set_metadata_bytes(meta.bytes);
+    m->set_metadata_entries(meta.entries);
+    m->set_metadata_listed_entries(meta.listed_entries);
+    m->set_metadata_index_directories(meta.index_directories);
+    m->set_metadata_index_bytes(meta.index_disk_bytes);
+    m->set_metadata_hits(meta.hits + meta.stale_hits);
+    m->set_metadata_misses(meta.misses);
     auto reads = state->reader->Stats();
     r.set_page_hits(r.page_hits() + reads.page_hits);
     r.set_page_misses(r.page_misses() + reads.page_misses);

@@ -60,7 +60,10 @@ class Worker {
   cluster::WorkerInfo Info() const;
 
   Result<Entry> Stat(const std::string& path);
-  Result<std::vector<Entry>> List(const std::string& path);
+  // The entries of a directory whose names sort after `start_after` ("": from the first), at
+  // most `limit` (0: all), by name; *more says whether others follow.
+  Result<std::vector<Entry>> List(const std::string& path, const std::string& start_after = "", size_t limit = 0,
+                                  bool* more = nullptr);
   // Reads a file through the cache; bytes go to `sink` in order.
   Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
                         bool disk_only = false);
@@ -116,7 +119,8 @@ class Worker {
   Result<ResolvedFile> ResolveFile(const std::string& path);
   // The entries of `path` in the mount that holds it (none for a path that only holds mount
   // points).
-  Result<std::vector<Entry>> ListMount(const std::string& path);
+  Result<std::vector<Entry>> ListMount(const std::string& path, const std::string& start_after, size_t limit,
+                                       bool* more);
   // For a path above some mount points but inside none ("/" with only /data mounted): the
   // next component of each mount below it; nullopt when no mount lies below.
   std::optional<std::vector<std::string>> MountsBelow(const std::string& path);

@@ -58,9 +58,11 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       rpc::PathRequest in;
       rpc::ListResponse resp;
       if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed LIST request"));
-      auto entries = List(in.path());
+      bool more = false;
+      auto entries = List(in.path(), in.start_after(), in.limit(), &more);
       if (entries.ok()) {
         for (const auto& e : *entries) ToInfo(e, resp.add_entries());
+        resp.set_more(more);
       }
       return Answer(out, req, resp, entries.status());
     }
@@ -196,6 +198,25 @@ std::string Worker::Metrics() {
   for (const auto& m : r.mounts()) out += "sluice_ufs_bytes_read_total{mount=\"" + Label(m.path()) + "\"} " + std::to_string(m.ufs_bytes_read()) + "\n";
   Family(&out, "sluice_ufs_errors_total", "counter", "Failed under-store requests per mount.");
   for (const auto& m : r.mounts()) out += "sluice_ufs_errors_total{mount=\"" + Label(m.path()) + "\"} " + std::to_string(m.ufs_errors()) + "\n";
+  const std::vector<std::tuple<const char*, const char*, const char*, uint64_t (rpc::MountUsage::*)() const>> meta = {
+      {"sluice_metadata_bytes", "gauge", "Memory held by each mount's metadata cache.", &rpc::MountUsage::metadata_bytes},
+      {"sluice_metadata_entries", "gauge", "Stat and listing entries in memory.", &rpc::MountUsage::metadata_entries},
+      {"sluice_metadata_listed_entries", "gauge", "Entries of the directory listings in memory.",
+       &rpc::MountUsage::metadata_listed_entries},
+      {"sluice_metadata_index_directories", "gauge", "Directory listings in the metadata index on disk (estimate).",
+       &rpc::MountUsage::metadata_index_directories},
+      {"sluice_metadata_index_bytes", "gauge", "Size of the metadata index on disk.", &rpc::MountUsage::metadata_index_bytes},
+      {"sluice_metadata_hits_total", "counter", "Stats and listings answered by the metadata cache.",
+       &rpc::MountUsage::metadata_hits},
+      {"sluice_metadata_misses_total", "counter", "Stats and listings that went to the under-store.",
+       &rpc::MountUsage::metadata_misses},
+  };
+  for (const auto& [name, type, help, field] : meta) {
+    Family(&out, name, type, help);
+    for (const auto& m : r.mounts()) {
+      out += std::string(name) + "{mount=\"" + Label(m.path()) + "\"} " + std::to_string((m.*field)()) + "\n";
+    }
+  }
   auto rpc_stats = rpc_->Stats();
   Family(&out, "sluice_rpc_connections_total", "counter", "RPC connections accepted.");
   out += "sluice_rpc_connections_total " + std::to_string(rpc_stats.connections) + "\n";

@@ -329,7 +329,7 @@ TEST_F(WorkerTest, ShortCircuitReadsPageFilesAndSurvivesBadOnes) {
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         pages.clear();
-        for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache")) {
+        for (auto& e : std::filesystem::recursive_directory_iterator(dir_.path() + "/cache/pages")) {
           std::string name = e.path().filename().string();
           if (e.is_regular_file() && name.find(".tmp") == std::string::npos) pages.push_back(e.path().string());
         }
