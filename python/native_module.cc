@@ -136,6 +136,17 @@ class Client {
     return out;
   }
 
+  // One page of a directory: (entries whose names sort after `start_after`, at most `limit`;
+  // whether more follow).
+  py::tuple ListPage(const std::string& path, const std::string& start_after, size_t limit) {
+    auto c = Current();
+    bool more = false;
+    py::list out;
+    auto page = Check(WithoutGil([&] { return c->fs->ListPage(path, start_after, limit, &more); }), path);
+    for (const auto& e : page) out.append(InfoDict(e));
+    return py::make_tuple(out, more);
+  }
+
   // [offset, offset + length) of `path`; length < 0: to the end.
   py::bytes Read(const std::string& path, uint64_t offset, int64_t length);
   size_t ReadInto(const std::string& path, uint64_t offset, const py::buffer& buffer);
@@ -292,6 +303,8 @@ PYBIND11_MODULE(_native, m) {
            "$SLUICE_HOME, default /var/lib/sluice)")
       .def("stat", &Client::Stat, py::arg("path"))
       .def("ls", &Client::List, py::arg("path"))
+      .def("ls_page", &Client::ListPage, py::arg("path"), py::arg("start_after") = "",
+           py::arg("limit") = sluice::client::kListPageEntries)
       .def("read", &Client::Read, py::arg("path"), py::arg("offset") = 0, py::arg("length") = -1,
            "Bytes [offset, offset + length) of a file; length -1: to the end")
       .def("readinto", &Client::ReadInto, py::arg("path"), py::arg("offset"), py::arg("buffer"),

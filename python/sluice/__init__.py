@@ -72,6 +72,29 @@ class Client:
         """The entries directly below directory `path`, sorted, as stat() describes them."""
         return self._native.ls(_path(path))
 
+    def iter_ls(self, path, page=5000):
+        """ls(), streamed: the entries come `page` at a time from the worker (which pages
+        through its cached listing by name), so a directory of millions is never held whole."""
+        path, cursor = _path(path), ""
+        while True:
+            entries, more = self._native.ls_page(path, cursor, page)
+            yield from entries
+            if not more or not entries:
+                return
+            cursor = entries[-1]["name"].rsplit("/", 1)[-1]
+
+    def iter_files(self, path):
+        """Every file below `path` (or `path` itself if it is a file), in sorted order, streamed."""
+        top = self.stat(path)
+        if top["type"] == "file":
+            yield top
+            return
+        for entry in self.iter_ls(path):
+            if entry["type"] == "directory":
+                yield from self.iter_files(entry["name"])
+            else:
+                yield entry
+
     def read(self, path, offset=0, length=-1):
         """Bytes [offset, offset + length) of a file (length -1: to its end)."""
         return self._native.read(_path(path), offset, length)
@@ -87,16 +110,7 @@ class Client:
 
     def walk_files(self, path):
         """Every file below `path` (or `path` itself if it is a file), in sorted order."""
-        top = self.stat(path)
-        if top["type"] == "file":
-            return [top]
-        out = []
-        for entry in self.ls(path):
-            if entry["type"] == "directory":
-                out.extend(self.walk_files(entry["name"]))
-            else:
-                out.append(entry)
-        return out
+        return list(self.iter_files(path))
 
     def prefetch(self, items, window="256MiB", concurrency=32):
         """Fetches `items` into the cache in that order, at most `window` bytes beyond the

@@ -51,6 +51,38 @@ class SluiceFileSystem(AbstractFileSystem):
                 raise
         return entries if detail else [e["name"] for e in entries]
 
+    def iter_find(self, path, maxdepth=None, withdirs=False):
+        """find(), streamed: the entries (info dicts) below `path`, depth first in name order,
+        each directory read from the worker a page at a time."""
+        path = self._strip_protocol(path)
+        top = self.info(path)
+        if top["type"] == "file":
+            yield top
+            return
+        if withdirs:
+            yield top
+
+        def walk(directory, depth):
+            for entry in self.client.iter_ls(directory):
+                if entry["type"] != "directory":
+                    yield entry
+                    continue
+                if withdirs:
+                    yield entry
+                if maxdepth is None or depth < maxdepth:
+                    yield from walk(entry["name"], depth + 1)
+
+        yield from walk(path, 1)
+
+    def find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        try:
+            entries = {e["name"]: e for e in self.iter_find(path, maxdepth, withdirs)}
+        except FileNotFoundError:
+            entries = {}
+        return entries if detail else sorted(entries)
+
     def info(self, path, **kwargs):
         return self.client.stat(self._strip_protocol(path))
 

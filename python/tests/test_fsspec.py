@@ -34,6 +34,23 @@ def test_listing_info_and_existence(fs, dataset):
     assert fs.du("/images") == sum(len(v) for k, v in files.items() if k.startswith("images/"))
 
 
+def test_listings_stream_a_page_at_a_time(fs, client, dataset):
+    files = dataset["files"]
+    want = sorted(f"/{k}" for k in files if k.startswith("images/class1/"))
+    assert len(want) > 14
+    for page in (1, 7, len(want) - 1, len(want), len(want) + 1):
+        assert [e["name"] for e in client.iter_ls("/images/class1", page=page)] == want, page
+    entries, more = client._native.ls_page("/images/class1", "", 7)
+    assert len(entries) == 7 and more
+    entries, more = client._native.ls_page("/images/class1", want[-2].rsplit("/", 1)[1], 7)
+    assert [e["name"] for e in entries] == want[-1:] and not more
+    assert [e["name"] for e in client.iter_files("/odd")] == ["/odd/empty", "/odd/with space.bin", "/odd/ünïcødé.txt"]
+    assert [e["name"] for e in fs.iter_find("/")] == sorted(f"/{k}" for k in files)
+    assert fs.find("/images", maxdepth=1, withdirs=True) == ["/images"] + sorted(
+        {"/" + "/".join(k.split("/")[:2]) for k in files if k.startswith("images/")})
+    assert fs.find("/no/such") == []
+
+
 def test_open_seek_read_readinto(fs, dataset):
     want = dataset["files"]["big/blob.bin"]
     with fsspec.open("sluice:///big/blob.bin", "rb") as f:
