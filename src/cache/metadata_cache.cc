@@ -27,6 +27,11 @@ int64_t UnixNowNs() {
 // "a/b/c" -> "a/b"; "c" -> "".
 std::string ParentOf(const std::string& key) { return SplitParent(key).first; }
 
+std::string_view BaseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string_view(path) : std::string_view(path).substr(slash + 1);
+}
+
 // `k` is `key` or below it.
 bool IsUnder(const std::string& k, const std::string& key) {
   return key.empty() || k == key || (k.size() > key.size() && k.compare(0, key.size(), key) == 0 && k[key.size()] == '/');
@@ -36,9 +41,58 @@ bool IsUnder(const std::string& k, const std::string& key) {
 
 struct MetadataCache::Pending {
   bool done = false;
+  bool dropped = false;  // Invalidate() came while it was out: its result is not kept
   Status status;
   ufs::ObjectInfo info;
   Packed packed;
+  // A listing being fetched: what came so far, sorted by name; the first `settled` of them
+  // are final (no later store page can hold a name that sorts before them).
+  std::vector<ufs::ObjectInfo> received;
+  size_t settled = 0;
+
+  // Takes one store page (in store order: after every page before it).
+  void Receive(const std::vector<ufs::ObjectInfo>& page) {
+    if (page.empty()) return;
+    const size_t old = received.size();
+    received.insert(received.end(), page.begin(), page.end());
+    auto by_name = [](const ufs::ObjectInfo& a, const ufs::ObjectInfo& b) { return BaseName(a.path) < BaseName(b.path); };
+    std::sort(received.begin() + static_cast<std::ptrdiff_t>(old), received.end(), by_name);
+    std::inplace_merge(received.begin(), received.begin() + static_cast<std::ptrdiff_t>(old), received.end(), by_name);
+    // Stores list keys in byte order, a directory as "name/". A later page's keys sort after
+    // this page's last key K; a name that sorts before K's can still come as a directory
+    // "p/" where p is a prefix of K followed by a byte below '/' ("b/" after "b.txt"). Names
+    // from the shortest such p on wait for the next page.
+    std::string last;
+    for (const auto& e : page) {
+      std::string key = std::string(BaseName(e.path)) + (e.is_dir ? "/" : "");
+      if (key > last) last = std::move(key);
+    }
+    size_t cut = std::string::npos;
+    for (size_t i = 1; i < last.size(); ++i) {
+      if (static_cast<unsigned char>(last[i]) < '/') {
+        cut = i;
+        break;
+      }
+    }
+    if (cut == std::string::npos) {
+      settled = received.size();
+    } else {
+      const std::string bound = last.substr(0, cut);
+      settled = static_cast<size_t>(
+          std::lower_bound(received.begin(), received.end(), bound,
+                           [](const ufs::ObjectInfo& e, const std::string& b) { return BaseName(e.path) < b; }) -
+          received.begin());
+    }
+  }
+
+  // The first received entry whose name sorts after `name`.
+  size_t UpperBound(const std::string& name) const {
+    if (name.empty()) return 0;
+    return static_cast<size_t>(
+        std::upper_bound(received.begin(), received.end(), name,
+                         [](const std::string& n, const ufs::ObjectInfo& e) { return n < BaseName(e.path); }) -
+        received.begin());
+  }
 };
 
 MetadataCache::MetadataCache(ufs::UnderStore* ufs, MetadataCacheOptions options, ChangeCallback on_change,
@@ -55,12 +109,15 @@ MetadataCache::MetadataCache(ufs::UnderStore* ufs, MetadataCacheOptions options,
 }
 
 MetadataCache::~MetadataCache() {
+  std::map<uint64_t, std::thread> fetches;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    fetches = std::move(fetches_);
   }
   revalidate_cv_.notify_all();
   if (revalidator_.joinable()) revalidator_.join();
+  for (auto& [id, thread] : fetches) thread.join();
 }
 
 void MetadataCache::TouchLocked(Entry& entry) { lru_.splice(lru_.begin(), lru_, entry.lru); }
@@ -230,7 +287,7 @@ std::shared_ptr<MetadataCache::Pending> MetadataCache::JoinOrLeadLocked(std::uni
 void MetadataCache::CompleteLocked(const std::string& map_key, Pending* pending, const Status& status) {
   pending->done = true;
   pending->status = status;
-  pending_.erase(map_key);
+  if (auto it = pending_.find(map_key); it != pending_.end() && it->second.get() == pending) pending_.erase(it);
 }
 
 Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
@@ -276,7 +333,8 @@ Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
   auto fresh = stat_ ? stat_(key) : ufs_->Stat(key);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (Cacheable(fresh.status())) StoreStatLocked(key, fresh, &changed);  // transient errors are not remembered
+    // Transient errors are not remembered, nor what a sync made while it was out.
+    if (Cacheable(fresh.status()) && !pending->dropped) StoreStatLocked(key, fresh, &changed);
     if (fresh.ok()) pending->info = *fresh;
     CompleteLocked(map_key, pending.get(), fresh.status());
   }
@@ -285,9 +343,8 @@ Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
   return fresh;
 }
 
-Result<MetadataCache::Packed> MetadataCache::Listing(const std::string& key) {
+MetadataCache::Found MetadataCache::FindListing(const std::string& key) {
   const std::string map_key = "l:" + key;
-  std::shared_ptr<Pending> pending;
   bool index_read = index_ == nullptr;
   for (;;) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -295,8 +352,7 @@ Result<MetadataCache::Packed> MetadataCache::Listing(const std::string& key) {
     if (it != entries_.end() &&
         (Clock::now() < it->second.expires || (it->second.status.ok() && options_.ttl.count() > 0))) {
       TouchLocked(it->second);
-      Packed packed = it->second.packed;
-      Status status = it->second.status;
+      Found found{it->second.status, it->second.packed, nullptr};
       if (Clock::now() < it->second.expires) {
         ++stats_.hits;
       } else {
@@ -304,8 +360,7 @@ Result<MetadataCache::Packed> MetadataCache::Listing(const std::string& key) {
         lock.unlock();
         ScheduleRevalidation(key.empty() ? "" : key + "/");  // the directory itself is relisted
       }
-      if (!status.ok()) return status;
-      return packed;
+      return found;
     }
     if (!index_read) {
       lock.unlock();
@@ -317,30 +372,86 @@ Result<MetadataCache::Packed> MetadataCache::Listing(const std::string& key) {
       continue;
     }
     ++stats_.misses;
-    pending = JoinOrLeadLocked(lock, map_key);
-    if (pending->done) {
-      if (!pending->status.ok()) return pending->status;
-      return pending->packed;
-    }
-    break;
+    return Found{Status::Ok(), nullptr, StartFetchLocked(key)};
   }
-  auto fresh = ufs_->ListAll(key, false);
+}
+
+std::shared_ptr<MetadataCache::Pending> MetadataCache::StartFetchLocked(const std::string& key) {
+  const std::string map_key = "l:" + key;
+  if (auto it = pending_.find(map_key); it != pending_.end()) {
+    ++stats_.shared_misses;
+    return it->second;
+  }
+  for (uint64_t id : fetches_ended_) {
+    auto it = fetches_.find(id);
+    if (it == fetches_.end()) continue;  // the destructor has it
+    it->second.join();  // it ended: nothing left to wait for
+    fetches_.erase(it);
+  }
+  fetches_ended_.clear();
+  auto pending = std::make_shared<Pending>();
+  pending_[map_key] = pending;
+  if (stopping_) {
+    CompleteLocked(map_key, pending.get(), Status(StatusCode::kUnavailable, "the metadata cache is shutting down"));
+    return pending;
+  }
+  const uint64_t id = next_fetch_id_++;
+  fetches_.emplace(id, std::thread([this, key, pending, id] {
+                     Fetch(key, pending);
+                     std::lock_guard<std::mutex> lock(mu_);
+                     fetches_ended_.push_back(id);
+                   }));
+  return pending;
+}
+
+void MetadataCache::Fetch(const std::string& key, std::shared_ptr<Pending> pending) {
+  auto fresh = ufs_->ListAll(key, false, SIZE_MAX, [&](const std::vector<ufs::ObjectInfo>& page) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending->Receive(page);
+    }
+    revalidate_cv_.notify_all();
+  });
   std::vector<ufs::ObjectInfo> changed;
   Packed packed;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (Cacheable(fresh.status())) packed = StoreListingLocked(key, fresh, nullptr, &changed);
-    pending->packed = packed;
-    CompleteLocked(map_key, pending.get(), fresh.status());
+    if (Cacheable(fresh.status()) && !pending->dropped) packed = StoreListingLocked(key, fresh, nullptr, &changed);
   }
-  revalidate_cv_.notify_all();
-  NotifyChanged(changed);
-  if (!fresh.ok()) return fresh.status();
-  if (index_) {
+  // On disk before the fetch completes: memory may drop it at once, and who then reads it
+  // back from the index must find it.
+  if (packed && index_) {
     Status st = index_->Put(key, *packed);
     if (!st.ok()) SLUICE_LOG_WARN("{}", st.message());
   }
-  return packed;
+  bool undo = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    undo = packed && pending->dropped;  // a sync came between the two locks
+    if (packed) {
+      pending->packed = packed;
+    } else if (fresh.ok()) {  // dropped by a sync meanwhile: only for who waits
+      pending->packed = std::make_shared<const std::string>(PackedListing::Pack(*fresh, UnixNowNs()));
+    }
+    pending->received.clear();
+    pending->received.shrink_to_fit();
+    CompleteLocked("l:" + key, pending.get(), fresh.status());
+  }
+  revalidate_cv_.notify_all();
+  if (undo && index_) (void)index_->Delete(key);
+  NotifyChanged(changed);
+}
+
+Result<MetadataCache::Packed> MetadataCache::Listing(const std::string& key) {
+  Found found = FindListing(key);
+  if (found.pending) {
+    std::unique_lock<std::mutex> lock(mu_);
+    revalidate_cv_.wait(lock, [&] { return found.pending->done; });
+    if (!found.pending->status.ok()) return found.pending->status;
+    return found.pending->packed;
+  }
+  if (!found.status.ok()) return found.status;
+  return found.packed;
 }
 
 Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key) {
@@ -353,11 +464,33 @@ Result<std::vector<ufs::ObjectInfo>> MetadataCache::List(const std::string& key)
 }
 
 Result<ListingPage> MetadataCache::ListPage(const std::string& key, const std::string& start_after, size_t limit) {
-  SLUICE_ASSIGN_OR_RETURN(Packed packed, Listing(key));
-  PackedListing view = PackedListing::View(*packed);
-  const size_t from = start_after.empty() ? 0 : view.UpperBound(start_after);
-  const size_t to = std::min(view.size(), from + std::max<size_t>(1, limit));
+  limit = std::max<size_t>(1, limit);
+  Found found = FindListing(key);
   ListingPage page;
+  if (found.pending) {
+    // Served from what the store sent so far, as soon as it holds the page.
+    Pending& p = *found.pending;
+    std::unique_lock<std::mutex> lock(mu_);
+    revalidate_cv_.wait(lock, [&] {
+      if (p.done) return true;
+      const size_t from = p.UpperBound(start_after);
+      return p.settled >= from + limit;
+    });
+    if (!p.done) {
+      const size_t from = p.UpperBound(start_after);
+      page.entries.assign(p.received.begin() + static_cast<std::ptrdiff_t>(from),
+                          p.received.begin() + static_cast<std::ptrdiff_t>(from + limit));
+      page.more = true;
+      return page;
+    }
+    if (!p.status.ok()) return p.status;
+    found.packed = p.packed;
+  } else if (!found.status.ok()) {
+    return found.status;
+  }
+  PackedListing view = PackedListing::View(*found.packed);
+  const size_t from = start_after.empty() ? 0 : view.UpperBound(start_after);
+  const size_t to = std::min(view.size(), from + limit);
   page.entries.reserve(to - from);
   for (size_t i = from; i < to; ++i) page.entries.push_back(view.InfoAt(i, key));
   page.more = to < view.size();
@@ -460,6 +593,16 @@ MetadataCache::Invalidated MetadataCache::Invalidate(const std::string& key) {
     if (!key.empty()) (void)index_->Delete(parent);
   }
   std::lock_guard<std::mutex> lock(mu_);
+  // Requests out for what is dropped: their answers go to who waits for them, not into the cache.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    const std::string k = it->first.substr(2);
+    if (IsUnder(k, key) || (it->first[0] == 'l' && !key.empty() && k == parent)) {
+      it->second->dropped = true;
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   std::set<std::string> files;
   auto add_files = [&](const std::string& dir, const Packed& packed, const std::string* only) {
     if (!packed) return;

@@ -16,7 +16,10 @@
 //    found changed or gone get on_change with their old info, so their pages can be freed; a
 //    failed revalidation keeps the stale entries (the store may be down);
 //  - listings are read whole (List) or a page at a time after a name (ListPage): a reader
-//    pages through a directory by cursor, never by re-walking it.
+//    pages through a directory by cursor, never by re-walking it. A directory not cached is
+//    fetched once, in the store's pages, by a thread of its own, and ListPage answers from
+//    what has come so far (the entries no later store page can sort before): the first
+//    page of a large S3 prefix is served after the first LIST, not the last.
 // Invalidate() drops a path and everything below it (`sluice fs sync`). Thread-safe; the
 // destructor waits for a running revalidation.
 #pragma once
@@ -101,7 +104,8 @@ class MetadataCache {
     size_t entries = 0;                  // stat and list entries dropped
     std::vector<ufs::ObjectInfo> files;  // the files whose stat was dropped (to revalidate)
   };
-  // Forgets `key` and everything below it, and the listing of its parent.
+  // Forgets `key` and everything below it, and the listing of its parent; what requests out
+  // for them bring back is not kept.
   Invalidated Invalidate(const std::string& key);
 
   MetadataCacheStats Stats();
@@ -146,8 +150,20 @@ class MetadataCache {
   void AdoptIndexedLocked(const std::string& dir, Packed packed);
   // The listing of `dir` from the index, if there is one and it holds it (no lock held).
   Packed ReadIndex(const std::string& dir);
-  // The packed listing of `key` from memory, the index or the store (single-flight).
+  // The packed listing of `key` from memory or the index (it may be stale: revalidation is
+  // scheduled), or a fetch of it from the store in flight, started if need be (single-flight).
+  struct Found {
+    Status status;                     // a cached error (kNotFound)
+    Packed packed;                     // cached
+    std::shared_ptr<Pending> pending;  // being fetched
+  };
+  Found FindListing(const std::string& key);
+  // The packed listing of `key`, waiting for the store when it is not cached.
   Result<Packed> Listing(const std::string& key);
+  // Starts fetching the listing of `key` in a thread of its own, unless that is under way;
+  // returns the fetch.
+  std::shared_ptr<Pending> StartFetchLocked(const std::string& key);
+  void Fetch(const std::string& key, std::shared_ptr<Pending> pending);
   // With `lock` held on mu_: when a request for `map_key` is in flight, waits for it and
   // returns it, done; else registers one that the caller is to make and complete.
   std::shared_ptr<Pending> JoinOrLeadLocked(std::unique_lock<std::mutex>& lock, const std::string& map_key);
@@ -183,6 +199,10 @@ class MetadataCache {
   std::map<std::string, std::set<std::string>> revalidate_triggers_;  // GUARDED_BY(mu_): by directory
   bool stopping_ = false;                     // GUARDED_BY(mu_)
   std::thread revalidator_;                   // GUARDED_BY(mu_) (started once)
+  // Listing fetches, by id; those that ended put their id in fetches_ended_ to be joined.
+  std::map<uint64_t, std::thread> fetches_;  // GUARDED_BY(mu_)
+  std::vector<uint64_t> fetches_ended_;      // GUARDED_BY(mu_)
+  uint64_t next_fetch_id_ = 0;               // GUARDED_BY(mu_)
 };
 
 }  // namespace sluice::cache

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -214,6 +216,90 @@ TEST_F(MetadataCacheTest, ADirectoryChangingWhileListedLosesAndRepeatsNothing) {
   EXPECT_EQ(next->size(), 3000u);
   EXPECT_EQ(next->front().path, "c/00001");
   EXPECT_EQ(next->back().path, "c/99999");
+}
+
+// Lists in pages of `page_size` in S3's order (a directory as "name/"), one page at a time;
+// pages after the first wait until `open` is set.
+class PagedStore final : public ufs::UnderStoreWrapper {
+ public:
+  PagedStore(std::unique_ptr<ufs::UnderStore> base, size_t page_size)
+      : UnderStoreWrapper(std::move(base)), page_size_(page_size) {}
+  Result<ufs::ListPage> List(std::string_view dir, const ufs::ListOptions& options) override {
+    auto all = base().ListAll(dir, options.recursive);
+    if (!all.ok()) return all.status();
+    auto key = [](const ufs::ObjectInfo& e) {
+      return e.path.substr(e.path.rfind('/') + 1) + (e.is_dir ? "/" : "");
+    };
+    std::sort(all->begin(), all->end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    const size_t from = options.continuation.empty() ? 0 : std::stoul(options.continuation);
+    if (from > 0) {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return open; });
+    }
+    ++pages;
+    ufs::ListPage page;
+    const size_t to = std::min(all->size(), from + page_size_);
+    page.entries.assign(all->begin() + static_cast<std::ptrdiff_t>(from), all->begin() + static_cast<std::ptrdiff_t>(to));
+    if (to < all->size()) page.next_token = std::to_string(to);
+    return page;
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  std::atomic<int> pages{0};
+
+ private:
+  const size_t page_size_;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+};
+
+// The first page of a directory not cached is served once the store's first page is in,
+// not after the whole listing; entries that a later store page can still sort before (a
+// directory "b", listed as "b/" after "b.txt") wait for it; every entry comes once.
+TEST_F(MetadataCacheTest, AListingIsServedAsTheStorePagesArrive) {
+  for (int i = 0; i < 250; ++i) WriteFile(dir_.path() + "/p/x" + std::to_string(1000 + i), "");
+  // Store order: ... "b-1", "b.txt", "b/", ... — the page boundary (5) falls after "b.txt".
+  for (const char* name : {"a1", "a2", "a3", "b-1", "b.txt", "b/inner", "c"}) WriteFile(dir_.path() + "/p/" + name, "");
+  PagedStore store(*ufs::OpenUnderStore("file://" + dir_.path(), {}), 5);
+  MetadataCache cache(&store, Ttl(60s));
+  auto first = std::async(std::launch::async, [&] { return cache.ListPage("p", "", 3); });
+  ASSERT_EQ(first.wait_for(10s), std::future_status::ready) << "the first page waited for the whole listing";
+  auto page = first.get();
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 3u);
+  EXPECT_EQ(page->entries[0].path, "p/a1");
+  EXPECT_TRUE(page->more);
+  EXPECT_EQ(store.pages.load(), 1);
+  // "b-1" and "b.txt" came in the first store page, but "b" sorts before them and comes later.
+  auto second = std::async(std::launch::async, [&] { return cache.ListPage("p", "a3", 2); });
+  EXPECT_EQ(second.wait_for(200ms), std::future_status::timeout) << "served names a later page sorts before";
+  store.Open();
+  ASSERT_EQ(second.wait_for(10s), std::future_status::ready);
+  auto next = second.get();
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->entries.size(), 2u);
+  EXPECT_EQ(next->entries[0].path, "p/b");
+  EXPECT_TRUE(next->entries[0].is_dir);
+  EXPECT_EQ(next->entries[1].path, "p/b-1");
+  // The rest, by cursor, each name once and in order.
+  std::vector<std::string> names = {"p/a1", "p/a2", "p/a3", "p/b", "p/b-1"};
+  std::string cursor = "b-1";
+  for (bool more = true; more;) {
+    auto rest = cache.ListPage("p", cursor, 7);
+    ASSERT_TRUE(rest.ok());
+    for (const auto& e : rest->entries) names.push_back(e.path);
+    more = rest->more;
+    if (!rest->entries.empty()) cursor = rest->entries.back().path.substr(2);
+  }
+  EXPECT_EQ(names.size(), 257u);
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
+  EXPECT_EQ(cache.List("p")->size(), 257u);
+  EXPECT_EQ(store.pages.load(), 52) << "the directory was listed more than once";
 }
 
 // Over its memory bound the cache reads listings back from the index on disk, and a new cache

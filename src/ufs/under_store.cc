@@ -39,7 +39,8 @@ Result<std::string> UnderStore::ReadToString(std::string_view path, uint64_t off
   return out;
 }
 
-Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool recursive, size_t max_entries) {
+Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool recursive, size_t max_entries,
+                                                    const std::function<void(const std::vector<ObjectInfo>&)>& on_page) {
   std::vector<ObjectInfo> all;
   ListOptions opts;
   opts.recursive = recursive;
@@ -49,6 +50,7 @@ Result<std::vector<ObjectInfo>> UnderStore::ListAll(std::string_view dir, bool r
   opts.max_keys = SIZE_MAX;
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(ListPage page, List(dir, opts));
+    if (on_page) on_page(page.entries);
     for (auto& e : page.entries) all.push_back(std::move(e));
     if (all.size() > max_entries) {
       return Status(StatusCode::kResourceExhausted, Uri() + "/" + std::string(dir) + " holds more than " +

@@ -97,8 +97,10 @@ class UnderStore {
   Result<std::string> ReadToString(std::string_view path, uint64_t offset, uint64_t length);
 
   // Convenience: every entry below `dir`, following continuation tokens; kResourceExhausted
-  // once more than `max_entries` came (the listing is not read further).
-  Result<std::vector<ObjectInfo>> ListAll(std::string_view dir, bool recursive, size_t max_entries = SIZE_MAX);
+  // once more than `max_entries` came (the listing is not read further). `on_page`, when
+  // given, sees each page's entries as they come.
+  Result<std::vector<ObjectInfo>> ListAll(std::string_view dir, bool recursive, size_t max_entries = SIZE_MAX,
+                                          const std::function<void(const std::vector<ObjectInfo>&)>& on_page = nullptr);
 };
 
 // Mount options that select and configure a store: for S3 endpoint, region, path_style,
