@@ -290,6 +290,21 @@ void MetadataCache::CompleteLocked(const std::string& map_key, Pending* pending,
   if (auto it = pending_.find(map_key); it != pending_.end() && it->second.get() == pending) pending_.erase(it);
 }
 
+std::optional<Result<ufs::ObjectInfo>> MetadataCache::Peek(const std::string& key) {
+  std::vector<ufs::ObjectInfo> changed;
+  std::optional<Result<ufs::ObjectInfo>> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Lookup found = LookupLocked(key, &changed);
+    if (found.found && found.fresh) {
+      ++stats_.hits;
+      out = std::move(found.answer);
+    }
+  }
+  NotifyChanged(changed);
+  return out;
+}
+
 Result<ufs::ObjectInfo> MetadataCache::Stat(const std::string& key) {
   const std::string map_key = "s:" + key;
   std::vector<ufs::ObjectInfo> changed;
@@ -471,15 +486,12 @@ Result<ListingPage> MetadataCache::ListPage(const std::string& key, const std::s
     // Served from what the store sent so far, as soon as it holds the page.
     Pending& p = *found.pending;
     std::unique_lock<std::mutex> lock(mu_);
-    revalidate_cv_.wait(lock, [&] {
-      if (p.done) return true;
-      const size_t from = p.UpperBound(start_after);
-      return p.settled >= from + limit;
-    });
+    auto end = [&](size_t from) { return limit > SIZE_MAX - from ? SIZE_MAX : from + limit; };
+    revalidate_cv_.wait(lock, [&] { return p.done || p.settled >= end(p.UpperBound(start_after)); });
     if (!p.done) {
       const size_t from = p.UpperBound(start_after);
       page.entries.assign(p.received.begin() + static_cast<std::ptrdiff_t>(from),
-                          p.received.begin() + static_cast<std::ptrdiff_t>(from + limit));
+                          p.received.begin() + static_cast<std::ptrdiff_t>(end(from)));
       page.more = true;
       return page;
     }
@@ -490,7 +502,7 @@ Result<ListingPage> MetadataCache::ListPage(const std::string& key, const std::s
   }
   PackedListing view = PackedListing::View(*found.packed);
   const size_t from = start_after.empty() ? 0 : view.UpperBound(start_after);
-  const size_t to = std::min(view.size(), from + limit);
+  const size_t to = from + std::min(view.size() - from, limit);
   page.entries.reserve(to - from);
   for (size_t i = from; i < to; ++i) page.entries.push_back(view.InfoAt(i, key));
   page.more = to < view.size();

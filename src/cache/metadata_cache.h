@@ -91,6 +91,10 @@ class MetadataCache {
   // Stat of a key ("" is the root); kNotFound is cached too.
   Result<ufs::ObjectInfo> Stat(const std::string& key);
 
+  // Stat of `key` if memory holds a fresh answer (no request, no disk read, nothing to
+  // wait for): for callers that must not block.
+  std::optional<Result<ufs::ObjectInfo>> Peek(const std::string& key);
+
   // All entries directly below directory `key`, sorted by name.
   Result<std::vector<ufs::ObjectInfo>> List(const std::string& key);
   // At most `limit` entries of directory `key` whose names sort after `start_after` ("": from

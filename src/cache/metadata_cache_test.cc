@@ -184,6 +184,18 @@ TEST_F(MetadataCacheTest, PagesCoverAListingExactlyOnce) {
     EXPECT_EQ(seen.size(), static_cast<size_t>(n));
   }
   EXPECT_EQ(ufs_->counters().lists.load(), 6u) << "each directory listed once, then paged from the cache";
+  // No limit: the whole directory, fetched or cached.
+  for (int round = 0; round < 2; ++round) {
+    auto whole = cache.ListPage("n999", "", SIZE_MAX);
+    ASSERT_TRUE(whole.ok());
+    EXPECT_EQ(whole->entries.size(), 999u);
+    EXPECT_FALSE(whole->more);
+    auto rest = cache.ListPage("n999", "997", SIZE_MAX);  // names "0" ... "998", by string
+    ASSERT_TRUE(rest.ok());
+    ASSERT_EQ(rest->entries.size(), 1u);
+    EXPECT_EQ(rest->entries[0].path, "n999/998");
+    (void)cache.Invalidate("n999");
+  }
 }
 
 // A directory that changes between two pages of one pass: what was there throughout comes

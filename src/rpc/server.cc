@@ -429,13 +429,15 @@ class AsioRpcServer final : public RpcServer {
       // The (blocking) handler runs on the pool; this coroutine waits, so the socket has one
       // user at a time, and no deadline runs while the handler works.
       SetDeadline(c, std::chrono::hours(24 * 365));
-      co_await asio::co_spawn(
-          pool_.get_executor(),
-          [&]() -> awaitable<void> {
-            handler_(req, responder);
-            co_return;
-          },
-          use_awaitable);
+      if (!options_.answer_inline || !options_.answer_inline(req, responder)) {
+        co_await asio::co_spawn(
+            pool_.get_executor(),
+            [&]() -> awaitable<void> {
+              handler_(req, responder);
+              co_return;
+            },
+            use_awaitable);
+      }
       ReleaseRequest(c, &req);
       SetDeadline(c, options_.io_timeout);
       if (!co_await Flush(c)) co_return;

@@ -113,6 +113,7 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   ro.max_connections = static_cast<size_t>(config.rpc.max_connections);
   ro.max_buffered_bytes = config.rpc.max_buffered_bytes;
   Worker* raw = w.get();
+  ro.answer_inline = [raw](const rpc::Request& req, rpc::Responder& out) { return raw->AnswerInline(req, out); };
   SLUICE_ASSIGN_OR_RETURN(w->rpc_, rpc::RpcServer::Start(ro, [raw](const rpc::Request& req, rpc::Responder& out) {
                             raw->HandleRpc(req, out);
                           }));
@@ -189,8 +190,8 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
 }
 
 Result<std::pair<std::shared_ptr<Worker::MountState>, std::string>> Worker::Resolve(const std::string& path) {
+  std::string version = cluster_->MountsVersion();  // a stat(2): not under the lock every request takes
   std::lock_guard<std::mutex> lock(mu_);
-  std::string version = cluster_->MountsVersion();
   if (version != mounts_version_) {
     SLUICE_ASSIGN_OR_RETURN(table_, cluster_->LoadMounts());
     std::map<std::string, std::shared_ptr<MountState>> next;
@@ -253,6 +254,17 @@ Result<Entry> Worker::Stat(const std::string& path) {
   if (!info.ok()) return info.status().WithContext(state->Name());
   SLUICE_RETURN_IF_ERROR(FileNamedAsDirectory(path, *info));
   return state->ToEntry(*info);
+}
+
+std::optional<Result<Entry>> Worker::TryStat(const std::string& path) {
+  auto found = Resolve(path);
+  if (!found.ok()) return std::nullopt;  // Stat() says why, or finds mount points below
+  auto& [state, key] = *found;
+  auto info = state->meta->Peek(key);
+  if (!info) return std::nullopt;
+  if (!info->ok()) return Result<Entry>(info->status().WithContext(state->Name()));
+  if (Status st = FileNamedAsDirectory(path, **info); !st.ok()) return Result<Entry>(st);
+  return Result<Entry>(state->ToEntry(**info));
 }
 
 Result<std::vector<Entry>> Worker::List(const std::string& path, const std::string& start_after, size_t limit,

@@ -60,6 +60,8 @@ class Worker {
   cluster::WorkerInfo Info() const;
 
   Result<Entry> Stat(const std::string& path);
+  // Stat() when the metadata cache answers it at once (fresh, in memory); else nothing.
+  std::optional<Result<Entry>> TryStat(const std::string& path);
   // The entries of a directory whose names sort after `start_after` ("": from the first), at
   // most `limit` (0: all), by name; *more says whether others follow.
   Result<std::vector<Entry>> List(const std::string& path, const std::string& start_after = "", size_t limit = 0,
@@ -104,6 +106,9 @@ class Worker {
 
   // Answers one RPC request: the RPC server's handler, and an in-process client's.
   void HandleRpc(const rpc::Request& request, rpc::Responder& responder);
+  // Answers a request that needs no waiting (a stat the metadata cache holds fresh) and
+  // returns true; false leaves it to HandleRpc (RpcServerOptions::answer_inline).
+  bool AnswerInline(const rpc::Request& request, rpc::Responder& responder);
 
  private:
   Worker(Config config, cluster::ClusterStore* store, std::string id);

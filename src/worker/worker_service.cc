@@ -44,6 +44,18 @@ std::string Label(const std::string& v) {
 
 }  // namespace
 
+bool Worker::AnswerInline(const rpc::Request& req, rpc::Responder& out) {
+  if (req.frame.type != rpc::FrameType::kStat) return false;
+  rpc::PathRequest in;
+  if (!in.ParseFromString(req.header)) return false;
+  auto e = TryStat(in.path());
+  if (!e) return false;
+  rpc::StatResponse resp;
+  if (e->ok()) ToInfo(**e, resp.mutable_info());
+  Answer(out, req, resp, e->status());
+  return true;
+}
+
 void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
   switch (req.frame.type) {
     case rpc::FrameType::kStat: {
