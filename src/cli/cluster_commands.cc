@@ -263,7 +263,9 @@ int FuseCmd(Flags& f) {
                                   "' (known: allow_other, attr_timeout=DUR, direct_io_min_size=SIZE, xattrs)"));
     }
   }
-  auto fs = ConnectToWorker(*ctx);
+  // Names the mount listed are looked up in this process for as long as the kernel would
+  // keep them had it asked (it does not for most entries `find` or `ls` read).
+  auto fs = ConnectToWorker(*ctx, o.attr_timeout);
   if (!fs.ok()) return Fail(fs.status());
   // `fusermount3 -u` ends this command as Ctrl-C would.
   o.on_external_unmount = [] { ::kill(::getpid(), SIGTERM); };
@@ -710,8 +712,9 @@ int Report(const Flags& f) {
   return WithClient(f, [&](client::FileSystem& fs) {
     auto r = fs.Report();
     if (!r.ok()) return Fail(r.status());
-    std::printf("worker %s, up %s\n", r->worker_id().c_str(),
-                FormatDuration(std::chrono::seconds(r->uptime_s())).c_str());
+    std::printf("worker %s, up %s, %llu RPC requests served\n", r->worker_id().c_str(),
+                FormatDuration(std::chrono::seconds(r->uptime_s())).c_str(),
+                static_cast<unsigned long long>(r->rpc_requests()));
     std::printf("cache tiers:\n");
     for (const auto& t : r->tiers()) {
       double pct = t.quota() ? 100.0 * static_cast<double>(t.bytes()) / static_cast<double>(t.quota()) : 0;

@@ -55,7 +55,8 @@ Result<std::string> ClusterSecret(const Context& ctx, bool create) {
   return secret;
 }
 
-Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx) {
+Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx,
+                                                            std::chrono::nanoseconds listing_ttl) {
   SLUICE_ASSIGN_OR_RETURN(auto workers, ctx.store->Workers());
   if (workers.empty()) {
     return Status(StatusCode::kUnavailable, "no running sluice worker found in " + ctx.cluster_dir +
@@ -65,12 +66,12 @@ Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx) 
                                                 "SLUICE_CONFIG at the cluster's config)");
   }
   SLUICE_ASSIGN_OR_RETURN(std::string secret, ClusterSecret(ctx, false));
-  return ClientFor(ctx, workers[0], secret);
+  return ClientFor(ctx, workers[0], secret, nullptr, nullptr, listing_ttl);
 }
 
 std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster::WorkerInfo& info,
                                               const std::string& secret, rpc::Handler in_process,
-                                              client::InProcessPages pages) {
+                                              client::InProcessPages pages, std::chrono::nanoseconds listing_ttl) {
   client::ClientOptions o;
   o.worker.in_process = std::move(in_process);
   o.in_process_pages = std::move(pages);
@@ -83,6 +84,8 @@ std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster:
   o.short_circuit = ctx.config.client.short_circuit;
   o.readahead_per_handle = ctx.config.client.readahead_per_handle;
   o.readahead_total = ctx.config.client.readahead_total;
+  o.listing_ttl = listing_ttl;
+  o.listing_memory = ctx.config.client.metadata_memory;
   return std::make_unique<client::FileSystem>(o);
 }
 

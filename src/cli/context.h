@@ -3,6 +3,7 @@
 // worker found through that store. Errors are written for the person at the terminal.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -26,14 +27,17 @@ Result<Context> LoadContext(const std::string& config_file);
 // with a random value when `create` is set).
 Result<std::string> ClusterSecret(const Context& ctx, bool create);
 
-// A client of the first live worker registered in the store.
-Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx);
+// A client of the first live worker registered in the store; with `listing_ttl`, one that
+// answers stats from the directory pages it listed (client::ListingCache) for that long.
+Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx,
+                                                            std::chrono::nanoseconds listing_ttl = {});
 
 // A client of the worker at `info`, with the config's client settings; with `in_process`
 // (and `pages`), one that calls a worker in this process instead.
 std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster::WorkerInfo& info,
                                               const std::string& secret, rpc::Handler in_process = nullptr,
-                                              client::InProcessPages pages = nullptr);
+                                              client::InProcessPages pages = nullptr,
+                                              std::chrono::nanoseconds listing_ttl = {});
 
 // Prints "sluice: MESSAGE" to stderr and returns the exit code for `st` (2 for bad input).
 int Fail(const Status& st);

@@ -19,7 +19,8 @@ FileInfo FromProto(const rpc::FileInfo& f) { return FileInfo{f.path(), f.is_dir(
 
 }  // namespace
 
-FileSystem::FileSystem(ClientOptions options) : options_(std::move(options)), rpc_(options_.worker) {}
+FileSystem::FileSystem(ClientOptions options)
+    : options_(std::move(options)), rpc_(options_.worker), listings_(options_.listing_memory, options_.listing_ttl) {}
 FileSystem::~FileSystem() = default;
 
 bool FileSystem::WorkerDown(const Status& st) {
@@ -41,6 +42,11 @@ Result<std::pair<ufs::UnderStore*, std::string>> FileSystem::Direct(const std::s
 }
 
 Result<FileInfo> FileSystem::Stat(const std::string& path) {
+  if (auto listed = listings_.Lookup(path)) return std::move(*listed);
+  return StatFromWorker(path);
+}
+
+Result<FileInfo> FileSystem::StatFromWorker(const std::string& path) {
   rpc::PathRequest req;
   req.set_path(path);
   rpc::StatResponse resp;
@@ -82,6 +88,7 @@ Result<std::vector<FileInfo>> FileSystem::ListPage(const std::string& path, cons
     out.reserve(static_cast<size_t>(resp.entries_size()));
     for (const auto& e : resp.entries()) out.push_back(FromProto(e));
     *more = resp.more();
+    listings_.AddPage(path, start_after, out, *more);
     return out;
   }
   if (!WorkerDown(st)) return st;
@@ -145,12 +152,14 @@ Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint
 }
 
 Result<std::unique_ptr<File>> FileSystem::Open(const std::string& path) {
-  SLUICE_ASSIGN_OR_RETURN(FileInfo info, Stat(path));
+  // The version read against is the worker's, not an older one a listing page remembers.
+  SLUICE_ASSIGN_OR_RETURN(FileInfo info, StatFromWorker(path));
   if (info.is_dir) return InvalidArgument(path + " is a directory");
   return std::unique_ptr<File>(new File(this, std::move(info)));
 }
 
 Result<uint64_t> FileSystem::Sync(const std::string& path) {
+  DropListed(path);
   rpc::PathRequest req;
   req.set_path(path);
   rpc::PathResponse resp;
@@ -210,7 +219,7 @@ Result<rpc::ReportResponse> FileSystem::Report() {
 
 ClientStats FileSystem::Stats() const {
   return ClientStats{fallback_reads_.load(), readahead_hits_.load(), readahead_bytes_.load(),
-                     short_circuit_bytes_.load()};
+                     short_circuit_bytes_.load(), listings_.GetStats()};
 }
 
 bool FileSystem::ShortCircuitPossible() const {

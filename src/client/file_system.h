@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -18,6 +19,8 @@
 #include <vector>
 
 #include "cache/page_buffers.h"
+#include "client/file_info.h"
+#include "client/listing_cache.h"
 #include "cluster/cluster_store.h"
 #include "common/config.h"
 #include "common/unique_fd.h"
@@ -28,14 +31,6 @@ namespace sluice::client {
 
 // Entries per LIST request when a client pages through a directory.
 constexpr size_t kListPageEntries = 5000;
-
-struct FileInfo {
-  std::string path;
-  bool is_dir = false;
-  uint64_t size = 0;
-  int64_t mtime_ns = 0;
-  std::string version;
-};
 
 // A sluice worker in this process (the mount of `sluice local`) that hands out its cached
 // pages shared, without a copy: Worker::ReadPages.
@@ -55,6 +50,10 @@ struct ClientOptions {
   uint64_t readahead_per_handle = 128ull << 20;
   uint64_t readahead_total = 256ull << 20;
   InProcessPages in_process_pages;   // when set, file reads take pages from it
+  // Directory pages listed through this client answer Stat of the names they cover, for this
+  // long (0: off; FUSE sets its attribute timeout) within this many bytes: see ListingCache.
+  std::chrono::nanoseconds listing_ttl{0};
+  uint64_t listing_memory = 64ull << 20;
 };
 
 // Part of a read's result, for callers that can send it without copying (FUSE): `length`
@@ -69,6 +68,7 @@ struct ReadSpan {
 
 struct ClientStats {
   uint64_t fallback_reads = 0, readahead_hits = 0, readahead_bytes = 0, short_circuit_bytes = 0;
+  ListingCache::Stats listings;
 };
 
 class File;
@@ -80,6 +80,8 @@ class FileSystem {
   FileSystem(const FileSystem&) = delete;
   FileSystem& operator=(const FileSystem&) = delete;
 
+  // From a page this client listed when one covers the name (ClientOptions::listing_ttl),
+  // else from the worker.
   Result<FileInfo> Stat(const std::string& path);
   // A whole directory, by name, fetched kListPageEntries at a time.
   Result<std::vector<FileInfo>> List(const std::string& path);
@@ -103,11 +105,15 @@ class FileSystem {
   Result<rpc::JobStatus> CancelJob(const std::string& job_id);
   Result<rpc::ReportResponse> Report();
 
+  // Forgets what listed pages say about `path` and below (the worker re-listed them).
+  void DropListed(const std::string& path) { listings_.Drop(path); }
+
   ClientStats Stats() const;
   const ClientOptions& options() const { return options_; }
 
  private:
   friend class File;
+  Result<FileInfo> StatFromWorker(const std::string& path);
   // The under-store and key for `path`, for the fallback.
   Result<std::pair<ufs::UnderStore*, std::string>> Direct(const std::string& path);
   static bool WorkerDown(const Status& st);
@@ -128,6 +134,7 @@ class FileSystem {
 
   const ClientOptions options_;
   rpc::RpcClient rpc_;
+  ListingCache listings_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<ufs::UnderStore>> direct_;  // GUARDED_BY(mu_): by mount URI
   std::atomic<uint64_t> readahead_in_use_{0};

@@ -244,6 +244,7 @@ class Binder {
     client_.Size("readahead_total", &cfg->client.readahead_total, 0, 64ull << 30);
     client_.Size("direct_io_min_size", &cfg->client.direct_io_min_size, 0, 1ull << 50);
     client_.Bool("xattrs", &cfg->client.xattrs);
+    client_.Size("metadata_memory", &cfg->client.metadata_memory, 0, 1ull << 40);
 
     for (Section* s : Sections()) {
       top_.Field(s->prefix(), [s](const YAML::Node& n, const std::string&) { return s->Apply(n); });

@@ -71,6 +71,9 @@ struct ClientConfig {
   // attributes on, every getxattr is a round trip to sluice, and `ls -l` asks two per file
   // (security.selinux, system.posix_acl_access); off, the kernel answers them itself.
   bool xattrs = false;
+  // `sluice fuse` answers lookups of names it listed from the listing pages, held for the
+  // attribute timeout within this bound (about 60 bytes per entry). 0: off.
+  uint64_t metadata_memory = 64ull << 20;
 };
 
 // The worker's RPC and HTTP ports against careless or hostile clients.

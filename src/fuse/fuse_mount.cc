@@ -244,6 +244,7 @@ class LowLevelMount final : public FuseMount {
   const std::string& mountpoint() const override { return mountpoint_; }
 
   void Invalidate(const std::string& path) override {
+    fs_->DropListed(path);
     std::vector<fuse_ino_t> below;
     fuse_ino_t parent = 0;
     {
@@ -511,7 +512,7 @@ class LowLevelMount final : public FuseMount {
   static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
     auto* self = Self(req);
     auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
-    std::vector<char> buf(size);
+    std::unique_ptr<char[]> buf(new char[size]);  // not zeroed: only `used` bytes go out
     size_t used = 0;
     Status failed;
     std::string path;
@@ -551,8 +552,8 @@ class LowLevelMount final : public FuseMount {
             st.st_mode = entry.is_dir ? S_IFDIR : S_IFREG;
           }
         }
-        size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, i + 1)
-                           : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, i + 1);
+        size_t need = plus ? fuse_add_direntry_plus(req, buf.get() + used, size - used, name.c_str(), &e, i + 1)
+                           : fuse_add_direntry(req, buf.get() + used, size - used, name.c_str(), &st, i + 1);
         if (need > size - used) {
           if (plus && i >= 2) self->Forget(e.ino, 1);  // not returned after all
           break;
@@ -561,7 +562,7 @@ class LowLevelMount final : public FuseMount {
       }
     }
     if (!failed.ok()) return ReplyError(req, failed, "readdir", path);
-    fuse_reply_buf(req, buf.data(), used);
+    fuse_reply_buf(req, buf.get(), used);
   }
 
   static void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

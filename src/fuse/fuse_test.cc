@@ -481,6 +481,52 @@ TEST_F(FuseTest, SluiceFuseFollowsSyncAndEndsOnFusermount) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
+TEST_F(FuseTest, SluiceFuseAnswersLookupsOfListedNamesItself) {
+  // More names than the kernel's first readdirplus buffer holds: it looks most of them up.
+  const int kFiles = 2000;
+  auto name = [](int i) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "n%04d", i);
+    return std::string(buf);
+  };
+  std::filesystem::create_directories(ufs_ + "/many");
+  for (int i = 0; i < kFiles; ++i) WriteFile(ufs_ + "/many/" + name(i), std::string(static_cast<size_t>(i % 7), 'x'));
+  StartLocal({"--ufs", "file://" + ufs_}, /*mount=*/false);
+  auto fuse = Subprocess::Start({SLUICE_BINARY, "fuse", mnt_}, env_, dir_.path() + "/fuse.log");
+  ASSERT_TRUE(fuse.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return IsMounted(mnt_); }, 20s)) << ReadFile(dir_.path() + "/fuse.log");
+  auto rpc_requests = [&] {
+    std::string out;
+    EXPECT_EQ(Run({"report"}, &out), 0) << out;
+    const size_t at = out.find(" RPC requests served");
+    if (at == std::string::npos || at == 0) return 0ull;
+    const size_t from = out.rfind(' ', at - 1);
+    return std::stoull(out.substr(from + 1, at - from - 1));
+  };
+  ASSERT_EQ(Names(mnt_ + "/many").size(), static_cast<size_t>(kFiles));
+  const uint64_t before = rpc_requests();
+  struct stat st;
+  for (int i = 0; i < kFiles; ++i) {
+    ASSERT_EQ(::stat((mnt_ + "/many/" + name(i)).c_str(), &st), 0) << name(i);
+    EXPECT_EQ(st.st_size, i % 7);
+    errno = 0;
+    EXPECT_NE(::stat((mnt_ + "/many/" + name(i) + "-absent").c_str(), &st), 0);
+    EXPECT_EQ(errno, ENOENT);
+  }
+  // A few: `report` itself and the mount's once-a-second look for syncs.
+  EXPECT_LT(rpc_requests() - before, 50u) << "lookups of names just listed went to the worker";
+  // A sync reaches what the mount listed: a deleted file is gone, a new one is there.
+  ASSERT_EQ(::unlink((ufs_ + "/many/" + name(1)).c_str()), 0);
+  WriteFile(ufs_ + "/many/late", "late");
+  std::string out;
+  ASSERT_EQ(Run({"fs", "sync", "/many"}, &out), 0) << out;
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return ::stat((mnt_ + "/many/" + name(1)).c_str(), &st) != 0 && ::stat((mnt_ + "/many/late").c_str(), &st) == 0;
+  }, 10s));
+  ASSERT_EQ(RunCommand({"fusermount3", "-u", mnt_}, nullptr), 0);
+  EXPECT_TRUE((*fuse)->WaitExit(10s, nullptr));
+}
+
 TEST_F(FuseTest, WorkerKilledUnderALiveMountKeepsReadsGoing) {
   StartLocal({"--ufs", "file://" + ufs_}, /*mount=*/false);
   auto fuse = Subprocess::Start({SLUICE_BINARY, "fuse", mnt_}, env_, dir_.path() + "/fuse.log");

@@ -541,6 +541,7 @@ rpc::ReportResponse Worker::Report() {
   r.set_page_hits(located_pages_);
   for (auto& job : jobs_->List()) *r.add_jobs() = std::move(job);
   r.set_client_fallback_reads(client_fallback_reads_);
+  if (rpc_) r.set_rpc_requests(rpc_->Stats().requests);
   r.set_uptime_s(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()));
   (void)Resolve("/");  // refresh the mount table; a missing root mount is fine here
