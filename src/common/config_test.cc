@@ -28,7 +28,7 @@ ufs:
   max_attempts: 3
   retry_base_delay: 50ms
   request_timeout: 2m
-client: {direct_io_min_size: 0}
+client: {direct_io_min_size: 0, metadata_memory: 1GiB}
 )",
                          "sluice.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
@@ -42,6 +42,7 @@ client: {direct_io_min_size: 0}
   EXPECT_EQ(cfg->ufs.retry_base_delay, std::chrono::milliseconds(50));
   EXPECT_EQ(cfg->ufs.request_timeout, std::chrono::minutes(2));
   EXPECT_EQ(cfg->client.direct_io_min_size, 0u);
+  EXPECT_EQ(cfg->client.metadata_memory, 1ull << 30);
 }
 
 void ExpectError(const std::string& yaml, const std::string& fragment) {
