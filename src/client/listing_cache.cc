@@ -2,6 +2,7 @@
 #include "client/listing_cache.h"
 
 #include "cache/packed_listing.h"
+#include "common/path.h"
 #include "ufs/under_store.h"
 
 namespace sluice::client {
@@ -13,11 +14,8 @@ std::string DirKey(std::string dir) {
   return dir;
 }
 
-// "/a/b" -> ("/a", "b"); "/a" -> ("/", "a"); "a" -> ("", "a").
 std::pair<std::string, std::string> ParentAndName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {"", path};
-  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+  return {ParentPath(path), BaseName(path)};
 }
 
 // A file's version is ObjectInfo::Version() of its store entry: kept as the ETag or the
@@ -78,8 +76,7 @@ void ListingCache::AddPage(const std::string& dir_path, const std::string& start
     if (!key.first && it->second.start_after >= key.second) break;
     Erase(dir, pages, it++);
   }
-  auto [it, inserted] = pages.emplace(key, std::move(page));
-  if (!inserted) return;  // cannot happen: an equal key overlaps
+  auto it = pages.emplace(key, std::move(page)).first;  // an equal key overlapped: erased above
   it->second.lru = lru_.insert(lru_.end(), {dir, key});
   bytes_ += charge;
   ++pages_;
