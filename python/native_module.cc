@@ -56,6 +56,7 @@ namespace {
     case StatusCode::kUnavailable: err = ECONNREFUSED; break;
     case StatusCode::kResourceExhausted: err = ENOSPC; break;
     case StatusCode::kStale: err = ESTALE; break;
+    case StatusCode::kNotEmpty: err = ENOTEMPTY; break;
     default: break;
   }
   // OSError(errno, ...) may construct a subclass (ECONNREFUSED: ConnectionRefusedError).

@@ -1,12 +1,14 @@
 // Daemons (local, worker) and the client commands that talk to them.
 #include "cli/cluster_commands.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +24,7 @@
 #include "common/logging.h"
 #include "common/path.h"
 #include "common/quote.h"
+#include "common/unique_fd.h"
 #include "common/units.h"
 #include "cli/gateway_setup.h"
 #include "fuse/fuse_mount.h"
@@ -40,7 +43,7 @@ struct Flags {
   std::string path, path2, uri, job;
   std::vector<std::string> options;
   bool read_only = true, long_format = false, progress = false, wait = false, recursive = false, xattrs = false;
-  std::string metadata_ttl, cache_dir, cache_size, cache_policy = "lru";
+  std::string write_mode, metadata_ttl, cache_dir, cache_size, cache_policy = "lru";
   std::optional<std::string> memory_size, rpc_port, http_port, s3_port;  // as given; checked as the config's keys
   int replicas = 1;
   uint64_t offset = 0, length = UINT64_MAX / 2;
@@ -147,7 +150,7 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
               id.c_str(), ctx.config.worker.host.c_str(), (*worker)->rpc_port(), ctx.config.worker.host.c_str(),
               (*worker)->http_port(), ctx.cluster_dir.c_str());
   if (gateway.gateway) std::printf("%s\n", gateway.banner.c_str());
-  if (mount) std::printf("mounted at %s (read-only); stop with Ctrl-C or SIGTERM\n", mount->mountpoint().c_str());
+  if (mount) std::printf("mounted at %s; stop with Ctrl-C or SIGTERM\n", mount->mountpoint().c_str());
   std::fflush(stdout);
   WaitForSignal();
   if (mount) mount->Unmount();
@@ -271,7 +274,7 @@ int FuseCmd(Flags& f) {
   o.on_external_unmount = [] { ::kill(::getpid(), SIGTERM); };
   auto mount = fuse::FuseMount::Mount(f.path, fs->get(), o);
   if (!mount.ok()) return Fail(mount.status());
-  std::printf("mounted at %s (read-only); stop with Ctrl-C, SIGTERM or `fusermount3 -u %s`\n",
+  std::printf("mounted at %s; stop with Ctrl-C, SIGTERM or `fusermount3 -u %s`\n",
               (*mount)->mountpoint().c_str(), (*mount)->mountpoint().c_str());
   std::fflush(stdout);
   // `sluice fs sync PATH` reaches this mount within a second: the worker's report lists the
@@ -358,7 +361,12 @@ int MountAdd(Flags& f) {
   auto ctx = LoadContext(f.config_file);
   if (!ctx.ok()) return Fail(ctx.status());
   cluster::MountPoint m{f.path, f.uri, {}};
-  m.options.read_only = f.read_only;
+  if (!f.read_only) m.options.write_mode = cluster::WriteMode::kThrough;
+  if (!f.write_mode.empty()) {
+    auto mode = cluster::ParseWriteMode(f.write_mode);
+    if (!mode.ok()) return Fail(mode.status().WithContext("--write-mode"));
+    m.options.write_mode = *mode;
+  }
   m.options.replicas = f.replicas;
   if (!f.metadata_ttl.empty()) {
     auto ttl = ParseDuration(f.metadata_ttl);
@@ -536,6 +544,57 @@ int Cp(const Flags& f) {
         if (!st.ok()) return Fail(st);
         ++count;
       }
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "copied %s to %s: %zu file%s, %s in %.2fs (%.1f MiB/s)\n", f.path.c_str(), f.path2.c_str(),
+                 count, count == 1 ? "" : "s", FormatSize(bytes).c_str(), secs,
+                 static_cast<double>(bytes) / (1 << 20) / std::max(secs, 1e-9));
+    return 0;
+  });
+}
+
+// Writes local file `from` to namespace path `to`, 8 MiB at a time; adds its size to *bytes.
+Status CopyIn(client::FileSystem& fs, const std::string& from, const std::string& to, uint64_t* bytes) {
+  UniqueFd fd(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return IoError("cannot read " + from + ": " + std::strerror(errno));
+  SLUICE_ASSIGN_OR_RETURN(auto writer, fs.OpenForWrite(to, true));
+  std::string buf(8 << 20, '\0');
+  uint64_t offset = 0;
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("cannot read " + from + ": " + std::strerror(errno));
+    if (n == 0) break;
+    SLUICE_RETURN_IF_ERROR(writer->Write(offset, std::string_view(buf.data(), static_cast<size_t>(n))));
+    offset += static_cast<uint64_t>(n);
+  }
+  SLUICE_RETURN_IF_ERROR(writer->Close().status());
+  *bytes += offset;
+  return Status::Ok();
+}
+
+// Copies a local file (or with -R a directory) into the namespace, through the cache.
+int Put(const Flags& f) {
+  return WithClient(f, [&](client::FileSystem& fs) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::error_code ec;
+    uint64_t bytes = 0;
+    size_t count = 0;
+    if (!std::filesystem::is_directory(f.path, ec)) {
+      Status st = CopyIn(fs, f.path, f.path2, &bytes);
+      if (!st.ok()) return Fail(st);
+      count = 1;
+    } else {
+      if (!f.recursive) return Fail(InvalidArgument(f.path + " is a directory (copy a tree with -R)"));
+      for (auto it = std::filesystem::recursive_directory_iterator(f.path, ec);
+           !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        if (!it->is_regular_file()) continue;
+        const std::string rel = std::filesystem::relative(it->path(), f.path).string();
+        Status st = CopyIn(fs, it->path().string(), JoinPath(f.path2, rel), &bytes);
+        if (!st.ok()) return Fail(st);
+        ++count;
+      }
+      if (ec) return Fail(IoError("cannot read " + f.path + ": " + ec.message()));
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "copied %s to %s: %zu file%s, %s in %.2fs (%.1f MiB/s)\n", f.path.c_str(), f.path2.c_str(),
@@ -817,7 +876,9 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   auto* add = mount->add_subcommand("add", "Mount an under-store at a namespace path");
   add->add_option("NSPATH", f->path, "Namespace path, e.g. /imagenet")->required();
   add->add_option("URI", f->uri, "s3://bucket/prefix, file:///dir or http(s)://host/path")->required();
-  add->add_flag("--read-only,!--read-write", f->read_only, "Refuse writes (default)");
+  add->add_flag("--read-only,!--read-write", f->read_only, "Refuse writes (default); --read-write: --write-mode through");
+  add->add_option("--write-mode", f->write_mode,
+                  "read-only (default) or through: close() and fsync() return once the file is in the under-store");
   add->add_option("--metadata-ttl", f->metadata_ttl, "How long listings and stats are trusted, e.g. 30s (default 60s)");
   add->add_option("--replicas", f->replicas, "Cached copies across workers")->check(CLI::Range(1, 16));
   add->add_option("--option,-o", f->options,
@@ -834,7 +895,7 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   config(remove);
   run(remove, [f] { return MountRemove(*f); });
 
-  auto* fs = app.add_subcommand("fs", "Read the namespace through the cache");
+  auto* fs = app.add_subcommand("fs", "Read (and on writable mounts, write) the namespace through the cache");
   fs->require_subcommand(1);
   auto path_cmd = [&](const char* name, const char* help, std::function<int()> fn) {
     auto* cmd = fs->add_subcommand(name, help);
@@ -852,6 +913,33 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
                       [f] { return Cp(*f); });
   cp->add_option("DEST", f->path2, "Local file (or with -R, directory) to write")->required();
   cp->add_flag("-R,--recursive", f->recursive, "Copy a directory and everything below it");
+  auto* put = fs->add_subcommand("put", "Copy a local file (or with -R a directory) into the namespace, on a mount "
+                                     "that takes writes (`mount add --write-mode through`)");
+  put->add_option("LOCAL", f->path, "Local file (or with -R, directory) to read")->required();
+  put->add_option("PATH", f->path2, "Namespace path to write, e.g. /out/model.pt")->required();
+  put->add_flag("-R,--recursive", f->recursive, "Copy a directory and everything below it");
+  config(put);
+  run(put, [f] { return Put(*f); });
+  auto* rm = path_cmd("rm", "Remove a file (or with -d an empty directory) on a mount that takes writes", [f] {
+    return WithClient(*f, [&](client::FileSystem& fs) {
+      Status st = fs.Remove(f->path, f->recursive);
+      return st.ok() ? 0 : Fail(st);
+    });
+  });
+  rm->add_flag("-d,--dir", f->recursive, "Remove an empty directory");
+  path_cmd("mkdir", "Make a directory on a mount that takes writes", [f] {
+    return WithClient(*f, [&](client::FileSystem& fs) {
+      Status st = fs.Mkdir(f->path);
+      return st.ok() ? 0 : Fail(st);
+    });
+  });
+  auto* mv = path_cmd("mv", "Rename a file within a mount that takes writes (copy and delete on S3)", [f] {
+    return WithClient(*f, [&](client::FileSystem& fs) {
+      Status st = fs.Rename(f->path, f->path2);
+      return st.ok() ? 0 : Fail(st);
+    });
+  });
+  mv->add_option("DEST", f->path2, "New namespace path")->required();
   path_cmd("sync", "Forget cached metadata below PATH; changed files lose their cached pages",
            [f] { return SyncCmd(*f); });
   path_cmd("check-cached", "Show how much of PATH is cached", [f] { return CheckCached(*f); });

@@ -158,6 +158,124 @@ Result<std::unique_ptr<File>> FileSystem::Open(const std::string& path) {
   return std::unique_ptr<File>(new File(this, std::move(info)));
 }
 
+void FileSystem::Changed(const std::string& path) {
+  listings_.Drop(path);
+  auto normalized = NormalizePath(path);
+  if (normalized.ok() && *normalized != "/") listings_.Drop(ParentPath(*normalized));
+}
+
+Result<std::unique_ptr<Writer>> FileSystem::OpenForWrite(const std::string& path, bool truncate) {
+  rpc::WriteOpenRequest req;
+  req.set_path(path);
+  req.set_truncate(truncate);
+  rpc::WriteResponse resp;
+  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kWriteOpen, req, &resp));
+  // A truncating open changes the file even with nothing written after it.
+  return std::unique_ptr<Writer>(new Writer(this, path, resp.handle(), resp.size(), truncate));
+}
+
+Status FileSystem::Remove(const std::string& path, bool directory) {
+  rpc::PathRequest req;
+  req.set_path(path);
+  req.set_directory(directory);
+  rpc::PathResponse resp;
+  Status st = rpc_.Call(rpc::FrameType::kRemove, req, &resp);
+  Changed(path);
+  return st;
+}
+
+Status FileSystem::Mkdir(const std::string& path) {
+  rpc::PathRequest req;
+  req.set_path(path);
+  rpc::PathResponse resp;
+  Status st = rpc_.Call(rpc::FrameType::kMkdir, req, &resp);
+  Changed(path);
+  return st;
+}
+
+Status FileSystem::Rename(const std::string& from, const std::string& to) {
+  rpc::RenameRequest req;
+  req.set_path(from);
+  req.set_to(to);
+  rpc::PathResponse resp;
+  Status st = rpc_.Call(rpc::FrameType::kRename, req, &resp);
+  Changed(from);
+  Changed(to);
+  return st;
+}
+
+Writer::~Writer() {
+  if (closed_) return;
+  rpc::WriteCloseRequest req;
+  req.set_handle(handle_);
+  req.set_release(true);
+  rpc::WriteResponse resp;
+  (void)fs_->rpc_.Call(rpc::FrameType::kWriteClose, req, &resp);
+}
+
+Status Writer::Write(uint64_t offset, std::string_view data) {
+  // Requests of at most 8 MiB: the worker stages each as it comes.
+  constexpr size_t kMaxWriteRequest = 8 << 20;
+  do {
+    const std::string_view piece = data.substr(0, kMaxWriteRequest);
+    rpc::WriteRequest req;
+    req.set_handle(handle_);
+    req.set_offset(offset);
+    rpc::WriteResponse resp;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dirty_ = true;
+    }
+    SLUICE_RETURN_IF_ERROR(fs_->rpc_.Call(rpc::FrameType::kWrite, req, &resp, nullptr, piece));
+    size_ = resp.size();
+    offset += piece.size();
+    data.remove_prefix(piece.size());
+  } while (!data.empty());
+  return Status::Ok();
+}
+
+Status Writer::Truncate(uint64_t size) {
+  rpc::WriteRequest req;
+  req.set_handle(handle_);
+  req.set_offset(size);
+  req.set_truncate(true);
+  rpc::WriteResponse resp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty_ = true;
+  }
+  SLUICE_RETURN_IF_ERROR(fs_->rpc_.Call(rpc::FrameType::kWrite, req, &resp));
+  size_ = resp.size();
+  return Status::Ok();
+}
+
+Result<FileInfo> Writer::Commit() { return Finish(false); }
+
+Result<FileInfo> Writer::Close() {
+  closed_ = true;
+  return Finish(true);
+}
+
+Result<FileInfo> Writer::Finish(bool release) {
+  std::lock_guard<std::mutex> lock(mu_);
+  rpc::WriteCloseRequest req;
+  req.set_handle(handle_);
+  req.set_commit(dirty_);
+  req.set_release(release);
+  rpc::WriteResponse resp;
+  if (!dirty_) {  // nothing to upload: what is there stays
+    if (release) SLUICE_RETURN_IF_ERROR(fs_->rpc_.Call(rpc::FrameType::kWriteClose, req, &resp));
+    if (committed_) return *committed_;
+    return fs_->StatFromWorker(path_);
+  }
+  Status st = fs_->rpc_.Call(rpc::FrameType::kWriteClose, req, &resp);
+  fs_->Changed(path_);
+  if (!st.ok()) return st;
+  dirty_ = false;
+  committed_ = FromProto(resp.info());
+  return *committed_;
+}
+
 Result<uint64_t> FileSystem::Sync(const std::string& path) {
   DropListed(path);
   rpc::PathRequest req;

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,7 @@ struct ClientStats {
 };
 
 class File;
+class Writer;
 
 class FileSystem {
  public:
@@ -96,6 +98,14 @@ class FileSystem {
                         bool disk_only = false);
   Result<std::unique_ptr<File>> Open(const std::string& path);
 
+  // Writes, on mounts that take them (kNotSupported elsewhere). With `truncate` the file
+  // starts empty; without, the writer changes the content there.
+  Result<std::unique_ptr<Writer>> OpenForWrite(const std::string& path, bool truncate);
+  // A file, or with `directory` an empty directory.
+  Status Remove(const std::string& path, bool directory);
+  Status Mkdir(const std::string& path);
+  Status Rename(const std::string& from, const std::string& to);
+
   // Cache administration (worker only; no fallback).
   Result<uint64_t> Sync(const std::string& path);
   Result<rpc::PathResponse> Free(const std::string& path);
@@ -113,6 +123,9 @@ class FileSystem {
 
  private:
   friend class File;
+  friend class Writer;
+  // Forgets what listed pages say of `path` and its directory: it changed.
+  void Changed(const std::string& path);
   Result<FileInfo> StatFromWorker(const std::string& path);
   // The under-store and key for `path`, for the fallback.
   Result<std::pair<ufs::UnderStore*, std::string>> Direct(const std::string& path);
@@ -191,6 +204,43 @@ class File {
   std::string memo_;                 // GUARDED_BY(mu_)
   uint64_t memo_index_ = UINT64_MAX;  // GUARDED_BY(mu_)
   std::vector<Chunk> chunks_;     // GUARDED_BY(mu_): read-ahead, in offset order
+};
+
+// A file open for writing: its bytes go to the worker, which stages them on its disk and
+// uploads them in parts as they come; Commit (fsync) and Close return once the file is in the
+// under-store and cached. Close-to-open: readers that open it after Close see the new
+// version. Destroying a Writer that was not closed drops its writes. Thread-safe.
+class Writer {
+ public:
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  const std::string& path() const { return path_; }
+  // The size as written so far.
+  uint64_t size() const { return size_; }
+  Status Write(uint64_t offset, std::string_view data);
+  Status Truncate(uint64_t size);
+  // The file as written so far into the under-store; the writer stays open. Nothing is
+  // uploaded again when nothing changed since the last commit.
+  Result<FileInfo> Commit();
+  // Commit, then the handle is released (also when the commit failed: the error is the caller's).
+  Result<FileInfo> Close();
+
+ private:
+  friend class FileSystem;
+  Writer(FileSystem* fs, std::string path, uint64_t handle, uint64_t size, bool dirty)
+      : fs_(fs), path_(std::move(path)), handle_(handle), size_(size), dirty_(dirty) {}
+  Result<FileInfo> Finish(bool release);
+
+  FileSystem* const fs_;
+  const std::string path_;
+  const uint64_t handle_;
+  std::atomic<uint64_t> size_;
+  std::atomic<bool> closed_{false};
+  std::mutex mu_;
+  bool dirty_;                  // GUARDED_BY(mu_): written since the last commit
+  std::optional<FileInfo> committed_;  // GUARDED_BY(mu_): what the last commit made
 };
 
 }  // namespace sluice::client

@@ -14,7 +14,7 @@ namespace {
 
 MountPoint Mount(const std::string& path, const std::string& uri, bool read_only = true) {
   MountPoint m{path, uri, {}};
-  m.options.read_only = read_only;
+  m.options.write_mode = read_only ? WriteMode::kReadOnly : WriteMode::kThrough;
   return m;
 }
 
@@ -61,6 +61,26 @@ TEST(MountTableTest, DescribeMasksCredentials) {
   EXPECT_NE(d.find("metadata ttl 30.00s"), std::string::npos) << d;
   EXPECT_EQ(ApplyMountOption("replicas", "0", &m.options).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ApplyMountOption("read_only", "maybe", &m.options).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(MountTableTest, WriteModesParseAndPersist) {
+  MountPoint m = Mount("/out", "file:///out");
+  EXPECT_TRUE(m.options.read_only());
+  ASSERT_TRUE(ApplyMountOption("write_mode", "through", &m.options).ok());
+  EXPECT_EQ(m.options.write_mode, WriteMode::kThrough);
+  EXPECT_NE(m.Describe().find("writes through"), std::string::npos) << m.Describe();
+  Status bad = ApplyMountOption("write_mode", "sometimes", &m.options);
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("sometimes"), std::string::npos) << bad.ToString();
+  ASSERT_TRUE(ApplyMountOption("read_only", "true", &m.options).ok());
+  EXPECT_TRUE(m.options.read_only());
+  ASSERT_TRUE(ApplyMountOption("read_only", "false", &m.options).ok());  // the older spelling
+  EXPECT_EQ(m.options.write_mode, WriteMode::kThrough);
+
+  testing::TempDir dir;
+  auto store = *OpenFileClusterStore(dir.path());
+  ASSERT_TRUE(store->UpdateMounts([&](MountTable* t) { return t->Add(m); }).ok());
+  EXPECT_EQ(store->LoadMounts()->mounts()[0].options.write_mode, WriteMode::kThrough);
 }
 
 TEST(FileClusterStoreTest, MountsPersistAndConcurrentUpdatesAreNotLost) {

@@ -135,7 +135,13 @@ class FileClusterStore final : public ClusterStore {
         MountPoint m;
         m.path = n["path"].as<std::string>();
         m.uri = n["uri"].as<std::string>();
-        m.options.read_only = n["read_only"].as<bool>(true);
+        if (n["write_mode"]) {
+          auto mode = ParseWriteMode(n["write_mode"].as<std::string>());
+          if (!mode.ok()) return Corruption(MountsPath() + ": mount " + m.path + ": " + mode.status().message());
+          m.options.write_mode = *mode;
+        } else if (!n["read_only"].as<bool>(true)) {  // written before write modes
+          m.options.write_mode = WriteMode::kThrough;
+        }
         m.options.metadata_ttl = std::chrono::milliseconds(n["metadata_ttl_ms"].as<int64_t>(60000));
         m.options.replicas = n["replicas"].as<int>(1);
         m.options.ufs_max_concurrency = n["ufs_max_concurrency"].as<int>(64);
@@ -156,7 +162,7 @@ class FileClusterStore final : public ClusterStore {
     out << YAML::BeginMap << YAML::Key << "mounts" << YAML::Value << YAML::BeginSeq;
     for (const auto& m : table.mounts()) {
       out << YAML::BeginMap << YAML::Key << "path" << YAML::Value << m.path << YAML::Key << "uri" << YAML::Value
-          << m.uri << YAML::Key << "read_only" << YAML::Value << m.options.read_only << YAML::Key
+          << m.uri << YAML::Key << "write_mode" << YAML::Value << WriteModeName(m.options.write_mode) << YAML::Key
           << "metadata_ttl_ms" << YAML::Value
           << std::chrono::duration_cast<std::chrono::milliseconds>(m.options.metadata_ttl).count() << YAML::Key
           << "replicas" << YAML::Value << m.options.replicas << YAML::Key << "ufs_max_concurrency" << YAML::Value

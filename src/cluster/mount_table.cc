@@ -12,8 +12,25 @@ bool IsSecretOption(const std::string& key) {
   return key == "secret_key" || key == "session_token" || key == "access_key";
 }
 
+const char* WriteModeName(WriteMode mode) {
+  switch (mode) {
+    case WriteMode::kReadOnly: return "read-only";
+    case WriteMode::kThrough: return "through";
+  }
+  return "read-only";
+}
+
+Result<WriteMode> ParseWriteMode(const std::string& name) {
+  if (name == "read-only" || name == "read_only") return WriteMode::kReadOnly;
+  if (name == "through") return WriteMode::kThrough;
+  return InvalidArgument("unknown write mode '" + name +
+                         "': a mount is read-only (the default) or takes writes 'through' to its under-store");
+}
+
 std::string MountPoint::Describe() const {
-  std::string out = path + " -> " + uri + " (" + (options.read_only ? "read-only" : "read-write") +
+  std::string out = path + " -> " + uri + " (" +
+                    (options.read_only() ? std::string("read-only")
+                                         : std::string("writes ") + WriteModeName(options.write_mode)) +
                     ", metadata ttl " + FormatDuration(options.metadata_ttl) + ", replicas " +
                     std::to_string(options.replicas);
   if (options.ufs_rate_limit) out += ", rate limit " + FormatSize(options.ufs_rate_limit) + "/s";
@@ -33,7 +50,7 @@ Status MountTable::Add(MountPoint mount) {
   }
   for (const auto& m : mounts_) {
     if (m.path == mount.path) return Status(StatusCode::kAlreadyExists, mount.path + " is already mounted (" + m.uri + ")");
-    if (m.path != mount.path && PathIsUnder(mount.path, m.path) && m.path != "/" && m.options.read_only) {
+    if (m.path != mount.path && PathIsUnder(mount.path, m.path) && m.path != "/" && m.options.read_only()) {
       return InvalidArgument("cannot mount at " + mount.path + ": it lies inside the read-only mount " + m.path +
                              ", whose data it would hide");
     }
@@ -72,7 +89,16 @@ Status ApplyMountOption(const std::string& key, const std::string& value, MountO
     *out = value == "true";
     return Status::Ok();
   };
-  if (key == "read_only") return boolean(&o->read_only);
+  if (key == "read_only") {
+    bool read_only = true;
+    SLUICE_RETURN_IF_ERROR(boolean(&read_only));
+    o->write_mode = read_only ? WriteMode::kReadOnly : WriteMode::kThrough;
+    return Status::Ok();
+  }
+  if (key == "write_mode") {
+    SLUICE_ASSIGN_OR_RETURN(o->write_mode, ParseWriteMode(value));
+    return Status::Ok();
+  }
   if (key == "metadata_ttl") {
     SLUICE_ASSIGN_OR_RETURN(o->metadata_ttl, ParseDuration(value));
     return Status::Ok();

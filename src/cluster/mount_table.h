@@ -12,8 +12,19 @@
 
 namespace sluice::cluster {
 
+// How a mount takes writes. kThrough: a file is in the under-store when close() or fsync()
+// returns (large files upload in parts while they are written); its pages are in the cache as
+// written.
+enum class WriteMode { kReadOnly, kThrough };
+
+// "read-only", "through".
+const char* WriteModeName(WriteMode mode);
+// The mode a name stands for; kInvalidArgument naming the modes there are.
+Result<WriteMode> ParseWriteMode(const std::string& name);
+
 struct MountOptions {
-  bool read_only = true;
+  WriteMode write_mode = WriteMode::kReadOnly;
+  bool read_only() const { return write_mode == WriteMode::kReadOnly; }
   std::chrono::nanoseconds metadata_ttl = std::chrono::seconds(60);
   int replicas = 1;
   int ufs_max_concurrency = 64;
@@ -57,7 +68,8 @@ class MountTable {
   std::vector<MountPoint> mounts_;
 };
 
-// Parses option flags as the CLI takes them ("read_only=false", "metadata_ttl=30s",
+// Parses option flags as the CLI takes them ("write_mode=through", "read_only=false" (the same),
+// "metadata_ttl=30s",
 // "secret_key=..."): mount options by name, anything else an under-store option.
 Status ApplyMountOption(const std::string& key, const std::string& value, MountOptions* options);
 

@@ -19,6 +19,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kOutOfRange: return "out of range";
     case StatusCode::kInternal: return "internal error";
     case StatusCode::kStale: return "changed";
+    case StatusCode::kNotEmpty: return "not empty";
   }
   return "unknown";
 }

@@ -28,6 +28,7 @@ enum class StatusCode : int {
   kOutOfRange = 11,       // a range outside the object
   kInternal = 12,
   kStale = 13,            // the object changed in the under-store since its version was read
+  kNotEmpty = 14,         // a directory to remove still holds entries
 };
 
 // Returns a stable lowercase name, e.g. "not found".

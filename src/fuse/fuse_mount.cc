@@ -40,13 +40,16 @@ int ErrnoFor(const Status& st) {
       return st.message().find("is a directory") != std::string::npos ? EISDIR : EINVAL;
     case StatusCode::kPermissionDenied: return EACCES;
     case StatusCode::kAlreadyExists: return EEXIST;
-    case StatusCode::kNotSupported: return EROFS;
+    case StatusCode::kNotSupported:
+      return st.message().find("different mounts") != std::string::npos ? EXDEV : EROFS;
+    case StatusCode::kNotEmpty: return ENOTEMPTY;
     case StatusCode::kOutOfRange: return EINVAL;
     case StatusCode::kTimeout: return ETIMEDOUT;
     case StatusCode::kUnavailable:
     case StatusCode::kIoError:
-    case StatusCode::kCorruption:
     case StatusCode::kResourceExhausted:
+      return st.message().find("disk is full") != std::string::npos ? ENOSPC : EIO;
+    case StatusCode::kCorruption:
     case StatusCode::kStale:
     case StatusCode::kInternal:
       return EIO;
@@ -285,7 +288,8 @@ class LowLevelMount final : public FuseMount {
 
   // An open file. Reads of a direct-I/O handle are counted, to tell small readers apart.
   struct OpenFile {
-    std::unique_ptr<client::File> file;
+    std::unique_ptr<client::File> file;      // opened for reading
+    std::unique_ptr<client::Writer> writer;  // opened for writing (on a mount that takes writes)
     bool direct_io = false;
     std::atomic<uint64_t> reads{0}, bytes{0};
   };
@@ -390,7 +394,8 @@ class LowLevelMount final : public FuseMount {
   struct stat Attr(fuse_ino_t ino, const client::FileInfo& info) const {
     struct stat st {};
     st.st_ino = ino;
-    st.st_mode = info.is_dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+    // Writable-looking: whether a mount takes writes is the worker's to say (EROFS otherwise).
+    st.st_mode = info.is_dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
     st.st_nlink = info.is_dir ? 2 : 1;
     st.st_size = static_cast<off_t>(info.size);
     st.st_blocks = static_cast<blkcnt_t>((info.size + 511) / 512);
@@ -420,7 +425,7 @@ class LowLevelMount final : public FuseMount {
     int err = ErrnoFor(st);
     static LogLimiter limiter;
     uint64_t held_back = 0;
-    if ((err == EIO || err == EACCES || err == EPERM) && limiter.Allow(&held_back)) {
+    if ((err == EIO || err == EACCES || err == EPERM || err == EROFS || err == ENOSPC) && limiter.Allow(&held_back)) {
       SLUICE_LOG_WARN("{} {}: {} ({} such failures not logged since the last line)", op, path, st.ToString(),
                       held_back);
     }
@@ -461,9 +466,13 @@ class LowLevelMount final : public FuseMount {
     fuse_reply_none(req);
   }
 
-  static void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  static void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto* self = Self(req);
     std::string path = self->PathOf(ino);
+    if (auto* open = self->WriterOf(fi) ? self->WriterOf(fi) : self->WriterOf(path)) {
+      struct stat st = self->Attr(ino, client::FileInfo{path, false, open->writer->size(), 0, ""});
+      return (void)fuse_reply_attr(req, &st, 0);
+    }
     auto info = self->fs_->Stat(path);
     if (!info.ok()) return ReplyError(req, info.status(), "getattr", path);
     struct stat st = self->Attr(ino, *info);
@@ -580,7 +589,11 @@ class LowLevelMount final : public FuseMount {
   static void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto* self = Self(req);
     std::string path = self->PathOf(ino);
-    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return ReadOnly(req, "open for writing", path);
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+      auto writer = self->fs_->OpenForWrite(path, (fi->flags & O_TRUNC) != 0);
+      if (!writer.ok()) return ReplyError(req, writer.status(), "open for writing", path);
+      return self->ReplyOpenForWrite(req, fi, std::move(writer).value(), nullptr);
+    }
     auto file = self->fs_->Open(path);
     if (!file.ok()) return ReplyError(req, file.status(), "open", path);
     {
@@ -601,9 +614,54 @@ class LowLevelMount final : public FuseMount {
     fuse_reply_open(req, fi);
   }
 
+  // The file open for writing under `fi` (getattr and setattr may come with a directory's
+  // handle, or a reader's), or null.
+  OpenFile* WriterOf(const fuse_file_info* fi) {
+    if (!fi) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = open_files_.find(fi->fh);
+    return it != open_files_.end() && it->second->writer ? it->second.get() : nullptr;
+  }
+
+  // A file open for writing at `path` (its size is the writer's until it is closed), or null.
+  OpenFile* WriterOf(const std::string& path) {
+    if (writers_open_.load(std::memory_order_relaxed) == 0) return nullptr;  // readers pay nothing
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [fh, open] : open_files_) {
+      if (open->writer && open->writer->path() == path) return open.get();
+    }
+    return nullptr;
+  }
+
+  // Answers an open (or, with `entry`, a create) that got a writer. Writes bypass the page
+  // cache: the worker stages them, and the kernel must not serve this handle stale pages.
+  void ReplyOpenForWrite(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<client::Writer> writer,
+                         const fuse_entry_param* entry) {
+    auto open = std::make_unique<OpenFile>();
+    open->writer = std::move(writer);
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    fi->fh = reinterpret_cast<uint64_t>(open.get());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_files_.emplace(fi->fh, std::move(open));
+      ++writers_open_;
+    }
+    if (entry) {
+      fuse_reply_create(req, entry, fi);
+    } else {
+      fuse_reply_open(req, fi);
+    }
+  }
+
   static void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
     auto* open = reinterpret_cast<OpenFile*>(fi->fh);
     client::File* file = open->file.get();
+    if (!file) {
+      SLUICE_LOG_WARN("read of {}: it is open for writing, and sluice reads a file once it is closed",
+                      open->writer->path());
+      return (void)fuse_reply_err(req, EBADF);
+    }
     if (open->direct_io) {
       open->reads.fetch_add(1, std::memory_order_relaxed);
       open->bytes.fetch_add(size, std::memory_order_relaxed);
@@ -667,6 +725,9 @@ class LowLevelMount final : public FuseMount {
       if (it != self->open_files_.end()) {
         open = std::move(it->second);
         self->open_files_.erase(it);
+        if (open->writer) --self->writers_open_;
+      }
+      if (open && open->file) {
         const uint64_t reads = open->reads.load(), bytes = open->bytes.load();
         if (open->direct_io && reads >= kSmallReadsSeen && bytes / reads < kSmallReadBytes) {
           if (self->small_reads_.size() >= kSmallReadsRemembered) self->small_reads_.clear();
@@ -676,15 +737,37 @@ class LowLevelMount final : public FuseMount {
         }
       }
     }
+    // Flush committed what was written; a commit failure after it (a write between the two)
+    // can only be logged.
+    if (open && open->writer) {
+      auto closed = open->writer->Close();
+      if (!closed.ok()) SLUICE_LOG_WARN("close of {}: {}", open->writer->path(), closed.status().ToString());
+    }
     fuse_reply_err(req, 0);
   }
+
+  // close(2) and fsync(2) of a file open for writing return once the under-store holds it.
+  static void Commit(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const char* op) {
+    auto* open = reinterpret_cast<OpenFile*>(fi->fh);
+    if (!open->writer) return (void)fuse_reply_err(req, 0);
+    auto info = open->writer->Commit();
+    if (!info.ok()) return ReplyError(req, info.status(), op, open->writer->path());
+    auto* self = Self(req);
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      auto node = self->nodes_.find(ino);
+      if (node != self->nodes_.end()) node->second.version = info->version;
+    }
+    fuse_reply_err(req, 0);
+  }
+  static void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Commit(req, ino, fi, "close"); }
+  static void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) { Commit(req, ino, fi, "fsync"); }
 
   static void OnStatfs(fuse_req_t req, fuse_ino_t) {
     auto* self = Self(req);
     struct statvfs st {};
     st.f_bsize = st.f_frsize = 4096;
     st.f_namemax = kMaxNameBytes;
-    st.f_flag = ST_RDONLY;
     auto report = self->fs_->Report();
     if (report.ok()) {
       uint64_t quota = 0, used = 0;
@@ -729,41 +812,128 @@ class LowLevelMount final : public FuseMount {
     fuse_reply_buf(req, names.data(), names.size());
   }
 
-  static void OnAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
-    if (mask & W_OK) return ReadOnly(req, "write access to", Self(req)->PathOf(ino));
-    fuse_reply_err(req, 0);
+  // Whether a write is allowed is told when it is tried (EROFS on a read-only mount).
+  static void OnAccess(fuse_req_t req, fuse_ino_t, int) { fuse_reply_err(req, 0); }
+
+  // Replies with the entry of `path`, just made.
+  void ReplyNewEntry(fuse_req_t req, const std::string& path, const char* op) {
+    auto info = fs_->Stat(path);
+    if (!info.ok()) return ReplyError(req, info.status(), op, path);
+    fuse_entry_param e = Entry(Remember(path), *info);
+    fuse_reply_entry(req, &e);
   }
 
-  // Every operation that would change the namespace.
+  // The namespace changes, on mounts that take writes.
   static void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
-    ReadOnly(req, "mkdir", JoinPath(Self(req)->PathOf(parent), name));
+    auto* self = Self(req);
+    std::string path = JoinPath(self->PathOf(parent), name);
+    Status st = self->fs_->Mkdir(path);
+    if (!st.ok()) return ReplyError(req, st, "mkdir", path);
+    self->ReplyNewEntry(req, path, "mkdir");
   }
-  static void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, dev_t) {
-    ReadOnly(req, "mknod", JoinPath(Self(req)->PathOf(parent), name));
+  static void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+    auto* self = Self(req);
+    std::string path = JoinPath(self->PathOf(parent), name);
+    if (!S_ISREG(mode)) return ReadOnly(req, "mknod of a special file", path);
+    auto writer = self->fs_->OpenForWrite(path, true);
+    if (!writer.ok()) return ReplyError(req, writer.status(), "mknod", path);
+    auto made = (*writer)->Close();
+    if (!made.ok()) return ReplyError(req, made.status(), "mknod", path);
+    self->ReplyNewEntry(req, path, "mknod");
   }
-  static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info*) {
-    ReadOnly(req, "create", JoinPath(Self(req)->PathOf(parent), name));
+  static void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
+    auto* self = Self(req);
+    std::string path = JoinPath(self->PathOf(parent), name);
+    if (std::strlen(name) > kMaxNameBytes) return (void)fuse_reply_err(req, ENAMETOOLONG);
+    auto writer = self->fs_->OpenForWrite(path, true);
+    if (!writer.ok()) return ReplyError(req, writer.status(), "create", path);
+    client::FileInfo info{path, false, 0, 0, ""};
+    struct timespec now;
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    info.mtime_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+    // Not cached by the kernel: the size and version come with the close.
+    fuse_entry_param e = self->Entry(self->Remember(path), info);
+    e.attr_timeout = 0;
+    e.entry_timeout = 0;
+    self->ReplyOpenForWrite(req, fi, std::move(writer).value(), &e);
   }
   static void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    ReadOnly(req, "unlink", JoinPath(Self(req)->PathOf(parent), name));
+    auto* self = Self(req);
+    std::string path = JoinPath(self->PathOf(parent), name);
+    Status st = self->fs_->Remove(path, false);
+    if (!st.ok()) return ReplyError(req, st, "unlink", path);
+    fuse_reply_err(req, 0);
   }
   static void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    ReadOnly(req, "rmdir", JoinPath(Self(req)->PathOf(parent), name));
+    auto* self = Self(req);
+    std::string path = JoinPath(self->PathOf(parent), name);
+    Status st = self->fs_->Remove(path, true);
+    if (!st.ok()) return ReplyError(req, st, "rmdir", path);
+    fuse_reply_err(req, 0);
   }
   static void OnSymlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
     ReadOnly(req, "symlink", JoinPath(Self(req)->PathOf(parent), name));
   }
-  static void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t, const char*, unsigned) {
-    ReadOnly(req, "rename", JoinPath(Self(req)->PathOf(parent), name));
+  static void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+                       const char* new_name, unsigned flags) {
+    auto* self = Self(req);
+    std::string from = JoinPath(self->PathOf(parent), name), to = JoinPath(self->PathOf(new_parent), new_name);
+    if (flags) return (void)fuse_reply_err(req, EINVAL);  // RENAME_NOREPLACE, RENAME_EXCHANGE
+    Status st = self->fs_->Rename(from, to);
+    if (!st.ok()) return ReplyError(req, st, "rename", from);
+    {
+      // The kernel moves the inode it has to the new name: so does the table.
+      std::lock_guard<std::mutex> lock(self->mu_);
+      auto moved = self->by_path_.find(from);
+      if (moved != self->by_path_.end()) {
+        const fuse_ino_t ino = moved->second;
+        self->by_path_.erase(moved);
+        auto replaced = self->by_path_.find(to);
+        if (replaced != self->by_path_.end()) self->nodes_[replaced->second].path = "";
+        self->by_path_[to] = ino;
+        self->nodes_[ino].path = to;
+      }
+    }
+    fuse_reply_err(req, 0);
   }
   static void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t, const char*) {
     ReadOnly(req, "link", Self(req)->PathOf(ino));
   }
-  static void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat*, int, fuse_file_info*) {
-    ReadOnly(req, "setattr", Self(req)->PathOf(ino));
+  // Sizes change (truncate); modes, owners and times are not kept, and are accepted as such.
+  static void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+    auto* self = Self(req);
+    std::string path = self->PathOf(ino);
+    OpenFile* open = self->WriterOf(fi);
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      const uint64_t size = static_cast<uint64_t>(attr->st_size);
+      if (open) {
+        Status st = open->writer->Truncate(size);
+        if (!st.ok()) return ReplyError(req, st, "truncate", path);
+      } else {
+        auto writer = self->fs_->OpenForWrite(path, size == 0);
+        if (!writer.ok()) return ReplyError(req, writer.status(), "truncate", path);
+        Status st = size == 0 ? Status::Ok() : (*writer)->Truncate(size);
+        auto closed = st.ok() ? (*writer)->Close() : Result<client::FileInfo>(st);
+        if (!closed.ok()) return ReplyError(req, closed.status(), "truncate", path);
+      }
+    }
+    client::FileInfo info{path, false, 0, 0, ""};
+    if (open) {
+      info.size = open->writer->size();
+    } else {
+      auto stat = self->fs_->Stat(path);
+      if (!stat.ok()) return ReplyError(req, stat.status(), "setattr", path);
+      info = *stat;
+    }
+    struct stat st = self->Attr(ino, info);
+    fuse_reply_attr(req, &st, open ? 0 : self->Timeout());
   }
-  static void OnWrite(fuse_req_t req, fuse_ino_t ino, const char*, size_t, off_t, fuse_file_info*) {
-    ReadOnly(req, "write", Self(req)->PathOf(ino));
+  static void OnWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info* fi) {
+    auto* open = reinterpret_cast<OpenFile*>(fi->fh);
+    if (!open->writer) return (void)fuse_reply_err(req, EBADF);
+    Status st = open->writer->Write(static_cast<uint64_t>(off), std::string_view(data, size));
+    if (!st.ok()) return ReplyError(req, st, "write", open->writer->path());
+    fuse_reply_write(req, size);
   }
   static void OnSetxattr(fuse_req_t req, fuse_ino_t ino, const char*, const char*, size_t, int) {
     ReadOnly(req, "setxattr", Self(req)->PathOf(ino));
@@ -777,7 +947,8 @@ class LowLevelMount final : public FuseMount {
     conn->max_background = 64;
     conn->congestion_threshold = 48;
     conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
-    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+    conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // open(O_TRUNC) comes as one request, not a setattr first
+    conn->max_write = 1 << 20;  // 1 MiB per WRITE request, as torch.save's writes come
     auto* mount = static_cast<LowLevelMount*>(self);
     mount->splice_ = mount->splice_ && (conn->capable & FUSE_CAP_SPLICE_WRITE);
     if (mount->splice_) conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -811,6 +982,8 @@ class LowLevelMount final : public FuseMount {
     ops.link = OnLink;
     ops.setattr = OnSetattr;
     ops.write = OnWrite;
+    ops.flush = OnFlush;
+    ops.fsync = OnFsync;
     ops.setxattr = OnSetxattr;
     ops.removexattr = OnRemovexattr;
     return ops;
@@ -825,6 +998,7 @@ class LowLevelMount final : public FuseMount {
   // Open files by handle: those whose release never came (an aborted connection) close with
   // the mount.
   std::unordered_map<uint64_t, std::unique_ptr<OpenFile>> open_files_;  // GUARDED_BY(mu_)
+  std::atomic<uint64_t> writers_open_{0};  // of open_files_, those open for writing
   fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;               // GUARDED_BY(mu_)
   // Paths read in small pieces through direct I/O (by path: the kernel forgets inodes).
   std::unordered_set<std::string> small_reads_;  // GUARDED_BY(mu_)

@@ -106,7 +106,7 @@ Result<std::unique_ptr<RpcClient::Connection>> RpcClient::Connect() {
   hello.set_secret(options_.secret);
   HelloResponse welcome;
   bool got_reply = false, complete = false;
-  Status st = CallOn(*conn, FrameType::kHello, hello.SerializeAsString(), &welcome, nullptr, &got_reply, &complete);
+  Status st = CallOn(*conn, FrameType::kHello, hello.SerializeAsString(), {}, &welcome, nullptr, &got_reply, &complete);
   if (!st.ok()) return st;
   return conn;
 }
@@ -158,8 +158,9 @@ class InProcessResponder final : public Responder {
 
 }  // namespace
 
-Status RpcClient::CallOn(Connection& c, FrameType type, const std::string& request, google::protobuf::Message* response,
-                         const ufs::ByteSink* data, bool* got_reply, bool* complete) {
+Status RpcClient::CallOn(Connection& c, FrameType type, const std::string& request, std::string_view payload,
+                         google::protobuf::Message* response, const ufs::ByteSink* data, bool* got_reply,
+                         bool* complete) {
   auto lost = [&](const std::string& what) {
     return Status(StatusCode::kUnavailable, "lost connection to sluice worker at " + Endpoint() + " (" + what + ")",
                   true);
@@ -170,8 +171,12 @@ Status RpcClient::CallOn(Connection& c, FrameType type, const std::string& reque
     std::lock_guard<std::mutex> lock(mu_);
     h.request_id = next_request_id_++;
   }
-  std::string frame = EncodeFrame(h, request, "");
-  if (!c.WriteAll(frame.data(), frame.size())) return lost("sending");
+  h.header_len = static_cast<uint32_t>(request.size());
+  h.payload_len = static_cast<uint32_t>(payload.size());
+  std::string frame(kFrameHeaderSize, '\0');
+  EncodeFrameHeader(h, frame.data());
+  frame += request;
+  if (!c.WriteAll(frame.data(), frame.size()) || !c.WriteAll(payload.data(), payload.size())) return lost("sending");
   Status sink_status;
   while (true) {
     char fixed[kFrameHeaderSize];
@@ -201,21 +206,27 @@ Status RpcClient::CallOn(Connection& c, FrameType type, const std::string& reque
 }
 
 
-Status RpcClient::CallInProcess(FrameType type, const std::string& request, google::protobuf::Message* response,
-                                const ufs::ByteSink* data) {
+Status RpcClient::CallInProcess(FrameType type, const std::string& request, std::string_view payload,
+                                google::protobuf::Message* response, const ufs::ByteSink* data) {
   Request req;
   req.frame.type = type;
   req.frame.header_len = static_cast<uint32_t>(request.size());
+  req.frame.payload_len = static_cast<uint32_t>(payload.size());
   req.header = request;
+  req.payload = payload;
   InProcessResponder out(type, response, data);
   options_.in_process(req, out);
   return out.Result();
 }
 
 Status RpcClient::Call(FrameType type, const google::protobuf::MessageLite& request, google::protobuf::Message* response,
-                       const ufs::ByteSink* data) {
+                       const ufs::ByteSink* data, std::string_view payload) {
+  if (payload.size() > kMaxPayloadBytes) {
+    return InvalidArgument("a request of " + std::to_string(payload.size()) + " bytes is over the limit of " +
+                           std::to_string(kMaxPayloadBytes) + " (split it)");
+  }
   std::string bytes = request.SerializeAsString();
-  if (options_.in_process) return CallInProcess(type, bytes, response, data);
+  if (options_.in_process) return CallInProcess(type, bytes, payload, response, data);
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Connection> conn;
     bool pooled = false;
@@ -231,7 +242,7 @@ Status RpcClient::Call(FrameType type, const google::protobuf::MessageLite& requ
       SLUICE_ASSIGN_OR_RETURN(conn, Connect());
     }
     bool got_reply = false, complete = false;
-    Status st = CallOn(*conn, type, bytes, response, data, &got_reply, &complete);
+    Status st = CallOn(*conn, type, bytes, payload, response, data, &got_reply, &complete);
     if (complete) {
       std::lock_guard<std::mutex> lock(mu_);
       if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(conn));

@@ -41,19 +41,20 @@ class RpcClient {
   RpcClient& operator=(const RpcClient&) = delete;
 
   // One request, one response header. For kRead, READ_DATA payloads go to `data` in order
-  // before the final READ frame. The response's RpcStatus is turned into the returned Status.
+  // before the final READ frame. `payload`: raw bytes sent with the request (kWrite). The
+  // response's RpcStatus is turned into the returned Status.
   Status Call(FrameType type, const google::protobuf::MessageLite& request, google::protobuf::Message* response,
-              const ufs::ByteSink* data = nullptr);
+              const ufs::ByteSink* data = nullptr, std::string_view payload = {});
 
   std::string Endpoint() const { return options_.host + ":" + std::to_string(options_.port); }
 
  private:
   class Connection;
   Result<std::unique_ptr<Connection>> Connect();
-  Status CallOn(Connection& c, FrameType type, const std::string& request, google::protobuf::Message* response,
-                const ufs::ByteSink* data, bool* got_reply, bool* complete);
-  Status CallInProcess(FrameType type, const std::string& request, google::protobuf::Message* response,
-                       const ufs::ByteSink* data);
+  Status CallOn(Connection& c, FrameType type, const std::string& request, std::string_view payload,
+                google::protobuf::Message* response, const ufs::ByteSink* data, bool* got_reply, bool* complete);
+  Status CallInProcess(FrameType type, const std::string& request, std::string_view payload,
+                       google::protobuf::Message* response, const ufs::ByteSink* data);
 
   const RpcClientOptions options_;
   std::mutex mu_;

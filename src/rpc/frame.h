@@ -33,6 +33,12 @@ enum class FrameType : uint16_t {
   kJobCancel = 11,
   kReport = 12,
   kLocate = 13,
+  kWriteOpen = 14,
+  kWrite = 15,
+  kWriteClose = 16,
+  kRemove = 17,
+  kMkdir = 18,
+  kRename = 19,
 };
 
 struct FrameHeader {

@@ -56,4 +56,39 @@ Status CountingStore::Write(std::string_view path, std::string_view data) {
   return st;
 }
 
+namespace {
+
+class CountingUpload final : public Upload {
+ public:
+  CountingUpload(std::unique_ptr<Upload> base, UnderStoreCounters* counters)
+      : base_(std::move(base)), counters_(counters) {}
+  Status PutPart(uint64_t index, std::string_view data) override {
+    ++counters_->writes;
+    Status st = base_->PutPart(index, data);
+    if (st.ok()) counters_->bytes_written += data.size();
+    else ++counters_->errors;
+    return st;
+  }
+  Result<std::string> Finish(uint64_t parts) override {
+    auto etag = base_->Finish(parts);
+    if (!etag.ok()) ++counters_->errors;
+    return etag;
+  }
+
+ private:
+  std::unique_ptr<Upload> base_;
+  UnderStoreCounters* counters_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Upload>> CountingStore::StartUpload(std::string_view path, uint64_t part_size) {
+  auto upload = UnderStoreWrapper::StartUpload(path, part_size);
+  if (!upload.ok()) {
+    ++counters_.errors;
+    return upload.status();
+  }
+  return std::unique_ptr<Upload>(std::make_unique<CountingUpload>(std::move(*upload), &counters_));
+}
+
 }  // namespace sluice::ufs

@@ -28,6 +28,10 @@ class UnderStoreWrapper : public UnderStore {
     return base_->StatWithHead(path, length, sink);
   }
   Status Write(std::string_view path, std::string_view data) override { return base_->Write(path, data); }
+  Result<std::unique_ptr<Upload>> StartUpload(std::string_view path, uint64_t part_size) override {
+    return base_->StartUpload(path, part_size);
+  }
+  Status Rename(std::string_view from, std::string_view to) override { return base_->Rename(from, to); }
   Status Delete(std::string_view path) override { return base_->Delete(path); }
   Status Mkdir(std::string_view path) override { return base_->Mkdir(path); }
 
@@ -55,6 +59,8 @@ class CountingStore final : public UnderStoreWrapper {
   // Counted as a stat (one request), its bytes as read.
   Result<ObjectInfo> StatWithHead(std::string_view path, uint64_t length, const ByteSink& sink) override;
   Status Write(std::string_view path, std::string_view data) override;
+  // Each part counts as a write request; its bytes as written.
+  Result<std::unique_ptr<Upload>> StartUpload(std::string_view path, uint64_t part_size) override;
 
   const UnderStoreCounters& counters() const { return counters_; }
 

@@ -53,6 +53,13 @@ Status ErrnoStatus(int err, const std::string& what) {
   }
 }
 
+// "a/b/c" -> {"a/b", "c"}; "c" -> {"", "c"}.
+std::pair<std::string, std::string> SplitKey(const std::string& key) {
+  const size_t slash = key.rfind('/');
+  if (slash == std::string::npos) return {"", key};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
 int64_t Nanos(const struct timespec& t) { return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
 // The version covers the inode and ctime besides mtime and size: a writer can set the mtime
@@ -205,34 +212,78 @@ class LocalStore final : public UnderStore {
   }
 
   Status Write(std::string_view path, std::string_view data) override {
-    SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
-    if (key.empty()) return InvalidArgument("cannot write to the root of " + Uri());
-    const size_t slash = key.rfind('/');
-    const std::string parent = slash == std::string::npos ? "" : key.substr(0, slash);
-    const std::string name = key.substr(slash == std::string::npos ? 0 : slash + 1);
-    SLUICE_ASSIGN_OR_RETURN(UniqueFd dir, MakeDirs(parent));
-    const std::string tmp = name + ".sluice-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(Counter());
-    {
-      // O_EXCL|O_NOFOLLOW: a link planted under the temporary name is not written through.
-      UniqueFd fd(::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-      if (fd.get() < 0) return ErrnoStatus(errno, Describe(key));
-      size_t done = 0;
-      while (done < data.size()) {
-        ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+    SLUICE_ASSIGN_OR_RETURN(auto upload, StartUpload(path, std::max<uint64_t>(1, data.size())));
+    if (!data.empty()) SLUICE_RETURN_IF_ERROR(upload->PutPart(0, data));
+    return upload->Finish(data.empty() ? 0 : 1).status();
+  }
+
+  // A temporary file beside the target (hidden from listings), renamed over it by Finish.
+  class LocalUpload final : public Upload {
+   public:
+    LocalUpload(UniqueFd dir, UniqueFd fd, std::string tmp, std::string name, std::string described,
+                uint64_t part_size)
+        : dir_(std::move(dir)), fd_(std::move(fd)), tmp_(std::move(tmp)), name_(std::move(name)),
+          described_(std::move(described)), part_size_(part_size) {}
+    ~LocalUpload() override {
+      if (!finished_) ::unlinkat(dir_.get(), tmp_.c_str(), 0);
+    }
+    Status PutPart(uint64_t index, std::string_view data) override {
+      uint64_t at = index * part_size_;
+      for (size_t done = 0; done < data.size();) {
+        ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done, static_cast<off_t>(at + done));
         if (n < 0) {
           if (errno == EINTR) continue;
-          int err = errno;
-          ::unlinkat(dir.get(), tmp.c_str(), 0);
-          return ErrnoStatus(err, Describe(key));
+          return ErrnoStatus(errno, described_);
         }
         done += static_cast<size_t>(n);
       }
+      return Status::Ok();
     }
-    // A link at `key` itself is replaced by the file, not written through.
-    if (::renameat(dir.get(), tmp.c_str(), dir.get(), name.c_str()) != 0) {
-      int err = errno;
-      ::unlinkat(dir.get(), tmp.c_str(), 0);
-      return ErrnoStatus(err, Describe(key));
+    Result<std::string> Finish(uint64_t parts) override {
+      struct stat st;
+      if (::fstat(fd_.get(), &st) != 0) return ErrnoStatus(errno, described_);
+      // Parts past the last one named are not part of the file.
+      if (parts == 0 && ::ftruncate(fd_.get(), 0) != 0) return ErrnoStatus(errno, described_);
+      if (parts && static_cast<uint64_t>(st.st_size) > parts * part_size_ &&
+          ::ftruncate(fd_.get(), static_cast<off_t>(parts * part_size_)) != 0) {
+        return ErrnoStatus(errno, described_);
+      }
+      // A link at the target itself is replaced by the file, not written through.
+      if (::renameat(dir_.get(), tmp_.c_str(), dir_.get(), name_.c_str()) != 0) return ErrnoStatus(errno, described_);
+      finished_ = true;
+      return std::string();
+    }
+
+   private:
+    const UniqueFd dir_, fd_;
+    const std::string tmp_, name_, described_;
+    const uint64_t part_size_;
+    bool finished_ = false;
+  };
+
+  Result<std::unique_ptr<Upload>> StartUpload(std::string_view path, uint64_t part_size) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
+    if (key.empty()) return InvalidArgument("cannot write to the root of " + Uri());
+    const auto [parent, name] = SplitKey(key);
+    SLUICE_ASSIGN_OR_RETURN(UniqueFd dir, MakeDirs(parent));
+    const std::string tmp = name + ".sluice-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(Counter());
+    // O_EXCL|O_NOFOLLOW: a link planted under the temporary name is not written through.
+    UniqueFd fd(::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return ErrnoStatus(errno, Describe(key));
+    return std::unique_ptr<Upload>(
+        std::make_unique<LocalUpload>(std::move(dir), std::move(fd), tmp, name, Describe(key), part_size));
+  }
+
+  Status Rename(std::string_view from, std::string_view to) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string src, NormalizeKey(from));
+    SLUICE_ASSIGN_OR_RETURN(std::string dst, NormalizeKey(to));
+    if (src.empty() || dst.empty()) return InvalidArgument("cannot rename the root of " + Uri());
+    const auto [src_parent, src_name] = SplitKey(src);
+    const auto [dst_parent, dst_name] = SplitKey(dst);
+    SLUICE_ASSIGN_OR_RETURN(UniqueFd src_dir, Open(src_parent, O_PATH | O_DIRECTORY));
+    SLUICE_ASSIGN_OR_RETURN(UniqueFd dst_dir, MakeDirs(dst_parent));
+    if (::renameat(src_dir.get(), src_name.c_str(), dst_dir.get(), dst_name.c_str()) != 0) {
+      return ErrnoStatus(errno, Describe(src) + " -> " + Describe(dst));
     }
     return Status::Ok();
   }
@@ -240,9 +291,7 @@ class LocalStore final : public UnderStore {
   Status Delete(std::string_view path) override {
     SLUICE_ASSIGN_OR_RETURN(std::string key, NormalizeKey(path));
     if (key.empty()) return InvalidArgument("cannot delete the root of " + Uri());
-    const size_t slash = key.rfind('/');
-    const std::string parent = slash == std::string::npos ? "" : key.substr(0, slash);
-    const std::string name = key.substr(slash == std::string::npos ? 0 : slash + 1);
+    const auto [parent, name] = SplitKey(key);
     SLUICE_ASSIGN_OR_RETURN(UniqueFd dir, Open(parent, O_PATH | O_DIRECTORY));
     if (::unlinkat(dir.get(), name.c_str(), 0) == 0) return Status::Ok();  // a link: the link itself
     if ((errno == EISDIR || errno == EPERM) && ::unlinkat(dir.get(), name.c_str(), AT_REMOVEDIR) == 0) {

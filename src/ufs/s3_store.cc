@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "common/logging.h"
@@ -162,10 +164,15 @@ class S3Store final : public VersionPinnedStore {
     SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
     if (rel.empty()) return InvalidArgument("cannot delete the root of " + Uri());
     // S3 answers 204 whether or not the key existed; look first so a missing key is reported.
-    SLUICE_ASSIGN_OR_RETURN(HttpResponse head, CallRetried("HEAD", FullKey(rel), {}, {}, {}));
+    std::string key = FullKey(rel);
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse head, CallRetried("HEAD", key, {}, {}, {}));
+    if (head.status == 404) {  // a directory: its "dir/" marker, when it has one
+      key += "/";
+      SLUICE_ASSIGN_OR_RETURN(head, CallRetried("HEAD", key, {}, {}, {}));
+    }
     if (head.status == 404) return NotFound(Describe(rel) + ": no such object");
-    if (head.status != 200) return HeadError(head, FullKey(rel), Describe(rel));
-    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("DELETE", FullKey(rel), {}, {}, {}));
+    if (head.status != 200) return HeadError(head, key, Describe(rel));
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("DELETE", key, {}, {}, {}));
     if (r.status != 204 && r.status != 200) return ErrorFor(r, "DELETE", Describe(rel));
     return Status::Ok();
   }
@@ -321,69 +328,147 @@ class S3Store final : public VersionPinnedStore {
     return InvalidArgument(detail);
   }
 
-  Status WriteMultipart(const std::string& rel, std::string_view data) {
-    const std::string key = FullKey(rel);
-    Query create{{{"uploads", ""}}};
-    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("POST", key, create, {}, {}));
-    if (r.status != 200) return ErrorFor(r, "CreateMultipartUpload", Describe(rel));
-    SLUICE_ASSIGN_OR_RETURN(XmlElement created, ParseXml(r.body));
-    std::string upload_id = created.ChildText("UploadId");
-    if (upload_id.empty()) return Corruption("CreateMultipartUpload " + Describe(rel) + ": no UploadId in the response");
+  // A multipart upload, started only once a second part comes: a file of one part is one PUT.
+  class S3Upload final : public Upload {
+   public:
+    S3Upload(S3Store* s3, std::string rel) : s3_(s3), rel_(std::move(rel)), key_(s3->FullKey(rel_)) {}
+    ~S3Upload() override {
+      if (finished_ || upload_id_.empty()) return;
+      auto aborted = s3_->Call("DELETE", key_, Query{{{"uploadId", upload_id_}}}, {}, {});
+      if (!aborted.ok() || (aborted->status != 204 && aborted->status != 200)) {
+        SLUICE_LOG_WARN("could not abort multipart upload {} of {}", upload_id_, s3_->Describe(rel_));
+      }
+    }
 
-    const size_t parts = static_cast<size_t>((data.size() + part_size_ - 1) / part_size_);
-    std::vector<std::string> etags(parts);
-    std::vector<Status> results(parts);
-    std::atomic<size_t> next{0};
-    auto upload_parts = [&] {
-      for (size_t i = next++; i < parts; i = next++) {
-        std::string_view part = data.substr(i * part_size_, part_size_);
-        Query q{{{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}}};
-        results[i] = RunWithRetries(retry_, [&]() -> Status {
-          SLUICE_ASSIGN_OR_RETURN(HttpResponse pr, Call("PUT", key, q, {}, part));
-          if (pr.status != 200) return ErrorFor(pr, "UploadPart", Describe(rel));
-          etags[i] = pr.Header("etag");
+    Status PutPart(uint64_t index, std::string_view data) override {
+      std::string first;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (upload_id_.empty()) {
+          if (index == 0) {
+            first_part_.assign(data);
+            have_first_ = true;
+            return Status::Ok();
+          }
+          SLUICE_ASSIGN_OR_RETURN(HttpResponse r, s3_->CallRetried("POST", key_, Query{{{"uploads", ""}}}, {}, {}));
+          if (r.status != 200) return s3_->ErrorFor(r, "CreateMultipartUpload", s3_->Describe(rel_));
+          SLUICE_ASSIGN_OR_RETURN(XmlElement created, ParseXml(r.body));
+          upload_id_ = created.ChildText("UploadId");
+          if (upload_id_.empty()) {
+            return Corruption("CreateMultipartUpload " + s3_->Describe(rel_) + ": no UploadId in the response");
+          }
+          if (have_first_) first.swap(first_part_);
+        }
+      }
+      if (!first.empty()) SLUICE_RETURN_IF_ERROR(UploadPart(0, first));
+      return UploadPart(index, data);
+    }
+
+    Result<std::string> Finish(uint64_t parts) override {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (upload_id_.empty()) {  // one part or none: a plain PUT
+        std::string_view body = parts && have_first_ ? std::string_view(first_part_) : std::string_view();
+        HttpResponse r;
+        SLUICE_RETURN_IF_ERROR(RunWithRetries(s3_->retry_, [&]() -> Status {
+          SLUICE_ASSIGN_OR_RETURN(r, s3_->Call("PUT", key_, {}, {}, body));
+          if (r.status != 200) return s3_->ErrorFor(r, "PUT", s3_->Describe(rel_));
           return Status::Ok();
-        });
+        }));
+        finished_ = true;
+        return Unquote(r.Header("etag"));
+      }
+      std::string xml = "<CompleteMultipartUpload>";
+      for (uint64_t i = 0; i < parts; ++i) {
+        auto it = etags_.find(i);
+        if (it == etags_.end()) return Internal("part " + std::to_string(i + 1) + " of " + s3_->Describe(rel_) + " was never uploaded");
+        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + XmlEscape(it->second) +
+               "</ETag></Part>";
+      }
+      xml += "</CompleteMultipartUpload>";
+      SLUICE_ASSIGN_OR_RETURN(HttpResponse done, s3_->CallRetried("POST", key_, Query{{{"uploadId", upload_id_}}},
+                                                                {{"Content-Type", "application/xml"}}, xml));
+      if (done.status != 200 || done.body.find("<Error>") != std::string::npos) {
+        // CompleteMultipartUpload may answer 200 and put the error in the body.
+        if (done.status == 200) done.status = 500;
+        return s3_->ErrorFor(done, "CompleteMultipartUpload", s3_->Describe(rel_));
+      }
+      finished_ = true;
+      auto result = ParseXml(done.body);
+      return result.ok() ? Unquote(result->ChildText("ETag")) : std::string();
+    }
+
+   private:
+    static std::string Unquote(std::string etag) {
+      if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
+      return etag;
+    }
+    Status UploadPart(uint64_t index, std::string_view data) {
+      std::string upload_id;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        upload_id = upload_id_;
+      }
+      Query q{{{"partNumber", std::to_string(index + 1)}, {"uploadId", upload_id}}};
+      return RunWithRetries(s3_->retry_, [&]() -> Status {
+        SLUICE_ASSIGN_OR_RETURN(HttpResponse r, s3_->Call("PUT", key_, q, {}, data));
+        if (r.status != 200) return s3_->ErrorFor(r, "UploadPart", s3_->Describe(rel_));
+        std::lock_guard<std::mutex> lock(mu_);
+        etags_[index] = r.Header("etag");
+        return Status::Ok();
+      });
+    }
+
+    S3Store* const s3_;
+    const std::string rel_, key_;
+    std::mutex mu_;
+    std::string upload_id_;                    // GUARDED_BY(mu_): "" until a second part came
+    std::string first_part_;                   // GUARDED_BY(mu_): part 0, held until then
+    bool have_first_ = false;                  // GUARDED_BY(mu_)
+    std::map<uint64_t, std::string> etags_;    // GUARDED_BY(mu_): of the parts uploaded
+    bool finished_ = false;                    // GUARDED_BY(mu_)
+  };
+
+ public:
+  // Parts are numbered, not placed: S3 wants each but the last to be at least 5 MiB.
+  Result<std::unique_ptr<Upload>> StartUpload(std::string_view path, uint64_t) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string rel, NormalizeKey(path));
+    if (rel.empty()) return InvalidArgument("cannot write an object at the root of " + Uri());
+    return std::unique_ptr<Upload>(std::make_unique<S3Upload>(this, rel));
+  }
+
+  Status Rename(std::string_view from, std::string_view to) override {
+    SLUICE_ASSIGN_OR_RETURN(std::string src, NormalizeKey(from));
+    SLUICE_ASSIGN_OR_RETURN(std::string dst, NormalizeKey(to));
+    if (src.empty() || dst.empty()) return InvalidArgument("cannot rename the root of " + Uri());
+    // CopyObject (objects up to 5 GiB), then DELETE of the source.
+    const std::string source = UriEncode("/" + bucket_ + "/" + FullKey(src), true);
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse r, CallRetried("PUT", FullKey(dst), {}, {{"x-amz-copy-source", source}}, {}));
+    if (r.status != 200 || r.body.find("<Error>") != std::string::npos) {
+      if (r.status == 200) r.status = 500;
+      return ErrorFor(r, "CopyObject", Describe(src) + " -> " + Describe(dst));
+    }
+    SLUICE_ASSIGN_OR_RETURN(HttpResponse d, CallRetried("DELETE", FullKey(src), {}, {}, {}));
+    if (d.status != 204 && d.status != 200) return ErrorFor(d, "DELETE", Describe(src));
+    return Status::Ok();
+  }
+
+ private:
+  Status WriteMultipart(const std::string& rel, std::string_view data) {
+    SLUICE_ASSIGN_OR_RETURN(auto upload, StartUpload(rel, part_size_));
+    const uint64_t parts = (data.size() + part_size_ - 1) / part_size_;
+    std::vector<Status> results(parts);
+    std::atomic<uint64_t> next{0};
+    auto upload_parts = [&] {
+      for (uint64_t i = next++; i < parts; i = next++) {
+        results[i] = upload->PutPart(i, data.substr(i * part_size_, part_size_));
         if (!results[i].ok()) next = parts;  // stop the other uploaders early
       }
     };
     std::vector<std::thread> uploaders;
-    for (size_t t = 0; t < std::min<size_t>(parts, 4); ++t) uploaders.emplace_back(upload_parts);
+    for (uint64_t t = 0; t < std::min<uint64_t>(parts, 4); ++t) uploaders.emplace_back(upload_parts);
     for (auto& t : uploaders) t.join();
-
-    Status failed;
-    for (const auto& st : results) {
-      if (!st.ok()) {
-        failed = st;
-        break;
-      }
-    }
-    if (failed.ok()) {
-      std::string xml = "<CompleteMultipartUpload>";
-      for (size_t i = 0; i < parts; ++i) {
-        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + XmlEscape(etags[i]) +
-               "</ETag></Part>";
-      }
-      xml += "</CompleteMultipartUpload>";
-      Query q{{{"uploadId", upload_id}}};
-      auto done = CallRetried("POST", key, q, {{"Content-Type", "application/xml"}}, xml);
-      if (!done.ok()) {
-        failed = done.status();
-      } else if (done->status != 200 || done->body.find("<Error>") != std::string::npos) {
-        // CompleteMultipartUpload may answer 200 and put the error in the body.
-        HttpResponse err = *done;
-        if (err.status == 200) err.status = 500;
-        failed = ErrorFor(err, "CompleteMultipartUpload", Describe(rel));
-      } else {
-        return Status::Ok();
-      }
-    }
-    Query abort{{{"uploadId", upload_id}}};
-    auto aborted = Call("DELETE", key, abort, {}, {});
-    if (!aborted.ok() || (aborted->status != 204 && aborted->status != 200)) {
-      SLUICE_LOG_WARN("could not abort multipart upload {} of {}", upload_id, Describe(rel));
-    }
-    return failed;
+    for (const auto& st : results) SLUICE_RETURN_IF_ERROR(st);
+    return upload->Finish(parts).status();
   }
 
   const std::string bucket_;

@@ -134,6 +134,15 @@ Result<std::unique_ptr<UnderStore>> OpenUnderStore(std::string_view uri, const U
 
 Result<ObjectInfo> UnderStore::StatWithHead(std::string_view path, uint64_t, const ByteSink&) { return Stat(path); }
 
+Result<std::unique_ptr<Upload>> UnderStore::StartUpload(std::string_view path, uint64_t) {
+  return Status(StatusCode::kNotSupported, "cannot write " + std::string(path) + ": " + Uri() + " is read-only");
+}
+
+Status UnderStore::Rename(std::string_view from, std::string_view to) {
+  return Status(StatusCode::kNotSupported,
+                "cannot rename " + std::string(from) + " to " + std::string(to) + ": " + Uri() + " is read-only");
+}
+
 Result<uint64_t> VersionPinnedStore::Read(std::string_view path, uint64_t offset, uint64_t length,
                                           const ByteSink& sink) {
   return ReadPinned(path, offset, length, "", sink, nullptr);

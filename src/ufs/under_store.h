@@ -49,6 +49,20 @@ struct ListPage {
 // Receives bytes of a read as they arrive; a non-OK return aborts the read with that status.
 using ByteSink = std::function<Status(std::string_view chunk)>;
 
+// A file written part by part while its bytes are produced, and made visible whole, at once,
+// by Finish (a multipart upload on S3, a temporary file renamed on file://). Destroying an
+// Upload that was not finished abandons it and leaves nothing behind. Thread-safe.
+class Upload {
+ public:
+  virtual ~Upload() = default;
+  // Part `index` (from 0): the bytes at index * part_size, part_size of them except in the last
+  // part. Parts may come in any order, from several threads at once.
+  virtual Status PutPart(uint64_t index, std::string_view data) = 0;
+  // Makes parts [0, parts) the file's content (none: an empty file), replacing what was there.
+  // Returns the new content's ETag where the store gives one ("" otherwise).
+  virtual Result<std::string> Finish(uint64_t parts) = 0;
+};
+
 class UnderStore {
  public:
   UnderStore() = default;
@@ -86,7 +100,16 @@ class UnderStore {
   // Creates or replaces a whole file. kNotSupported on read-only stores.
   virtual Status Write(std::string_view path, std::string_view data) = 0;
 
-  // Deletes a file. Deleting a missing file is kNotFound.
+  // Starts writing the file at `path` in parts of `part_size` bytes (see Upload).
+  // kNotSupported on read-only stores.
+  virtual Result<std::unique_ptr<Upload>> StartUpload(std::string_view path, uint64_t part_size);
+
+  // Moves a file to `to`, replacing what is there: atomic where the store has renames
+  // (file://); a copy and a delete on S3, where a reader may briefly see both.
+  virtual Status Rename(std::string_view from, std::string_view to);
+
+  // Deletes a file, or an empty directory (on S3 its "dir/" marker). Deleting a missing file is
+  // kNotFound.
   virtual Status Delete(std::string_view path) = 0;
 
   // Creates a directory (and its parents) where the store has directories; on S3 it writes a

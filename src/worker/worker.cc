@@ -14,30 +14,10 @@
 #include "ufs/http_client.h"
 #include "worker/http_endpoint.h"
 #include "worker/jobs.h"
+#include "worker/mount_state.h"
 #include "worker/prefetcher.h"
 
 namespace sluice::worker {
-
-struct Worker::MountState {
-  cluster::MountPoint mount;
-  std::string fingerprint;  // what the state was built from; a change rebuilds it
-  std::unique_ptr<ufs::CountingStore> ufs;
-  std::unique_ptr<cache::MetadataCache> meta;
-  std::unique_ptr<cache::CachedReader> reader;
-
-  cache::FileId IdOf(const ufs::ObjectInfo& info) const {
-    return cache::FileId::For(ufs->Uri(), info.path, info.Version());
-  }
-  cache::CachedFile FileOf(const ufs::ObjectInfo& info) const {
-    return {info.path, info.size, IdOf(info), info.Version()};
-  }
-  std::string NsPath(const std::string& key) const { return key.empty() ? mount.path : JoinPath(mount.path, key); }
-  Entry ToEntry(const ufs::ObjectInfo& info) const {
-    return Entry{NsPath(info.path), info.is_dir, info.size, info.mtime_ns, info.is_dir ? "" : info.Version()};
-  }
-  // "mount /data (s3://b/p)": how errors name the mount.
-  std::string Name() const { return "mount " + mount.path + " (" + mount.uri + ")"; }
-};
 
 namespace {
 
@@ -66,6 +46,10 @@ Worker::~Worker() {
   if (prefill_.joinable()) prefill_.join();
   http_.reset();
   rpc_.reset();
+  {
+    std::lock_guard<std::mutex> lock(writers_mu_);
+    writers_.clear();  // handles never closed: their uploads are abandoned
+  }
   prefetcher_.reset();
   jobs_.reset();
 }

@@ -89,6 +89,24 @@ class Worker {
   // How much of every file below `path` is cached.
   Result<CacheUsage> CheckCached(const std::string& path);
 
+  // Writes, on mounts with a write mode (elsewhere kNotSupported, which FUSE answers EROFS).
+  // A handle for writing `path`; *size is its size to begin with: 0 with `truncate`, else
+  // that of the content there, which is staged first (writes then change it in place).
+  Result<uint64_t> OpenWrite(const std::string& path, bool truncate, uint64_t* size);
+  // Writes or truncates what the handle stages; the file's size after.
+  Result<uint64_t> WriteAt(uint64_t handle, uint64_t offset, std::string_view data);
+  Result<uint64_t> TruncateWrite(uint64_t handle, uint64_t size);
+  // With `commit` (close, fsync): uploads what the handle wrote, and returns once the store
+  // holds it, its pages are cached and every reader of this worker sees the new version (the
+  // old one's pages are freed). With `release`: forgets the handle (without commit, its
+  // writes are dropped).
+  Result<Entry> CloseWrite(uint64_t handle, bool commit, bool release);
+  // Removes a file, or with `directory` an empty directory (kNotEmpty otherwise).
+  Status Remove(const std::string& path, bool directory);
+  Status MakeDirectory(const std::string& path);
+  // Renames a file within a mount (see UnderStore::Rename for what is atomic).
+  Status Rename(const std::string& from, const std::string& to);
+
   // Load jobs: preload a tree into the cache in the background.
   Result<std::string> StartLoad(const std::string& path);
   Result<rpc::JobStatus> JobStatus(const std::string& job_id);
@@ -136,6 +154,16 @@ class Worker {
   // whether the pages are kept in the memory tier too (the reader will want them from there).
   void QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info, uint64_t first,
                      uint64_t last, bool memory);
+  // Writes (writes.cc).
+  struct OpenFile;
+  // The mount state and key of `path` when its mount takes writes; kNotSupported otherwise.
+  Result<std::pair<std::shared_ptr<MountState>, std::string>> ResolveWritable(const std::string& path);
+  Result<std::shared_ptr<OpenFile>> WriterFor(uint64_t handle);
+  // Where files open for writing are staged: beside the first disk tier ("" without one).
+  std::string StagingDir() const;
+  // After `key` changed in the store: forgets its metadata (and its parent's listing) and the
+  // pages of versions other than `kept_version`.
+  void ForgetChanged(const std::shared_ptr<MountState>& state, const std::string& key, const std::string& kept_version);
   // The HTTP endpoint's pages: /metrics, /api/v1/report, /api/v1/jobs/ID. Sets the content type.
   Result<std::string> HttpGet(const std::string& target, std::string* content_type);
 
@@ -159,6 +187,9 @@ class Worker {
   std::atomic<uint64_t> bytes_served_{0};
   std::atomic<uint64_t> client_fallback_reads_{0};  // reported by clients (REPORT requests)
   std::atomic<uint64_t> located_pages_{0}, located_bytes_{0};  // served by short-circuit readers
+  std::mutex writers_mu_;
+  std::map<uint64_t, std::shared_ptr<OpenFile>> writers_;  // GUARDED_BY(writers_mu_): by handle
+  std::atomic<uint64_t> next_writer_{1};
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<Prefetcher> prefetcher_;
   // Populates the memory tier's page buffers after start (see Start); stopped first.

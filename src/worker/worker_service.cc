@@ -126,6 +126,51 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       }
       return Answer(out, req, resp, changed.status());
     }
+    case rpc::FrameType::kWriteOpen: {
+      rpc::WriteOpenRequest in;
+      rpc::WriteResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed WRITE_OPEN request"));
+      uint64_t size = 0;
+      auto handle = OpenWrite(in.path(), in.truncate(), &size);
+      if (handle.ok()) {
+        resp.set_handle(*handle);
+        resp.set_size(size);
+      }
+      return Answer(out, req, resp, handle.status());
+    }
+    case rpc::FrameType::kWrite: {
+      rpc::WriteRequest in;
+      rpc::WriteResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed WRITE request"));
+      auto size = in.truncate() ? TruncateWrite(in.handle(), in.offset()) : WriteAt(in.handle(), in.offset(), req.payload);
+      if (size.ok()) resp.set_size(*size);
+      return Answer(out, req, resp, size.status());
+    }
+    case rpc::FrameType::kWriteClose: {
+      rpc::WriteCloseRequest in;
+      rpc::WriteResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed WRITE_CLOSE request"));
+      auto e = CloseWrite(in.handle(), in.commit(), in.release());
+      if (e.ok()) {
+        ToInfo(*e, resp.mutable_info());
+        resp.set_size(e->size);
+      }
+      return Answer(out, req, resp, e.status());
+    }
+    case rpc::FrameType::kRemove:
+    case rpc::FrameType::kMkdir: {
+      rpc::PathRequest in;
+      rpc::PathResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed REMOVE/MKDIR request"));
+      Status st = req.frame.type == rpc::FrameType::kRemove ? Remove(in.path(), in.directory()) : MakeDirectory(in.path());
+      return Answer(out, req, resp, st);
+    }
+    case rpc::FrameType::kRename: {
+      rpc::RenameRequest in;
+      rpc::PathResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed RENAME request"));
+      return Answer(out, req, resp, Rename(in.path(), in.to()));
+    }
     case rpc::FrameType::kFree:
     case rpc::FrameType::kCheckCached: {
       rpc::PathRequest in;

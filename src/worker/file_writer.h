@@ -1,0 +1,74 @@
+// FileWriter: one file open for writing on a writable mount. Its bytes land in a staging file
+// on the worker's disk, at any offset and in any order, so rewrites and random writes work;
+// meanwhile every complete part of the prefix written so far uploads in the background, a few
+// parts at a time, so that Commit waits only for the tail. Memory: at most `parallel_parts`
+// parts in flight (a writer that outruns the store waits for the oldest). A part rewritten
+// after it went up, or one that failed, makes Commit upload the file again from the staging
+// file. Thread-safe (calls are serialized).
+#pragma once
+
+#include <cstdint>
+#include <future>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "ufs/under_store.h"
+
+namespace sluice::worker {
+
+struct FileWriterOptions {
+  uint64_t part_size = 16ull << 20;
+  int parallel_parts = 4;
+};
+
+class FileWriter {
+ public:
+  // A writer of `key` in `ufs` (which must outlive it) staging in a new file at `staging_path`.
+  static Result<std::unique_ptr<FileWriter>> Create(ufs::UnderStore* ufs, std::string key, std::string staging_path,
+                                                    FileWriterOptions options);
+  // Abandons an upload not committed and removes the staging file.
+  ~FileWriter();
+  FileWriter(const FileWriter&) = delete;
+  FileWriter& operator=(const FileWriter&) = delete;
+
+  Status Write(uint64_t offset, std::string_view data);
+  Status Truncate(uint64_t size);
+  uint64_t size();
+  // Makes the bytes written so far the file's content in the under-store and returns its ETag
+  // ("" where the store has none). The writer stays open: later writes start a new upload.
+  Result<std::string> Commit();
+  // Staged bytes [offset, offset + length) into `out` (for the cache).
+  Status ReadStaged(uint64_t offset, uint64_t length, char* out);
+
+ private:
+  FileWriter(ufs::UnderStore* ufs, std::string key, std::string staging_path, UniqueFd fd, FileWriterOptions options)
+      : ufs_(ufs), key_(std::move(key)), staging_path_(std::move(staging_path)), fd_(std::move(fd)), options_(options) {}
+  // Notes [from, to) as written, merging stretches. REQUIRES(mu_)
+  void MarkWrittenLocked(uint64_t from, uint64_t to);
+  // The end of the stretch written from byte 0 on. REQUIRES(mu_)
+  uint64_t ContiguousEndLocked() const;
+  // Starts uploading part `index`, waiting for the oldest part in flight when enough are. REQUIRES(mu_)
+  Status StartPartLocked(uint64_t index);
+  // Waits for every part in flight; the first failure, if any. REQUIRES(mu_)
+  Status DrainLocked();
+  Status ReadStagedLocked(uint64_t offset, uint64_t length, char* out);
+
+  ufs::UnderStore* const ufs_;
+  const std::string key_, staging_path_;
+  const UniqueFd fd_;
+  const FileWriterOptions options_;
+  std::mutex mu_;
+  uint64_t size_ = 0;                          // GUARDED_BY(mu_)
+  std::map<uint64_t, uint64_t> written_;       // GUARDED_BY(mu_): start -> end, merged
+  std::shared_ptr<ufs::Upload> upload_;        // GUARDED_BY(mu_): null until a part goes up
+  uint64_t parts_started_ = 0;                 // GUARDED_BY(mu_): parts [0, this) went up
+  bool reupload_ = false;                      // GUARDED_BY(mu_): an uploaded part changed
+  std::deque<std::future<Status>> in_flight_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace sluice::worker
