@@ -127,6 +127,14 @@ class FuseTest : public ::testing::Test {
         << ReadFile(dir_.path() + "/local.log");
   }
 
+  // Writes `data` to `path` with open(O_CREAT|O_TRUNC), write and close, each checked.
+  static void WriteFileThrough(const std::string& path, const std::string& data) {
+    int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0) << path << ": " << std::strerror(errno);
+    ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size())) << std::strerror(errno);
+    ASSERT_EQ(::close(fd), 0) << path << ": " << std::strerror(errno);
+  }
+
   TempDir dir_;
   std::string ufs_, mnt_;
   std::map<std::string, std::string> env_;
@@ -300,6 +308,60 @@ TEST_F(FuseTest, ConcurrentReadersOfOneFile) {
   }
   for (auto& r : readers) r.join();
   EXPECT_EQ(wrong, 0);
+}
+
+// A training loop's checkpoint and a stage hand-off through a mount that writes through: what
+// close() returned for is in the under-store, and read back from the cache.
+TEST_F(FuseTest, WritesThroughTheMountReachTheStoreAtClose) {
+  StartLocal({"--ufs", "file://" + ufs_, "-o", "write_mode=through"});
+  const std::string ckpt = TestBytes((20 << 20) + 4097, 11);  // 20 MiB: a multipart upload
+  {
+    std::ofstream out(mnt_ + "/ckpt/epoch-1.pt", std::ios::binary);
+    EXPECT_FALSE(out);  // no such directory yet
+  }
+  ASSERT_EQ(::mkdir((mnt_ + "/ckpt").c_str(), 0755), 0) << std::strerror(errno);
+  int fd = ::open((mnt_ + "/ckpt/epoch-1.pt").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  for (size_t at = 0; at < ckpt.size(); at += 1 << 20) {  // 1 MiB writes, as torch.save
+    const size_t n = std::min<size_t>(1 << 20, ckpt.size() - at);
+    ASSERT_EQ(::write(fd, ckpt.data() + at, n), static_cast<ssize_t>(n)) << std::strerror(errno);
+  }
+  struct stat st;
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(static_cast<size_t>(st.st_size), ckpt.size());  // the size as written, before close
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ASSERT_EQ(::close(fd), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(ufs_ + "/ckpt/epoch-1.pt"), ckpt);
+  ASSERT_EQ(::stat((mnt_ + "/ckpt/epoch-1.pt").c_str(), &st), 0);
+  EXPECT_EQ(static_cast<size_t>(st.st_size), ckpt.size());
+  EXPECT_EQ(ReadFile(mnt_ + "/ckpt/epoch-1.pt"), ckpt);
+  std::string out;
+  ASSERT_EQ(Run({"report"}, &out), 0);
+  EXPECT_NE(out.find("0 B read"), std::string::npos) << out;  // restored from the cache
+
+  // Overwrite in place with O_TRUNC, append, truncate, rename, unlink, rmdir.
+  WriteFileThrough(mnt_ + "/ckpt/latest", "v1");
+  WriteFileThrough(mnt_ + "/ckpt/latest", "version 2");
+  EXPECT_EQ(ReadFile(ufs_ + "/ckpt/latest"), "version 2");
+  EXPECT_EQ(ReadFile(mnt_ + "/ckpt/latest"), "version 2");
+  fd = ::open((mnt_ + "/ckpt/latest").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::write(fd, "+", 1), 1);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(ReadFile(ufs_ + "/ckpt/latest"), "version 2+");
+  ASSERT_EQ(::truncate((mnt_ + "/ckpt/latest").c_str(), 7), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(ufs_ + "/ckpt/latest"), "version");
+  ASSERT_EQ(::rename((mnt_ + "/ckpt/epoch-1.pt").c_str(), (mnt_ + "/ckpt/best.pt").c_str()), 0) << std::strerror(errno);
+  EXPECT_FALSE(std::filesystem::exists(ufs_ + "/ckpt/epoch-1.pt"));
+  EXPECT_EQ(ReadFile(mnt_ + "/ckpt/best.pt"), ckpt);
+  EXPECT_EQ(::rmdir((mnt_ + "/ckpt").c_str()), -1);
+  EXPECT_EQ(errno, ENOTEMPTY);
+  ASSERT_EQ(::unlink((mnt_ + "/ckpt/best.pt").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::unlink((mnt_ + "/ckpt/latest").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(::stat((mnt_ + "/ckpt/best.pt").c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOENT);
+  ASSERT_EQ(::rmdir((mnt_ + "/ckpt").c_str()), 0) << std::strerror(errno);
+  EXPECT_FALSE(std::filesystem::exists(ufs_ + "/ckpt"));
 }
 
 TEST_F(FuseTest, ErrnoForMissingWritesAndOutsideMounts) {

@@ -686,3 +686,140 @@ TEST_F(WorkerTest, AHundredThousandLoadJobsLeaveMemoryAndMappingsFlat) {
 
 }  // namespace
 }  // namespace sluice::worker
+
+namespace sluice::worker {
+namespace {
+
+// Writes on a mount in `through` mode, with parts of one page so that a few pages make a
+// multipart upload that goes up while it is written.
+class WriteThroughTest : public WorkerTest {
+ protected:
+  void SetUp() override {
+    configure_ = [](Config* c) { c->ufs.multipart_part_size = kPage; };
+    WorkerTest::SetUp();
+  }
+  void MakeWritable() {
+    ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
+      SLUICE_RETURN_IF_ERROR(t->Remove("/"));
+      cluster::MountPoint m{"/", "file://" + ufs_dir_, {}};
+      m.options.write_mode = cluster::WriteMode::kThrough;
+      return t->Add(m);
+    }).ok());
+  }
+  // Writes `data` to `path` in pieces of `piece` bytes and closes it.
+  Result<client::FileInfo> Put(const std::string& path, const std::string& data, size_t piece = 64 << 10) {
+    SLUICE_ASSIGN_OR_RETURN(auto writer, fs_->OpenForWrite(path, true));
+    for (size_t at = 0; at < data.size(); at += piece) {
+      SLUICE_RETURN_IF_ERROR(writer->Write(at, std::string_view(data).substr(at, piece)));
+    }
+    return writer->Close();
+  }
+};
+
+TEST_F(WriteThroughTest, ReadOnlyMountsRefuseWritesSayingHow) {
+  auto writer = fs_->OpenForWrite("/new.bin", true);
+  ASSERT_FALSE(writer.ok());
+  EXPECT_EQ(writer.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(writer.status().message().find("read-only"), std::string::npos) << writer.status().ToString();
+  EXPECT_NE(writer.status().message().find("--write-mode through"), std::string::npos) << writer.status().ToString();
+  EXPECT_EQ(fs_->Remove("/tree/a.txt", false).code(), StatusCode::kNotSupported);
+  EXPECT_EQ(fs_->Mkdir("/d").code(), StatusCode::kNotSupported);
+  EXPECT_TRUE(std::filesystem::exists(ufs_dir_ + "/tree/a.txt"));
+}
+
+TEST_F(WriteThroughTest, ClosedFilesAreInTheStoreAndReadFromTheCache) {
+  MakeWritable();
+  const std::string data = TestBytes(5 * kPage + 123, 7);
+  auto info = Put("/out/model.pt", data);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, data.size());
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/out/model.pt"), data);  // in the store at close
+  EXPECT_EQ(fs_->Stat("/out/model.pt")->size, data.size());
+  const uint64_t before = UfsBytes();
+  EXPECT_EQ(ReadAll("/out/model.pt"), data);
+  EXPECT_EQ(UfsBytes(), before);  // the next stage reads what was written from the cache
+
+  // A small file is one part; an empty one is a file too.
+  ASSERT_TRUE(Put("/out/small.txt", "tiny").ok());
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/out/small.txt"), "tiny");
+  ASSERT_TRUE(Put("/out/empty", "").ok());
+  EXPECT_TRUE(std::filesystem::exists(ufs_dir_ + "/out/empty"));
+  EXPECT_EQ(std::filesystem::file_size(ufs_dir_ + "/out/empty"), 0u);
+}
+
+TEST_F(WriteThroughTest, RewritesTruncatesAndOutOfOrderWritesEndUpWhole) {
+  MakeWritable();
+  std::string data = TestBytes(4 * kPage + 9, 3);
+  ASSERT_TRUE(Put("/f.bin", data).ok());
+  {  // change bytes inside a part that already went up: the file is uploaded again
+    auto writer = fs_->OpenForWrite("/f.bin", false);
+    ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+    EXPECT_EQ((*writer)->size(), data.size());
+    ASSERT_TRUE((*writer)->Write(10, "XYZ").ok());
+    data.replace(10, 3, "XYZ");
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/f.bin"), data);
+  EXPECT_EQ(ReadAll("/f.bin"), data);  // the new version, not the old pages
+  {  // pieces in reverse order, then a truncate
+    const std::string next = TestBytes(3 * kPage, 4);
+    auto writer = fs_->OpenForWrite("/f.bin", true);
+    ASSERT_TRUE(writer.ok());
+    for (uint64_t at = 3 * kPage; at > 0; at -= kPage / 2) {
+      ASSERT_TRUE((*writer)->Write(at - kPage / 2, std::string_view(next).substr(at - kPage / 2, kPage / 2)).ok());
+    }
+    ASSERT_TRUE((*writer)->Truncate(kPage + 5).ok());
+    auto closed = (*writer)->Close();
+    ASSERT_TRUE(closed.ok()) << closed.status().ToString();
+    EXPECT_EQ(closed->size, kPage + 5);
+    EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/f.bin"), next.substr(0, kPage + 5));
+    EXPECT_EQ(ReadAll("/f.bin"), next.substr(0, kPage + 5));
+  }
+  {  // a writer dropped without closing leaves the file as it was
+    auto writer = fs_->OpenForWrite("/f.bin", true);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->Write(0, TestBytes(3 * kPage, 5)).ok());
+  }
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/f.bin"), TestBytes(3 * kPage, 4).substr(0, kPage + 5));
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path() + "/cache/staging")) {
+    ADD_FAILURE() << "staging file left behind: " << e.path();
+  }
+}
+
+TEST_F(WriteThroughTest, NamespaceChangesAndTheirErrors) {
+  MakeWritable();
+  ASSERT_TRUE(fs_->Mkdir("/stage1").ok());
+  EXPECT_TRUE(std::filesystem::is_directory(ufs_dir_ + "/stage1"));
+  EXPECT_EQ(fs_->Mkdir("/stage1").code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(Put("/stage1/part-0", "rows").ok());
+  EXPECT_EQ(fs_->Remove("/stage1", true).code(), StatusCode::kNotEmpty);
+  EXPECT_EQ(fs_->Remove("/stage1", false).code(), StatusCode::kInvalidArgument);  // a directory
+  ASSERT_TRUE(fs_->Rename("/stage1/part-0", "/stage1/part-final").ok());
+  EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/stage1/part-0"));
+  EXPECT_EQ(ReadAll("/stage1/part-final"), "rows");
+  EXPECT_EQ(fs_->Stat("/stage1/part-0").status().code(), StatusCode::kNotFound);
+  auto listed = fs_->List("/stage1");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].path, "/stage1/part-final");
+  ASSERT_TRUE(fs_->Remove("/stage1/part-final", false).ok());
+  EXPECT_EQ(fs_->Stat("/stage1/part-final").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(fs_->Remove("/stage1", true).ok());
+  EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/stage1"));
+  EXPECT_EQ(fs_->Remove("/missing", false).code(), StatusCode::kNotFound);
+  EXPECT_EQ(fs_->OpenForWrite("/tree", true).status().code(), StatusCode::kInvalidArgument);  // a directory
+  EXPECT_EQ(fs_->OpenForWrite("/../etc/passwd", true).status().code(), StatusCode::kInvalidArgument);
+
+  // A store that cannot take the file: the close fails, naming why, and nothing is there.
+  WriteFile(ufs_dir_ + "/blocked", "a file, not a directory");
+  auto writer = fs_->OpenForWrite("/blocked/x.bin", true);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  ASSERT_TRUE((*writer)->Write(0, "data").ok());
+  auto closed = (*writer)->Close();
+  ASSERT_FALSE(closed.ok());
+  EXPECT_NE(closed.status().message().find("blocked"), std::string::npos) << closed.status().ToString();
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/blocked"), "a file, not a directory");
+}
+
+}  // namespace
+}  // namespace sluice::worker
