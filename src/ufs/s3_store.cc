@@ -1,6 +1,8 @@
 // s3:// under-store: any S3-compatible object store over HTTP(S) with SigV4. HEAD for stat,
 // ranged GET for reads (resumed after a failure, pinned to one ETag with If-Match),
 // ListObjectsV2 with continuation, PUT or multipart upload for writes, DELETE.
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -394,10 +396,34 @@ class S3Store final : public VersionPinnedStore {
       }
       finished_ = true;
       auto result = ParseXml(done.body);
-      return result.ok() ? Unquote(result->ChildText("ETag")) : std::string();
+      std::string etag = result.ok() ? Unquote(result->ChildText("ETag")) : std::string();
+      if (etag.empty()) etag = Unquote(done.Header("etag"));
+      // Some stores (RGW) leave the result's ETag empty: S3's rule for multipart ETags gives it.
+      return etag.empty() ? MultipartEtag(parts) : etag;
     }
 
    private:
+    // MD5 of the parts' binary MD5s, then "-" and the number of parts. REQUIRES(mu_)
+    std::string MultipartEtag(uint64_t parts) const {
+      std::string digests;
+      for (uint64_t i = 0; i < parts; ++i) {
+        const std::string hex = Unquote(etags_.at(i));
+        if (hex.size() != 32 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return "";
+        for (size_t at = 0; at + 1 < hex.size(); at += 2) {
+          digests += static_cast<char>(std::stoi(hex.substr(at, 2), nullptr, 16));
+        }
+      }
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      if (EVP_Digest(digests.data(), digests.size(), md, &len, EVP_md5(), nullptr) != 1) return "";
+      static const char kHex[] = "0123456789abcdef";
+      std::string out;
+      for (unsigned int i = 0; i < len; ++i) {
+        out += kHex[md[i] >> 4];
+        out += kHex[md[i] & 15];
+      }
+      return out + "-" + std::to_string(parts);
+    }
     static std::string Unquote(std::string etag) {
       if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
       return etag;

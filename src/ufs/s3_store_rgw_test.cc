@@ -191,6 +191,49 @@ TEST_F(S3StoreTest, DeleteAndMkdir) {
   EXPECT_TRUE((*top)[0].is_dir);
 }
 
+TEST_F(S3StoreTest, UploadsInPartsOutOfOrderAndTheirETagIsTheStat) {
+  constexpr uint64_t kPart = 5 << 20;  // S3's least part
+  const std::string data = TestBytes(3 * kPart + 1000, 21);
+  auto upload = store_->StartUpload("parts/model.bin", kPart);
+  ASSERT_TRUE(upload.ok()) << upload.status().ToString();
+  std::vector<std::thread> parts;
+  std::vector<Status> results(4);
+  for (uint64_t i : {3, 1, 2, 0}) {  // in parallel, in any order
+    parts.emplace_back([&, i] { results[i] = (*upload)->PutPart(i, std::string_view(data).substr(i * kPart, kPart)); });
+  }
+  for (auto& t : parts) t.join();
+  for (const auto& st : results) ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(store_->Stat("parts/model.bin").status().code(), StatusCode::kNotFound);  // not before Finish
+  auto etag = (*upload)->Finish(4);
+  ASSERT_TRUE(etag.ok()) << etag.status().ToString();
+  auto info = store_->Stat("parts/model.bin");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->size, data.size());
+  EXPECT_EQ(info->etag, *etag);
+  EXPECT_EQ(*store_->ReadToString("parts/model.bin", 0, data.size()), data);
+
+  // One part is one PUT; an abandoned upload leaves nothing.
+  auto one = store_->StartUpload("parts/small.txt", kPart);
+  ASSERT_TRUE((*one)->PutPart(0, "small").ok());
+  auto small_etag = (*one)->Finish(1);
+  ASSERT_TRUE(small_etag.ok()) << small_etag.status().ToString();
+  EXPECT_EQ(store_->Stat("parts/small.txt")->etag, *small_etag);
+  {
+    auto abandoned = store_->StartUpload("parts/abandoned.bin", kPart);
+    ASSERT_TRUE((*abandoned)->PutPart(0, std::string_view(data).substr(0, kPart)).ok());
+    ASSERT_TRUE((*abandoned)->PutPart(1, std::string_view(data).substr(kPart, kPart)).ok());
+  }
+  EXPECT_EQ(store_->Stat("parts/abandoned.bin").status().code(), StatusCode::kNotFound);
+
+  // Rename: a copy and a delete; a directory's marker deletes as the directory.
+  ASSERT_TRUE(store_->Rename("parts/small.txt", "moved/small.txt").ok());
+  EXPECT_EQ(store_->Stat("parts/small.txt").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->ReadToString("moved/small.txt", 0, 100), "small");
+  ASSERT_TRUE(store_->Mkdir("marked").ok());
+  ASSERT_TRUE(store_->Delete("marked").ok());
+  EXPECT_EQ(store_->Stat("marked").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(S3StoreTest, WrongSecretIsAClearAuthenticationError) {
   auto bad = Open("s3://" + std::string(kBucket), Options(Rgw()->endpoint(), "not-the-secret"));
   auto st = bad->Stat("anything");
