@@ -11,6 +11,12 @@
 #include "worker/worker.h"
 
 namespace sluice::worker {
+namespace {
+
+// Files written up to this size are cached in the memory tier as well as on disk.
+constexpr uint64_t kMemoryIngestMax = 64ull << 20;
+
+}  // namespace
 
 struct Worker::OpenFile {
   std::shared_ptr<MountState> state;
@@ -151,7 +157,9 @@ Result<Entry> Worker::CloseWrite(uint64_t handle, bool commit, bool release) {
       auto page = cache::PageBuffers::Global().Take(static_cast<size_t>(len));
       page->Resize(static_cast<size_t>(len));
       if (!open->writer->ReadStaged(i * ps, len, page->data()).ok()) break;  // read from the store later
-      pages_->Put(cache::PageKey{id, i}, cache::PageData(std::move(page)), /*memory=*/false);
+      // A small file goes to memory too (the next stage reads it soon); a checkpoint to disk
+      // only, where it does not push everything else out of memory.
+      pages_->Put(cache::PageKey{id, i}, cache::PageData(std::move(page)), /*memory=*/size <= kMemoryIngestMax);
     }
     state->meta->AddListed({*info});
   }
