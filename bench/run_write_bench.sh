@@ -66,13 +66,13 @@ mkdir -p "$S/mnt/ckpt"
 ufs_bytes_read() { "$SLUICE" report | awk '/requests,/ {for (i = 1; i <= NF; i++) if ($(i+1) == "read,") print $(i-1) $i}'; }
 
 drop
+t0=$(now); env -u AWS_CA_BUNDLE aws --endpoint-url "$RGW" s3 cp --quiet "$S/ckpt.bin" s3://bench/ckpt/aws.bin; t1=$(now)
+record aws-s3-cp checkpoint "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE")}"
+
+drop
 t0=$(now); dd if="$S/ckpt.bin" of="$S/mnt/ckpt/sluice.bin" bs=1M status=none; t1=$(now)
 record sluice checkpoint "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE")}"
 cmp "$S/ckpt.bin" "$S/mnt/ckpt/sluice.bin"
-
-drop
-t0=$(now); env -u AWS_CA_BUNDLE aws --endpoint-url "$RGW" s3 cp --quiet "$S/ckpt.bin" s3://bench/ckpt/aws.bin; t1=$(now)
-record aws-s3-cp checkpoint "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE")}"
 
 log "s3fs and rclone"
 echo "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$S/s3fs.passwd"; chmod 600 "$S/s3fs.passwd"

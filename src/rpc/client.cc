@@ -213,7 +213,7 @@ Status RpcClient::CallInProcess(FrameType type, const std::string& request, std:
   req.frame.header_len = static_cast<uint32_t>(request.size());
   req.frame.payload_len = static_cast<uint32_t>(payload.size());
   req.header = request;
-  req.payload = payload;
+  req.lent_payload = payload.data() ? payload : std::string_view("", 0);
   InProcessResponder out(type, response, data);
   options_.in_process(req, out);
   return out.Result();

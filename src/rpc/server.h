@@ -28,6 +28,10 @@ struct Request {
   FrameHeader frame;
   std::string header;   // serialized protobuf of the request type
   std::string payload;  // raw bytes, usually empty for requests
+  // A caller in this process (RpcClientOptions::in_process) lends its payload instead of
+  // copying it into `payload`; Payload() is whichever holds it.
+  std::string_view lent_payload;
+  std::string_view Payload() const { return lent_payload.data() ? lent_payload : std::string_view(payload); }
 };
 
 // Writes response frames on one connection. Used by one handler at a time.

@@ -228,6 +228,9 @@ Status HttpClient::Send(const HttpRequest& request, HttpResponse* response, cons
     curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, OnSeek);
     curl_easy_setopt(c, CURLOPT_SEEKDATA, &transfer);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    // curl sends 64 KiB per call by default: a 16 MiB part took 256 sends (measured: a
+    // 512 MiB upload at half the speed of awscli's); 1 MiB sends move it in far fewer.
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, static_cast<long>(std::min<size_t>(request.body.size() + 1, 1 << 20)));
     if (m == "POST") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "POST");
   } else if (m != "GET") {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m.c_str());

@@ -111,10 +111,24 @@ Status FileWriter::StartPartLocked(uint64_t index) {
     if (!st.ok()) reupload_ = true;  // Commit tries the whole file again
   }
   const uint64_t ps = options_.part_size, offset = index * ps;
-  auto data = std::make_shared<std::string>(static_cast<size_t>(std::min(ps, size_ - offset)), '\0');
-  SLUICE_RETURN_IF_ERROR(ReadStagedLocked(offset, data->size(), data->data()));
-  in_flight_.push_back(std::async(std::launch::async, [upload = upload_, index, data] {
-    return upload->PutPart(index, *data);
+  const size_t length = static_cast<size_t>(std::min(ps, size_ - offset));
+  std::unique_ptr<char[]> buffer;
+  {
+    std::lock_guard<std::mutex> lock(buffers_->mu);
+    if (!buffers_->spare.empty()) {
+      buffer = std::move(buffers_->spare.back());
+      buffers_->spare.pop_back();
+    }
+  }
+  if (!buffer) buffer = std::make_unique_for_overwrite<char[]>(static_cast<size_t>(ps));
+  SLUICE_RETURN_IF_ERROR(ReadStagedLocked(offset, length, buffer.get()));
+  in_flight_.push_back(std::async(std::launch::async, [upload = upload_, index, length, buffers = buffers_,
+                                                       max_spare = static_cast<size_t>(options_.parallel_parts),
+                                                       buffer = std::move(buffer)]() mutable {
+    Status st = upload->PutPart(index, std::string_view(buffer.get(), length));
+    std::lock_guard<std::mutex> lock(buffers->mu);
+    if (buffers->spare.size() < max_spare) buffers->spare.push_back(std::move(buffer));
+    return st;
   }));
   parts_started_ = index + 1;
   return Status::Ok();

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -69,6 +70,13 @@ class FileWriter {
   uint64_t parts_started_ = 0;                 // GUARDED_BY(mu_): parts [0, this) went up
   bool reupload_ = false;                      // GUARDED_BY(mu_): an uploaded part changed
   std::deque<std::future<Status>> in_flight_;  // GUARDED_BY(mu_)
+  // Buffers of parts that went up, reused: a fresh 16 MiB buffer per part costs its page
+  // faults again (the pool holds at most parallel_parts of them).
+  struct PartBuffers {
+    std::mutex mu;
+    std::vector<std::unique_ptr<char[]>> spare;  // GUARDED_BY(mu)
+  };
+  const std::shared_ptr<PartBuffers> buffers_ = std::make_shared<PartBuffers>();
 };
 
 }  // namespace sluice::worker

@@ -142,7 +142,7 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       rpc::WriteRequest in;
       rpc::WriteResponse resp;
       if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed WRITE request"));
-      auto size = in.truncate() ? TruncateWrite(in.handle(), in.offset()) : WriteAt(in.handle(), in.offset(), req.payload);
+      auto size = in.truncate() ? TruncateWrite(in.handle(), in.offset()) : WriteAt(in.handle(), in.offset(), req.Payload());
       if (size.ok()) resp.set_size(*size);
       return Answer(out, req, resp, size.status());
     }
