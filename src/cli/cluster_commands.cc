@@ -224,6 +224,16 @@ int Local(Flags& f) {
     // The store must answer with these settings (endpoint, credentials, bucket) before
     // anything says "serving".
     auto root_info = store->Stat("");
+    if (!root_info.ok() && root_info.status().code() == StatusCode::kNotFound && !root.options.read_only()) {
+      // A writable mount may start empty: the first stage creates what the next one reads.
+      (void)store->Mkdir("");
+      root_info = store->Stat("");
+      if (!root_info.ok() && root_info.status().code() == StatusCode::kNotFound) {
+        ufs::ObjectInfo empty;
+        empty.is_dir = true;
+        root_info = empty;
+      }
+    }
     if (!root_info.ok()) return Fail(InvalidArgument("cannot serve " + root.uri + ": " + root_info.status().message()));
     Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) {
       (void)t->Remove("/");

@@ -5,6 +5,7 @@
 // storm and mid-body resets (a load job's counts too), a warm cache that serves through an
 // outage and does not revalidate file by file after the TTL, and a preload a reader shares
 // fetches with. One RGW for the binary: a single ctest test.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <dirent.h>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -264,6 +266,50 @@ TEST_F(FarStoreTest, AnOutageLeavesTheWarmCacheReadable) {
   EXPECT_NE(out.find("mount / (s3://far-test/"), std::string::npos) << out;
   ASSERT_TRUE(proxy_->Set("outage=0").ok());
   EXPECT_TRUE(ReadFile(mnt_ + "/cold/f0") == cold[0]);
+}
+
+// Writes through to a store that throttles and then goes away: under SlowDown the retries get
+// every byte there; during an outage close() fails with EIO, the log names the cause, and
+// nothing half-written is visible; once the store is back, the same write succeeds.
+TEST_F(FarStoreTest, WritesThroughAThrottlingStoreArriveAndAnOutageFailsTheClose) {
+  StartLocal("ufs:\n  max_attempts: 20\n  retry_base_delay: 2ms\n  retry_max_delay: 50ms\n  "
+             "multipart_part_size: 5MiB\n",
+             {"-o", "write_mode=through"});
+  auto write = [&](const std::string& name, const std::string& data) {
+    int fd = ::open((mnt_ + "/" + name).c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0) return errno;
+    for (size_t at = 0; at < data.size(); at += 1 << 20) {
+      const size_t n = std::min<size_t>(1 << 20, data.size() - at);
+      if (::write(fd, data.data() + at, n) != static_cast<ssize_t>(n)) {
+        int err = errno;
+        ::close(fd);
+        return err;
+      }
+    }
+    return ::close(fd) == 0 ? 0 : errno;
+  };
+  const std::string big = TestBytes((12 << 20) + 5, 3);  // three parts of 5 MiB
+  ASSERT_TRUE(proxy_->Set("error_rate=0.3&error=slowdown").ok());
+  ASSERT_EQ(write("throttled.bin", big), 0);
+  ASSERT_TRUE(proxy_->Set("error_rate=0").ok());
+  EXPECT_TRUE(*store_->ReadToString("throttled.bin", 0, big.size()) == big);
+  EXPECT_GT(Stats()["errors"], 0u);
+
+  // The store goes away after the file was opened: the writes are staged, the close fails.
+  int fd = ::open((mnt_ + "/lost.bin").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::write(fd, big.data(), 1 << 20), 1 << 20);
+  ASSERT_TRUE(proxy_->Set("outage=1").ok());
+  ASSERT_EQ(::write(fd, big.data() + (1 << 20), big.size() - (1 << 20)), static_cast<ssize_t>(big.size() - (1 << 20)));
+  EXPECT_EQ(::close(fd), -1);
+  EXPECT_EQ(errno, EIO);
+  ASSERT_TRUE(proxy_->Set("outage=0").ok());
+  EXPECT_EQ(store_->Stat("lost.bin").status().code(), StatusCode::kNotFound);  // nothing half-visible
+  EXPECT_NE(ReadFile(dir_.path() + "/local.log").find("could not write /lost.bin"), std::string::npos)
+      << ReadFile(dir_.path() + "/local.log");
+  ASSERT_EQ(write("lost.bin", big), 0);
+  EXPECT_TRUE(*store_->ReadToString("lost.bin", 0, big.size()) == big);
+  EXPECT_TRUE(ReadFile(mnt_ + "/lost.bin") == big);
 }
 
 TEST_F(FarStoreTest, AWarmEpochAfterTheTtlCostsOneListNotAHeadPerFile) {

@@ -235,6 +235,9 @@ Result<Entry> Worker::Stat(const std::string& path) {
   SLUICE_ASSIGN_OR_RETURN(auto resolved, std::move(found));
   auto& [state, key] = resolved;
   auto info = state->meta->Stat(key);
+  if (!info.ok() && key.empty() && info.status().code() == StatusCode::kNotFound) {
+    return Entry{state->mount.path, true, 0, 0, ""};  // an empty prefix: the mount root is still there
+  }
   if (!info.ok()) return info.status().WithContext(state->Name());
   SLUICE_RETURN_IF_ERROR(FileNamedAsDirectory(path, *info));
   return state->ToEntry(*info);
@@ -282,6 +285,9 @@ Result<std::vector<Entry>> Worker::ListMount(const std::string& path, const std:
   SLUICE_ASSIGN_OR_RETURN(auto resolved, std::move(found));
   auto& [state, key] = resolved;
   auto page = state->meta->ListPage(key, start_after, limit == 0 ? SIZE_MAX : limit);
+  if (!page.ok() && key.empty() && page.status().code() == StatusCode::kNotFound) {
+    return std::vector<Entry>{};  // a mount's root is a directory, empty when its prefix is
+  }
   if (!page.ok()) return page.status().WithContext(state->Name());
   *more = page->more;
   std::vector<Entry> out;
