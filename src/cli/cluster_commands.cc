@@ -810,6 +810,13 @@ int Report(const Flags& f) {
                   static_cast<unsigned long long>(m.metadata_index_directories()),
                   FormatSize(m.metadata_index_bytes()).c_str());
     }
+    if (r->writeback_files() > 0 || r->writeback_uploaded() > 0 || r->writeback_failures() > 0) {
+      std::printf("write-back: %llu files (%s) waiting for the under-store, %llu uploaded, %llu failed attempts%s%s\n",
+                  static_cast<unsigned long long>(r->writeback_files()), FormatSize(r->writeback_bytes()).c_str(),
+                  static_cast<unsigned long long>(r->writeback_uploaded()),
+                  static_cast<unsigned long long>(r->writeback_failures()),
+                  r->writeback_last_error().empty() ? "" : "; last: ", r->writeback_last_error().c_str());
+    }
     if (r->client_fallback_reads() > 0) {
       std::printf("reads clients made straight from the under-store while this worker was unreachable: %llu\n",
                   static_cast<unsigned long long>(r->client_fallback_reads()));
@@ -888,7 +895,8 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
   add->add_option("URI", f->uri, "s3://bucket/prefix, file:///dir or http(s)://host/path")->required();
   add->add_flag("--read-only,!--read-write", f->read_only, "Refuse writes (default); --read-write: --write-mode through");
   add->add_option("--write-mode", f->write_mode,
-                  "read-only (default) or through: close() and fsync() return once the file is in the under-store");
+                  "read-only (default); through: close() and fsync() return once the file is in the under-store; "
+                  "async: close() returns once it is on the cache disk, the upload follows (fsync waits for it)");
   add->add_option("--metadata-ttl", f->metadata_ttl, "How long listings and stats are trusted, e.g. 30s (default 60s)");
   add->add_option("--replicas", f->replicas, "Cached copies across workers")->check(CLI::Range(1, 16));
   add->add_option("--option,-o", f->options,
@@ -937,6 +945,13 @@ void AddClusterCommands(CLI::App& app, CommandResult* result) {
     });
   });
   rm->add_flag("-d,--dir", f->recursive, "Remove an empty directory");
+  path_cmd("flush", "Wait until the files written below PATH on write-back (async) mounts are in the under-store",
+           [f] {
+             return WithClient(*f, [&](client::FileSystem& fs) {
+               Status st = fs.Flush(f->path);
+               return st.ok() ? 0 : Fail(st);
+             });
+           });
   path_cmd("mkdir", "Make a directory on a mount that takes writes", [f] {
     return WithClient(*f, [&](client::FileSystem& fs) {
       Status st = fs.Mkdir(f->path);

@@ -204,6 +204,13 @@ Status FileSystem::Rename(const std::string& from, const std::string& to) {
   return st;
 }
 
+Status FileSystem::Flush(const std::string& path) {
+  rpc::PathRequest req;
+  req.set_path(path);
+  rpc::PathResponse resp;
+  return rpc_.Call(rpc::FrameType::kFlush, req, &resp);
+}
+
 Writer::~Writer() {
   if (closed_) return;
   rpc::WriteCloseRequest req;
@@ -249,22 +256,24 @@ Status Writer::Truncate(uint64_t size) {
   return Status::Ok();
 }
 
-Result<FileInfo> Writer::Commit() { return Finish(false); }
+Result<FileInfo> Writer::Commit(bool durable) { return Finish(false, durable); }
 
 Result<FileInfo> Writer::Close() {
   closed_ = true;
-  return Finish(true);
+  return Finish(true, false);
 }
 
-Result<FileInfo> Writer::Finish(bool release) {
+Result<FileInfo> Writer::Finish(bool release, bool durable) {
   std::lock_guard<std::mutex> lock(mu_);
   rpc::WriteCloseRequest req;
   req.set_handle(handle_);
   req.set_commit(dirty_);
   req.set_release(release);
+  req.set_durable(durable);
   rpc::WriteResponse resp;
   if (!dirty_) {  // nothing to upload: what is there stays
     if (release) SLUICE_RETURN_IF_ERROR(fs_->rpc_.Call(rpc::FrameType::kWriteClose, req, &resp));
+    if (durable) SLUICE_RETURN_IF_ERROR(fs_->Flush(path_));
     if (committed_) return *committed_;
     return fs_->StatFromWorker(path_);
   }

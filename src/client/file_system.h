@@ -105,6 +105,8 @@ class FileSystem {
   Status Remove(const std::string& path, bool directory);
   Status Mkdir(const std::string& path);
   Status Rename(const std::string& from, const std::string& to);
+  // Waits until what was written at or below `path` on write-back mounts is in the under-store.
+  Status Flush(const std::string& path);
 
   // Cache administration (worker only; no fallback).
   Result<uint64_t> Sync(const std::string& path);
@@ -221,9 +223,10 @@ class Writer {
   uint64_t size() const { return size_; }
   Status Write(uint64_t offset, std::string_view data);
   Status Truncate(uint64_t size);
-  // The file as written so far into the under-store; the writer stays open. Nothing is
-  // uploaded again when nothing changed since the last commit.
-  Result<FileInfo> Commit();
+  // The file as written so far into the under-store (with `durable` false, on a write-back
+  // mount: into its journal); the writer stays open. Nothing is uploaded again when nothing
+  // changed since the last commit.
+  Result<FileInfo> Commit(bool durable = true);
   // Commit, then the handle is released (also when the commit failed: the error is the caller's).
   Result<FileInfo> Close();
 
@@ -231,7 +234,7 @@ class Writer {
   friend class FileSystem;
   Writer(FileSystem* fs, std::string path, uint64_t handle, uint64_t size, bool dirty)
       : fs_(fs), path_(std::move(path)), handle_(handle), size_(size), dirty_(dirty) {}
-  Result<FileInfo> Finish(bool release);
+  Result<FileInfo> Finish(bool release, bool durable);
 
   FileSystem* const fs_;
   const std::string path_;

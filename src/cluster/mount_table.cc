@@ -16,6 +16,7 @@ const char* WriteModeName(WriteMode mode) {
   switch (mode) {
     case WriteMode::kReadOnly: return "read-only";
     case WriteMode::kThrough: return "through";
+    case WriteMode::kAsync: return "async";
   }
   return "read-only";
 }
@@ -23,8 +24,10 @@ const char* WriteModeName(WriteMode mode) {
 Result<WriteMode> ParseWriteMode(const std::string& name) {
   if (name == "read-only" || name == "read_only") return WriteMode::kReadOnly;
   if (name == "through") return WriteMode::kThrough;
+  if (name == "async" || name == "write-back") return WriteMode::kAsync;
   return InvalidArgument("unknown write mode '" + name +
-                         "': a mount is read-only (the default) or takes writes 'through' to its under-store");
+                         "': a mount is read-only (the default), takes writes 'through' to its under-store, or "
+                         "'async' (write-back: close() returns once the file is on the cache disk)");
 }
 
 std::string MountPoint::Describe() const {

@@ -14,10 +14,11 @@ namespace sluice::cluster {
 
 // How a mount takes writes. kThrough: a file is in the under-store when close() or fsync()
 // returns (large files upload in parts while they are written); its pages are in the cache as
-// written.
-enum class WriteMode { kReadOnly, kThrough };
+// written. kAsync (write-back): close() returns once the file is durable on the worker's cache
+// disk; it uploads in the background, and readers see it meanwhile.
+enum class WriteMode { kReadOnly, kThrough, kAsync };
 
-// "read-only", "through".
+// "read-only", "through", "async".
 const char* WriteModeName(WriteMode mode);
 // The mode a name stands for; kInvalidArgument naming the modes there are.
 Result<WriteMode> ParseWriteMode(const std::string& name);

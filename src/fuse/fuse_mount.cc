@@ -747,10 +747,12 @@ class LowLevelMount final : public FuseMount {
   }
 
   // close(2) and fsync(2) of a file open for writing return once the under-store holds it.
-  static void Commit(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const char* op) {
+  // On a write-back mount close(2) returns once the file is on the cache disk, fsync(2) once
+  // it is in the under-store too.
+  static void Commit(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const char* op, bool durable) {
     auto* open = reinterpret_cast<OpenFile*>(fi->fh);
     if (!open->writer) return (void)fuse_reply_err(req, 0);
-    auto info = open->writer->Commit();
+    auto info = open->writer->Commit(durable);
     if (!info.ok()) return ReplyError(req, info.status(), op, open->writer->path());
     auto* self = Self(req);
     {
@@ -760,8 +762,8 @@ class LowLevelMount final : public FuseMount {
     }
     fuse_reply_err(req, 0);
   }
-  static void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Commit(req, ino, fi, "close"); }
-  static void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) { Commit(req, ino, fi, "fsync"); }
+  static void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Commit(req, ino, fi, "close", false); }
+  static void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) { Commit(req, ino, fi, "fsync", true); }
 
   static void OnStatfs(fuse_req_t req, fuse_ino_t) {
     auto* self = Self(req);

@@ -39,6 +39,7 @@ enum class FrameType : uint16_t {
   kRemove = 17,
   kMkdir = 18,
   kRename = 19,
+  kFlush = 20,
 };
 
 struct FrameHeader {

@@ -29,13 +29,56 @@ Result<std::unique_ptr<FileWriter>> FileWriter::Create(ufs::UnderStore* ufs, std
       new FileWriter(ufs, std::move(key), std::move(staging_path), std::move(fd), options));
 }
 
+Result<std::unique_ptr<FileWriter>> FileWriter::Adopt(ufs::UnderStore* ufs, std::string key, std::string path,
+                                                      uint64_t size, FileWriterOptions options) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return StagingError(errno, path);
+  options.part_size = std::max<uint64_t>(options.part_size, 1);
+  options.parallel_parts = std::max(options.parallel_parts, 1);
+  options.stream_parts = false;
+  std::unique_ptr<FileWriter> w(new FileWriter(ufs, std::move(key), std::move(path), std::move(fd), options));
+  std::lock_guard<std::mutex> lock(w->mu_);
+  w->adopted_ = true;
+  w->size_ = size;
+  if (size) w->written_[0] = size;
+  return w;
+}
+
 FileWriter::~FileWriter() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    (void)DrainLocked();
-    upload_.reset();  // abandoned: the store drops its parts
+  std::lock_guard<std::mutex> lock(mu_);
+  (void)DrainLocked();
+  upload_.reset();  // abandoned: the store drops its parts
+  if (!adopted_) ::unlink(staging_path_.c_str());
+}
+
+Status FileWriter::KeepAt(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (::fsync(fd_.get()) != 0) return StagingError(errno, staging_path_);
+  if (::link(staging_path_.c_str(), path.c_str()) != 0) return StagingError(errno, path);
+  shared_ = true;
+  return Status::Ok();
+}
+
+Status FileWriter::UnshareLocked() {
+  if (!shared_) return Status::Ok();
+  const std::string copy = staging_path_ + "+";
+  UniqueFd fd(::open(copy.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return StagingError(errno, copy);
+  for (uint64_t at = 0; at < size_;) {
+    loff_t in = static_cast<loff_t>(at), out = static_cast<loff_t>(at);
+    ssize_t n = ::copy_file_range(fd_.get(), &in, fd.get(), &out, static_cast<size_t>(size_ - at), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      ::unlink(copy.c_str());
+      return StagingError(err, copy);
+    }
+    at += static_cast<uint64_t>(n);
   }
-  ::unlink(staging_path_.c_str());
+  if (::rename(copy.c_str(), staging_path_.c_str()) != 0) return StagingError(errno, staging_path_);
+  fd_ = std::move(fd);
+  shared_ = false;
+  return Status::Ok();
 }
 
 void FileWriter::MarkWrittenLocked(uint64_t from, uint64_t to) {
@@ -56,6 +99,7 @@ uint64_t FileWriter::ContiguousEndLocked() const {
 
 Status FileWriter::Write(uint64_t offset, std::string_view data) {
   std::lock_guard<std::mutex> lock(mu_);
+  SLUICE_RETURN_IF_ERROR(UnshareLocked());
   for (size_t done = 0; done < data.size();) {
     ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
@@ -69,7 +113,7 @@ Status FileWriter::Write(uint64_t offset, std::string_view data) {
   size_ = std::max(size_, end);
   if (offset < parts_started_ * options_.part_size) reupload_ = true;
   MarkWrittenLocked(offset, end);
-  if (reupload_) return Status::Ok();  // Commit uploads it all again
+  if (reupload_ || !options_.stream_parts) return Status::Ok();  // Commit uploads it (again)
   const uint64_t ps = options_.part_size;
   while (ContiguousEndLocked() >= (parts_started_ + 1) * ps) SLUICE_RETURN_IF_ERROR(StartPartLocked(parts_started_));
   return Status::Ok();
@@ -77,6 +121,7 @@ Status FileWriter::Write(uint64_t offset, std::string_view data) {
 
 Status FileWriter::Truncate(uint64_t size) {
   std::lock_guard<std::mutex> lock(mu_);
+  SLUICE_RETURN_IF_ERROR(UnshareLocked());
   if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) return StagingError(errno, staging_path_);
   if (size < parts_started_ * options_.part_size) reupload_ = true;
   if (size > size_) {

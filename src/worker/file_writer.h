@@ -25,6 +25,7 @@ namespace sluice::worker {
 struct FileWriterOptions {
   uint64_t part_size = 16ull << 20;
   int parallel_parts = 4;
+  bool stream_parts = true;  // upload complete parts while writing (through); false: at Commit only
 };
 
 class FileWriter {
@@ -32,7 +33,11 @@ class FileWriter {
   // A writer of `key` in `ufs` (which must outlive it) staging in a new file at `staging_path`.
   static Result<std::unique_ptr<FileWriter>> Create(ufs::UnderStore* ufs, std::string key, std::string staging_path,
                                                     FileWriterOptions options);
-  // Abandons an upload not committed and removes the staging file.
+  // A writer that uploads the `size` bytes of an existing file (a write-back journal entry),
+  // which it leaves in place.
+  static Result<std::unique_ptr<FileWriter>> Adopt(ufs::UnderStore* ufs, std::string key, std::string path,
+                                                   uint64_t size, FileWriterOptions options);
+  // Abandons an upload not committed and removes the staging file (unless adopted).
   ~FileWriter();
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
@@ -45,10 +50,15 @@ class FileWriter {
   Result<std::string> Commit();
   // Staged bytes [offset, offset + length) into `out` (for the cache).
   Status ReadStaged(uint64_t offset, uint64_t length, char* out);
+  // Makes the staged bytes durable on disk and links them at `path` (a journal entry). A
+  // later write goes to a copy, so what `path` holds stays as it was.
+  Status KeepAt(const std::string& path);
 
  private:
   FileWriter(ufs::UnderStore* ufs, std::string key, std::string staging_path, UniqueFd fd, FileWriterOptions options)
-      : ufs_(ufs), key_(std::move(key)), staging_path_(std::move(staging_path)), fd_(std::move(fd)), options_(options) {}
+      : ufs_(ufs), key_(std::move(key)), options_(options), staging_path_(std::move(staging_path)), fd_(std::move(fd)) {}
+  // After KeepAt: the staging file becomes a copy of its own before it changes. REQUIRES(mu_)
+  Status UnshareLocked();
   // Notes [from, to) as written, merging stretches. REQUIRES(mu_)
   void MarkWrittenLocked(uint64_t from, uint64_t to);
   // The end of the stretch written from byte 0 on. REQUIRES(mu_)
@@ -60,10 +70,13 @@ class FileWriter {
   Status ReadStagedLocked(uint64_t offset, uint64_t length, char* out);
 
   ufs::UnderStore* const ufs_;
-  const std::string key_, staging_path_;
-  const UniqueFd fd_;
+  const std::string key_;
   const FileWriterOptions options_;
   std::mutex mu_;
+  std::string staging_path_;                   // GUARDED_BY(mu_)
+  UniqueFd fd_;                                // GUARDED_BY(mu_)
+  bool adopted_ = false;                       // GUARDED_BY(mu_): the file is not ours to remove
+  bool shared_ = false;                        // GUARDED_BY(mu_): linked into the journal
   uint64_t size_ = 0;                          // GUARDED_BY(mu_)
   std::map<uint64_t, uint64_t> written_;       // GUARDED_BY(mu_): start -> end, merged
   std::shared_ptr<ufs::Upload> upload_;        // GUARDED_BY(mu_): null until a part goes up

@@ -11,6 +11,7 @@
 #include "common/path.h"
 #include "ufs/counting_store.h"
 #include "worker/worker.h"
+#include "worker/write_journal.h"
 
 namespace sluice::worker {
 
@@ -18,6 +19,8 @@ struct Worker::MountState {
   cluster::MountPoint mount;
   std::string fingerprint;  // what the state was built from; a change rebuilds it
   std::unique_ptr<ufs::CountingStore> ufs;
+  // The store as readers see it: `ufs` and the mount's write-back files not uploaded yet.
+  std::unique_ptr<PendingStore> view;
   std::unique_ptr<cache::MetadataCache> meta;
   std::unique_ptr<cache::CachedReader> reader;
 

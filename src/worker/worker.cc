@@ -50,6 +50,12 @@ Worker::~Worker() {
     std::lock_guard<std::mutex> lock(writers_mu_);
     writers_.clear();  // handles never closed: their uploads are abandoned
   }
+  {
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    stop_uploads_ = true;  // what is still queued stays in the journal for the next start
+  }
+  uploads_cv_.notify_all();
+  for (auto& t : uploaders_) t.join();
   prefetcher_.reset();
   jobs_.reset();
 }
@@ -82,6 +88,9 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
   // Eight 8 MiB read-ahead GETs in flight keep a loopback S3 server busy while a sequential
   // reader consumes the pages before them (four left it idle a seventh of a cold scan).
   w->prefetcher_ = std::make_unique<Prefetcher>(8, 64);
+  // Write-back files a previous run left in the journal are shown and go up again.
+  w->RecoverJournal();
+  for (int i = 0; i < 2; ++i) w->uploaders_.emplace_back([raw = w.get()] { raw->UploadLoop(); });
 
   rpc::RpcServerOptions ro;
   ro.host = config.worker.host;
@@ -128,6 +137,7 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
   auto store = ufs::OpenUnderStore(mount.uri, ufs::UnderStoreOptions::FromConfig(config_.ufs, mount.options.ufs_options));
   if (!store.ok()) return store.status().WithContext("mount " + mount.path);
   state->ufs = std::make_unique<ufs::CountingStore>(std::move(store).value());
+  state->view = std::make_unique<PendingStore>(state->ufs.get());
   cache::PageStore* pages = pages_.get();
   MountState* raw = state.get();
   // A stat miss is one round trip that also brings the file's first page (UnderStore::
@@ -143,7 +153,7 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
       take(body_left);
       return {page->data() + page->size(), page->capacity() - page->size()};
     });
-    auto info = raw->ufs->StatWithHead(key, ps, [&](std::string_view chunk) {
+    auto info = raw->view->StatWithHead(key, ps, [&](std::string_view chunk) {
       take(ps);
       page->Append(chunk.substr(0, std::min(chunk.size(), page->capacity() - page->size())));
       return Status::Ok();
@@ -164,12 +174,12 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
     meta_options.index_dir = config_.worker.disks[0].dir + "/metadata/" + StableHash(state->fingerprint);
   }
   state->meta = std::make_unique<cache::MetadataCache>(
-      state->ufs.get(), meta_options, [pages, raw](const ufs::ObjectInfo& old) { pages->EraseFile(raw->IdOf(old)); },
+      state->view.get(), meta_options, [pages, raw](const ufs::ObjectInfo& old) { pages->EraseFile(raw->IdOf(old)); },
       stat_with_first_page);
   cache::MissPathOptions mo;
   mo.ufs_max_concurrency = mount.options.ufs_max_concurrency;
   mo.ufs_rate_limit = mount.options.ufs_rate_limit;
-  state->reader = std::make_unique<cache::CachedReader>(pages_.get(), state->ufs.get(), mo);
+  state->reader = std::make_unique<cache::CachedReader>(pages_.get(), state->view.get(), mo);
   return state;
 }
 
@@ -424,7 +434,7 @@ Result<uint64_t> Worker::Sync(const std::string& path) {
   auto dropped = state->meta->Invalidate(key);
   uint64_t changed = 0;
   for (const auto& old : dropped.files) {
-    auto fresh = state->ufs->Stat(old.path);
+    auto fresh = state->view->Stat(old.path);
     if (!fresh.ok() || fresh->Version() != old.Version()) {
       pages_->EraseFile(state->IdOf(old));
       ++changed;
@@ -454,7 +464,7 @@ Result<std::vector<std::pair<std::shared_ptr<Worker::MountState>, ufs::ObjectInf
     out.emplace_back(state, *info);
     return out;
   }
-  auto all = state->ufs->ListAll(key, true);
+  auto all = state->view->ListAll(key, true);
   if (!all.ok()) return all.status().WithContext(state->Name());
   // What was just listed answers lookups of these files (a reader beside a preload) and
   // frees the pages of those that changed.
@@ -556,7 +566,14 @@ rpc::ReportResponse Worker::Report() {
     auto reads = state->reader->Stats();
     r.set_page_hits(r.page_hits() + reads.page_hits);
     r.set_page_misses(r.page_misses() + reads.page_misses);
+    auto [files, bytes] = state->view->PendingBelow("");
+    r.set_writeback_files(r.writeback_files() + files);
+    r.set_writeback_bytes(r.writeback_bytes() + bytes);
   }
+  std::lock_guard<std::mutex> uploads(uploads_mu_);
+  r.set_writeback_failures(upload_failures_);
+  r.set_writeback_uploaded(uploads_done_);
+  r.set_writeback_last_error(last_upload_error_);
   return r;
 }
 

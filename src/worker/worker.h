@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -25,9 +26,11 @@
 #include "rpc/server.h"
 #include "rpc/sluice_rpc.pb.h"
 #include "ufs/counting_store.h"
+#include "worker/write_journal.h"
 
 namespace sluice::worker {
 
+class FileWriter;
 class JobManager;
 class Prefetcher;
 class HttpEndpoint;
@@ -100,7 +103,13 @@ class Worker {
   // holds it, its pages are cached and every reader of this worker sees the new version (the
   // old one's pages are freed). With `release`: forgets the handle (without commit, its
   // writes are dropped).
-  Result<Entry> CloseWrite(uint64_t handle, bool commit, bool release);
+  // On a write-back (async) mount a commit returns once the file is in the journal on the
+  // cache disk (readers see it already), and uploads it in the background; with `durable`
+  // (fsync) it waits for the upload too.
+  Result<Entry> CloseWrite(uint64_t handle, bool commit, bool release, bool durable = false);
+  // Waits until the write-back files at or below `path` are in the under-store; kUnavailable,
+  // with the last failure, when they are not within the RPC I/O timeout.
+  Status Flush(const std::string& path);
   // Removes a file, or with `directory` an empty directory (kNotEmpty otherwise).
   Status Remove(const std::string& path, bool directory);
   Status MakeDirectory(const std::string& path);
@@ -161,6 +170,19 @@ class Worker {
   Result<std::shared_ptr<OpenFile>> WriterFor(uint64_t handle);
   // Where files open for writing are staged: beside the first disk tier ("" without one).
   std::string StagingDir() const;
+  // Where write-back files wait for their upload (beside the first disk tier).
+  std::string JournalDir() const;
+  // Keeps what `writer` wrote as a journal entry, shown to readers and queued for upload.
+  Result<JournalEntry> Journal(const std::shared_ptr<MountState>& state, const std::string& key, FileWriter& writer);
+  // At start: the journal's entries, shown and queued again.
+  void RecoverJournal();
+  // The upload thread: journal entries, oldest due first, retried with back-off.
+  void UploadLoop();
+  Status UploadJournaled(const JournalEntry& entry);
+  // Puts the pages of a file just written (`read` gives its bytes) into the cache under
+  // `info`'s version, and its stat into the metadata cache.
+  void CacheWritten(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info,
+                    const std::function<Status(uint64_t offset, uint64_t length, char* out)>& read);
   // After `key` changed in the store: forgets its metadata (and its parent's listing) and the
   // pages of versions other than `kept_version`.
   void ForgetChanged(const std::shared_ptr<MountState>& state, const std::string& key, const std::string& kept_version);
@@ -190,6 +212,21 @@ class Worker {
   std::mutex writers_mu_;
   std::map<uint64_t, std::shared_ptr<OpenFile>> writers_;  // GUARDED_BY(writers_mu_): by handle
   std::atomic<uint64_t> next_writer_{1};
+  std::atomic<uint64_t> next_journal_id_{1};
+  struct Queued {
+    JournalEntry entry;
+    std::chrono::steady_clock::time_point due;
+    int attempts = 0;
+  };
+  std::mutex uploads_mu_;
+  std::condition_variable uploads_cv_;  // an entry queued or done; stop
+  std::deque<Queued> uploads_;          // GUARDED_BY(uploads_mu_)
+  int uploads_running_ = 0;             // GUARDED_BY(uploads_mu_)
+  bool stop_uploads_ = false;           // GUARDED_BY(uploads_mu_)
+  std::string last_upload_error_;       // GUARDED_BY(uploads_mu_)
+  uint64_t upload_failures_ = 0;        // GUARDED_BY(uploads_mu_)
+  uint64_t uploads_done_ = 0;           // GUARDED_BY(uploads_mu_)
+  std::vector<std::thread> uploaders_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<Prefetcher> prefetcher_;
   // Populates the memory tier's page buffers after start (see Start); stopped first.

@@ -150,12 +150,18 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       rpc::WriteCloseRequest in;
       rpc::WriteResponse resp;
       if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed WRITE_CLOSE request"));
-      auto e = CloseWrite(in.handle(), in.commit(), in.release());
+      auto e = CloseWrite(in.handle(), in.commit(), in.release(), in.durable());
       if (e.ok()) {
         ToInfo(*e, resp.mutable_info());
         resp.set_size(e->size);
       }
       return Answer(out, req, resp, e.status());
+    }
+    case rpc::FrameType::kFlush: {
+      rpc::PathRequest in;
+      rpc::PathResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed FLUSH request"));
+      return Answer(out, req, resp, Flush(in.path()));
     }
     case rpc::FrameType::kRemove:
     case rpc::FrameType::kMkdir: {
@@ -249,6 +255,14 @@ std::string Worker::Metrics() {
   out += "sluice_cache_write_errors_total " + std::to_string(stats.disk_write_errors) + "\n";
   Family(&out, "sluice_bytes_served_total", "counter", "Bytes returned to readers.");
   out += "sluice_bytes_served_total " + std::to_string(r.bytes_served()) + "\n";
+  Family(&out, "sluice_writeback_pending_files", "gauge", "Files closed on write-back mounts, not uploaded yet.");
+  out += "sluice_writeback_pending_files " + std::to_string(r.writeback_files()) + "\n";
+  Family(&out, "sluice_writeback_pending_bytes", "gauge", "Bytes of those files.");
+  out += "sluice_writeback_pending_bytes " + std::to_string(r.writeback_bytes()) + "\n";
+  Family(&out, "sluice_writeback_failures_total", "counter", "Write-back upload attempts that failed (each is retried).");
+  out += "sluice_writeback_failures_total " + std::to_string(r.writeback_failures()) + "\n";
+  Family(&out, "sluice_writeback_uploaded_total", "counter", "Write-back files uploaded.");
+  out += "sluice_writeback_uploaded_total " + std::to_string(r.writeback_uploaded()) + "\n";
   Family(&out, "sluice_ufs_requests_total", "counter", "Requests sent to each mount's under-store.");
   for (const auto& m : r.mounts()) out += "sluice_ufs_requests_total{mount=\"" + Label(m.path()) + "\"} " + std::to_string(m.ufs_requests()) + "\n";
   Family(&out, "sluice_ufs_bytes_read_total", "counter", "Bytes read from each mount's under-store.");

@@ -129,7 +129,23 @@ Result<uint64_t> Worker::TruncateWrite(uint64_t handle, uint64_t size) {
   return open->writer->size();
 }
 
-Result<Entry> Worker::CloseWrite(uint64_t handle, bool commit, bool release) {
+void Worker::CacheWritten(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info,
+                          const std::function<Status(uint64_t, uint64_t, char*)>& read) {
+  const uint64_t ps = pages_->page_size();
+  const cache::FileId id = state->IdOf(info);
+  for (uint64_t i = 0; i * ps < info.size; ++i) {
+    const uint64_t len = std::min(ps, info.size - i * ps);
+    auto page = cache::PageBuffers::Global().Take(static_cast<size_t>(len));
+    page->Resize(static_cast<size_t>(len));
+    if (!read(i * ps, len, page->data()).ok()) break;  // read from the store later
+    // A small file goes to memory too (the next stage reads it soon); a checkpoint to disk
+    // only, where it does not push everything else out of memory.
+    pages_->Put(cache::PageKey{id, i}, cache::PageData(std::move(page)), /*memory=*/info.size <= kMemoryIngestMax);
+  }
+  state->meta->AddListed({info});
+}
+
+Result<Entry> Worker::CloseWrite(uint64_t handle, bool commit, bool release, bool durable) {
   SLUICE_ASSIGN_OR_RETURN(auto open, WriterFor(handle));
   if (release) {
     std::lock_guard<std::mutex> lock(writers_mu_);
@@ -138,6 +154,17 @@ Result<Entry> Worker::CloseWrite(uint64_t handle, bool commit, bool release) {
   const auto& state = open->state;
   const std::string path = state->NsPath(open->key);
   if (!commit) return Entry{path, false, open->writer->size(), 0, ""};
+  auto read_staged = [&](uint64_t offset, uint64_t length, char* out) {
+    return open->writer->ReadStaged(offset, length, out);
+  };
+  if (state->mount.options.write_mode == cluster::WriteMode::kAsync) {
+    SLUICE_ASSIGN_OR_RETURN(JournalEntry entry, Journal(state, open->key, *open->writer));
+    const ufs::ObjectInfo info = entry.Info();
+    ForgetChanged(state, open->key, info.Version());
+    CacheWritten(state, info, read_staged);
+    if (durable) SLUICE_RETURN_IF_ERROR(Flush(path));
+    return state->ToEntry(info);
+  }
   auto etag = open->writer->Commit();
   if (!etag.ok()) {
     SLUICE_LOG_WARN("could not write {} to {}: {}", path, state->Name(), etag.status().ToString());
@@ -148,22 +175,155 @@ Result<Entry> Worker::CloseWrite(uint64_t handle, bool commit, bool release) {
   auto info = state->ufs->Stat(open->key);
   if (!info.ok()) return info.status().WithContext("writing " + path + ": the store took it, but a stat failed");
   ForgetChanged(state, open->key, info->Version());
-  const uint64_t size = open->writer->size();
-  if (info->size == size && (etag->empty() || info->etag == *etag)) {
-    const uint64_t ps = pages_->page_size();
-    const cache::FileId id = state->IdOf(*info);
-    for (uint64_t i = 0; i * ps < size; ++i) {
-      const uint64_t len = std::min(ps, size - i * ps);
-      auto page = cache::PageBuffers::Global().Take(static_cast<size_t>(len));
-      page->Resize(static_cast<size_t>(len));
-      if (!open->writer->ReadStaged(i * ps, len, page->data()).ok()) break;  // read from the store later
-      // A small file goes to memory too (the next stage reads it soon); a checkpoint to disk
-      // only, where it does not push everything else out of memory.
-      pages_->Put(cache::PageKey{id, i}, cache::PageData(std::move(page)), /*memory=*/size <= kMemoryIngestMax);
-    }
-    state->meta->AddListed({*info});
+  if (info->size == open->writer->size() && (etag->empty() || info->etag == *etag)) {
+    CacheWritten(state, *info, read_staged);
   }
   return state->ToEntry(*info);
+}
+
+std::string Worker::JournalDir() const {
+  return config_.worker.disks.empty() ? std::string() : config_.worker.disks[0].dir + "/journal";
+}
+
+Result<JournalEntry> Worker::Journal(const std::shared_ptr<MountState>& state, const std::string& key,
+                                     FileWriter& writer) {
+  const std::string dir = JournalDir();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return IoError("cannot create the write-back journal " + dir + ": " + ec.message());
+  JournalEntry entry;
+  entry.id = next_journal_id_.fetch_add(1);
+  entry.mount_path = state->mount.path;
+  entry.key = key;
+  entry.size = writer.size();
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  entry.mtime_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+  entry.data_path = dir + "/" + std::to_string(entry.id) + ".data";
+  Status st = writer.KeepAt(entry.data_path);
+  if (st.ok()) st = entry.Save(dir);
+  if (!st.ok()) {
+    entry.Remove(dir);
+    return st.WithContext("keeping " + state->NsPath(key) + " for upload");
+  }
+  state->view->Add(entry);
+  {
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    uploads_.push_back(Queued{entry, std::chrono::steady_clock::now(), 0});
+  }
+  uploads_cv_.notify_all();
+  return entry;
+}
+
+void Worker::RecoverJournal() {
+  std::vector<std::string> bad;
+  const std::string dir = JournalDir();
+  if (dir.empty()) return;
+  auto entries = JournalEntry::LoadAll(dir, &bad);
+  for (const auto& b : bad) SLUICE_LOG_WARN("write-back journal: cannot read {}; left in place", b);
+  for (const auto& e : entries) {
+    next_journal_id_ = std::max<uint64_t>(next_journal_id_.load(), e.id + 1);
+    auto resolved = Resolve(e.mount_path == "/" ? "/" + e.key : e.mount_path + "/" + e.key);
+    if (!resolved.ok() || resolved->first->mount.path != e.mount_path) {
+      SLUICE_LOG_WARN("write-back journal: {} waits for mount {}, which is not in the mount table",
+                      e.data_path, e.mount_path);
+      continue;
+    }
+    auto& state = resolved->first;
+    state->view->Add(e);
+    ForgetChanged(state, e.key, e.Info().Version());  // what the metadata index remembers is older
+    state->meta->AddListed({e.Info()});
+    std::lock_guard<std::mutex> lock(uploads_mu_);
+    uploads_.push_back(Queued{e, std::chrono::steady_clock::now(), 0});
+  }
+  if (!entries.empty()) SLUICE_LOG_INFO("write-back journal: {} files to upload from {}", entries.size(), dir);
+  uploads_cv_.notify_all();
+}
+
+void Worker::UploadLoop() {
+  std::unique_lock<std::mutex> lock(uploads_mu_);
+  while (!stop_uploads_) {
+    if (uploads_.empty()) {
+      uploads_cv_.wait(lock);
+      continue;
+    }
+    auto due = std::min_element(uploads_.begin(), uploads_.end(),
+                                [](const Queued& a, const Queued& b) { return a.due < b.due; });
+    if (due->due > std::chrono::steady_clock::now()) {
+      uploads_cv_.wait_until(lock, due->due);
+      continue;
+    }
+    Queued q = *due;
+    uploads_.erase(due);
+    ++uploads_running_;
+    lock.unlock();
+    Status st = UploadJournaled(q.entry);
+    lock.lock();
+    --uploads_running_;
+    if (!st.ok()) {
+      ++upload_failures_;
+      last_upload_error_ = st.ToString();
+      // Back off: 1 s, 2 s, 4 s ... a minute between tries; the entry waits on disk meanwhile.
+      q.attempts++;
+      q.due = std::chrono::steady_clock::now() + std::chrono::seconds(std::min(60, 1 << std::min(q.attempts - 1, 6)));
+      static LogLimiter limiter;
+      uint64_t held_back = 0;
+      if (limiter.Allow(&held_back)) {
+        SLUICE_LOG_WARN("write-back: upload of {} failed (try {}), retrying: {}", q.entry.key, q.attempts,
+                        st.ToString());
+      }
+      uploads_.push_back(std::move(q));
+    }
+    uploads_cv_.notify_all();
+  }
+}
+
+Status Worker::UploadJournaled(const JournalEntry& e) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(e.mount_path == "/" ? "/" + e.key : e.mount_path + "/" + e.key));
+  auto& state = resolved.first;
+  if (state->mount.path != e.mount_path) return Status(StatusCode::kNotFound, "mount " + e.mount_path + " is gone");
+  auto latest = state->view->Find(e.key);
+  if (!latest || latest->id != e.id) {  // a later close of the same file supersedes this one
+    e.Remove(JournalDir());
+    return Status::Ok();
+  }
+  FileWriterOptions options;
+  options.part_size = config_.ufs.multipart_part_size;
+  options.parallel_parts = std::clamp(state->mount.options.ufs_max_concurrency, 1, 8);
+  SLUICE_ASSIGN_OR_RETURN(auto writer, FileWriter::Adopt(state->ufs.get(), e.key, e.data_path, e.size, options));
+  SLUICE_ASSIGN_OR_RETURN(std::string etag, writer->Commit());
+  auto info = state->ufs->Stat(e.key);
+  if (!info.ok()) return info.status().WithContext("after uploading " + e.key);
+  state->view->Drop(e.key, e.id);
+  ForgetChanged(state, e.key, info->Version());  // frees the pages of the journal's version
+  if (info->size == e.size && (etag.empty() || info->etag == etag)) {
+    CacheWritten(state, *info, [&](uint64_t offset, uint64_t length, char* out) {
+      return writer->ReadStaged(offset, length, out);
+    });
+  }
+  e.Remove(JournalDir());
+  ++uploads_done_;
+  return Status::Ok();
+}
+
+Status Worker::Flush(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(auto resolved, Resolve(path));
+  auto& [state, key] = resolved;
+  std::unique_lock<std::mutex> lock(uploads_mu_);
+  const auto deadline = std::chrono::steady_clock::now() + config_.rpc.io_timeout;
+  while (true) {
+    auto [files, bytes] = state->view->PendingBelow(key);
+    if (files == 0) return Status::Ok();
+    if (uploads_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      auto [left, left_bytes] = state->view->PendingBelow(key);
+      if (left == 0) return Status::Ok();
+      return Status(StatusCode::kUnavailable,
+                    std::to_string(left) + " file(s) (" + std::to_string(left_bytes) + " bytes) below " + path +
+                        " still wait for " + state->Name() +
+                        (last_upload_error_.empty() ? std::string() : "; last failure: " + last_upload_error_) +
+                        " (they are safe in the journal and go up when the store takes them)");
+    }
+  }
 }
 
 Status Worker::Remove(const std::string& path, bool directory) {
