@@ -93,7 +93,7 @@ TEST_F(LocalProcessTest, AnOptionTheStoreDoesNotKnowStopsAtOnce) {
   // Exit 2 with the store's message, before the mount table changes: the running instance
   // in this SLUICE_HOME keeps serving its dataset.
   for (const auto& [uri, option] : std::vector<std::pair<std::string, std::string>>{
-           {"s3://bucket/prefix", "write_mode=x"}, {"s3://bucket", "endpint=http://127.0.0.1:1"},
+           {"s3://bucket/prefix", "storage_class=x"}, {"s3://bucket", "endpint=http://127.0.0.1:1"},
            {"file://" + dir_.path() + "/ufs", "region=x"}}) {
     std::string out;
     EXPECT_EQ(Run({"local", "--ufs", uri, "-o", option, "--rpc-port", "0", "--http-port", "0"}, &out), 2) << out;

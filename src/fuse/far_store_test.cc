@@ -312,6 +312,40 @@ TEST_F(FarStoreTest, WritesThroughAThrottlingStoreArriveAndAnOutageFailsTheClose
   EXPECT_TRUE(ReadFile(mnt_ + "/lost.bin") == big);
 }
 
+// Write-back while the store is down: close() returns, the file reads back through the mount,
+// flush says what waits and why; the worker is killed (SIGKILL) and started again, and once
+// the store is back the journal's file arrives whole.
+TEST_F(FarStoreTest, WriteBackSurvivesAnOutageAndAKilledWorker) {
+  const std::string yaml = "ufs:\n  max_attempts: 2\n  retry_base_delay: 2ms\n  connect_timeout: 1s\n"
+                           "  request_timeout: 2s\nrpc:\n  io_timeout: 3s\n";
+  StartLocal(yaml, {"-o", "write_mode=async"});
+  const std::string data = TestBytes((7 << 20) + 3, 5);
+  WriteFile(mnt_ + "/warmup.txt", "up");
+  std::string out;
+  ASSERT_EQ(Sluice({"fs", "flush", "/warmup.txt"}, &out), 0) << out;
+  for (const auto& e : std::filesystem::directory_iterator(mnt_)) (void)e;  // the root's listing, while the store answers
+  ASSERT_TRUE(proxy_->Set("outage=1").ok());
+  int fd = ::open((mnt_ + "/ckpt.pt").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno) << ReadFile(dir_.path() + "/local.log");
+  ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  ASSERT_EQ(::close(fd), 0) << std::strerror(errno);
+  EXPECT_TRUE(ReadFile(mnt_ + "/ckpt.pt") == data);
+  EXPECT_NE(Sluice({"fs", "flush", "/ckpt.pt"}, &out), 0);
+  EXPECT_NE(out.find("still wait"), std::string::npos) << out;
+  ASSERT_EQ(Sluice({"report"}, &out), 0);
+  EXPECT_NE(out.find("write-back: 1 files"), std::string::npos) << out;
+
+  local_->Stop(SIGKILL);
+  local_.reset();
+  RunCommand({"fusermount3", "-u", mnt_}, nullptr);
+  ASSERT_TRUE(testing::WaitFor([&] { return !IsMounted(mnt_); }, 10s));
+  ASSERT_TRUE(proxy_->Set("outage=0").ok());
+  StartLocal(yaml, {"-o", "write_mode=async"});
+  ASSERT_EQ(Sluice({"fs", "flush", "/"}, &out), 0) << out << ReadFile(dir_.path() + "/local.log");
+  EXPECT_TRUE(*store_->ReadToString("ckpt.pt", 0, data.size() + 1) == data);
+  EXPECT_TRUE(ReadFile(mnt_ + "/ckpt.pt") == data);
+}
+
 TEST_F(FarStoreTest, AWarmEpochAfterTheTtlCostsOneListNotAHeadPerFile) {
   auto data = Put("d", 50, 10 << 10);
   StartLocal("", {"-o", "metadata_ttl=2s"});

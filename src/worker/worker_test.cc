@@ -698,11 +698,11 @@ class WriteThroughTest : public WorkerTest {
     configure_ = [](Config* c) { c->ufs.multipart_part_size = kPage; };
     WorkerTest::SetUp();
   }
-  void MakeWritable() {
+  void MakeWritable(cluster::WriteMode mode = cluster::WriteMode::kThrough) {
     ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
       SLUICE_RETURN_IF_ERROR(t->Remove("/"));
       cluster::MountPoint m{"/", "file://" + ufs_dir_, {}};
-      m.options.write_mode = cluster::WriteMode::kThrough;
+      m.options.write_mode = mode;
       return t->Add(m);
     }).ok());
   }
@@ -819,6 +819,36 @@ TEST_F(WriteThroughTest, NamespaceChangesAndTheirErrors) {
   ASSERT_FALSE(closed.ok());
   EXPECT_NE(closed.status().message().find("blocked"), std::string::npos) << closed.status().ToString();
   EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/blocked"), "a file, not a directory");
+}
+
+
+// Write-back: close() returns with the file in the journal, readers see it at once (stat,
+// listing, bytes), and the upload follows; a newer close supersedes an older one.
+TEST_F(WriteThroughTest, WriteBackFilesAreReadableAtOnceAndUploadedAfter) {
+  MakeWritable(cluster::WriteMode::kAsync);
+  const std::string data = TestBytes(3 * kPage + 11, 9);
+  auto info = Put("/stage/out.bin", data);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(ReadAll("/stage/out.bin"), data);
+  EXPECT_EQ(fs_->Stat("/stage/out.bin")->size, data.size());
+  auto listed = fs_->List("/stage");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  ASSERT_TRUE(fs_->Flush("/stage").ok());
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/stage/out.bin"), data);
+  auto report = fs_->Report();
+  EXPECT_EQ(report->writeback_files(), 0u);
+  EXPECT_GE(report->writeback_uploaded(), 1u);
+  EXPECT_EQ(ReadAll("/stage/out.bin"), data);  // the uploaded version, from the cache
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path() + "/cache/journal")) {
+    ADD_FAILURE() << "journal file left behind: " << e.path();
+  }
+  // Two closes in a row: the store ends with the second.
+  ASSERT_TRUE(Put("/stage/out.bin", "first").ok());
+  ASSERT_TRUE(Put("/stage/out.bin", "second").ok());
+  EXPECT_EQ(ReadAll("/stage/out.bin"), "second");
+  ASSERT_TRUE(fs_->Flush("/").ok());
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/stage/out.bin"), "second");
 }
 
 }  // namespace

@@ -64,7 +64,9 @@ Result<uint64_t> Worker::OpenWrite(const std::string& path, bool truncate, uint6
   if (ec) return IoError("cannot create the staging directory " + staging + ": " + ec.message());
   auto existing = state->meta->Stat(key);
   if (existing.ok() && existing->is_dir) return InvalidArgument("cannot write " + path + ": it is a directory");
-  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+  // A write-back file that replaces what is there needs nothing of the store: it may be down.
+  const bool replace_offline = truncate && state->mount.options.write_mode == cluster::WriteMode::kAsync;
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound && !replace_offline) {
     return existing.status().WithContext(state->Name());
   }
   FileWriterOptions options;
