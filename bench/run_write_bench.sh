@@ -3,7 +3,9 @@
 # one run, all against the same RGW:
 #   checkpoint   a SIZE checkpoint written with 1 MiB writes (dd bs=1M, as torch.save writes)
 #                through sluice's mount, with `aws s3 cp`, through s3fs and through rclone
-#                (--vfs-cache-mode writes); each timed to the end of close()
+#                (--vfs-cache-mode writes); each timed until the object is in the store
+#   async        the same through a write-back mount of the same sluice: time to close()
+#                against dd to the local disk (plain, and with conv=fsync), then the upload
 #   restore      the checkpoint read back right after through sluice's mount (page cache
 #                dropped), against a warm read of the same bytes cached by `sluice load`
 #   handoff      stage 1 writes FILES x 100 KiB through the mount; stage 2 reads them all (8
@@ -73,6 +75,21 @@ drop
 t0=$(now); dd if="$S/ckpt.bin" of="$S/mnt/ckpt/sluice.bin" bs=1M status=none; t1=$(now)
 record sluice checkpoint "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE")}"
 cmp "$S/ckpt.bin" "$S/mnt/ckpt/sluice.bin"
+
+log "write-back (async) mount and the local disk"
+"$SLUICE" mount add /async s3://bench/async -o "endpoint=$RGW" --write-mode async >/dev/null
+mkdir -p "$S/mnt/async"
+drop
+t0=$(now); dd if="$S/ckpt.bin" of="$S/local-copy.bin" bs=1M status=none; t1=$(now)
+record local-disk async "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE")}"
+rm -f "$S/local-copy.bin"; drop
+t0=$(now); dd if="$S/ckpt.bin" of="$S/local-copy.bin" bs=1M conv=fsync status=none; t1=$(now)
+record local-disk-fsync async "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE")}"
+rm -f "$S/local-copy.bin"; drop
+t0=$(now); dd if="$S/ckpt.bin" of="$S/mnt/async/ckpt.bin" bs=1M status=none; t1=$(now)
+"$SLUICE" fs flush /async; t2=$(now)
+record sluice async "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE"), \"upload_mib_per_second\": $(mibs "$t1" "$t2" "$SIZE")}"
+cmp "$S/ckpt.bin" "$S/mnt/async/ckpt.bin"
 
 log "s3fs and rclone"
 echo "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$S/s3fs.passwd"; chmod 600 "$S/s3fs.passwd"
@@ -151,6 +168,8 @@ lines += ["", "| target | this run | goal |", "|---|---|---|",
           f"| checkpoint save, through vs aws s3 cp | {ratio(ck, get('aws-s3-cp', 'checkpoint', 'mib_per_second'))} | >= 0.8x |",
           f"| checkpoint save vs s3fs | {ratio(ck, get('s3fs', 'checkpoint', 'mib_per_second'))} | >= 1.5x |",
           f"| checkpoint save vs rclone (writes) | {ratio(ck, get('rclone', 'checkpoint', 'mib_per_second'))} | >= 1.5x |",
+          f"| async: time to close vs dd to the local disk | {ratio(get('sluice', 'async', 'mib_per_second'), get('local-disk', 'async', 'mib_per_second'))} | >= 0.8x |",
+          f"| async: the same vs dd conv=fsync | {ratio(get('sluice', 'async', 'mib_per_second'), get('local-disk-fsync', 'async', 'mib_per_second'))} | |",
           f"| restore vs warm read | {ratio(get('sluice', 'restore', 'mib_per_second'), get('warm-read', 'restore', 'mib_per_second'))} | >= 0.8x |",
           f"| hand-off stage 2 vs warm pass | {ratio(get('sluice', 'handoff-read', 'files_per_second'), get('warm-read', 'handoff-read', 'files_per_second'))} | >= 0.8x |"]
 open(f"{out}/write.md", "w").write("\n".join(lines) + "\n")
