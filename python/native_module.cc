@@ -52,7 +52,10 @@ namespace {
         err = ENOTDIR;
       }
       break;
-    case StatusCode::kNotSupported: err = EROFS; break;
+    case StatusCode::kNotSupported:
+      type = PyExc_PermissionError;  // a read-only mount
+      err = EROFS;
+      break;
     case StatusCode::kUnavailable: err = ECONNREFUSED; break;
     case StatusCode::kResourceExhausted: err = ENOSPC; break;
     case StatusCode::kStale: err = ESTALE; break;
@@ -70,6 +73,10 @@ template <typename F>
 auto WithoutGil(F f) {
   py::gil_scoped_release release;
   return f();
+}
+
+void Check(const Status& st, const std::string& path) {
+  if (!st.ok()) Raise(st, path);
 }
 
 template <typename T>
@@ -120,6 +127,7 @@ py::buffer_info WritableBuffer(const py::buffer& buffer) {
 }
 
 class File;
+class Writer;
 
 class Client {
  public:
@@ -146,6 +154,25 @@ class Client {
     auto page = Check(WithoutGil([&] { return c->fs->ListPage(path, start_after, limit, &more); }), path);
     for (const auto& e : page) out.append(InfoDict(e));
     return py::make_tuple(out, more);
+  }
+
+  // Writes, on mounts that take them.
+  std::unique_ptr<Writer> OpenWrite(const std::string& path, bool truncate);
+  void Remove(const std::string& path, bool directory) {
+    auto c = Current();
+    Check(WithoutGil([&] { return c->fs->Remove(path, directory); }), path);
+  }
+  void Mkdir(const std::string& path) {
+    auto c = Current();
+    Check(WithoutGil([&] { return c->fs->Mkdir(path); }), path);
+  }
+  void Rename(const std::string& from, const std::string& to) {
+    auto c = Current();
+    Check(WithoutGil([&] { return c->fs->Rename(from, to); }), from);
+  }
+  void Flush(const std::string& path) {
+    auto c = Current();
+    Check(WithoutGil([&] { return c->fs->Flush(path); }), path);
   }
 
   // [offset, offset + length) of `path`; length < 0: to the end.
@@ -208,6 +235,34 @@ class Client {
   const std::string config_;
   std::shared_ptr<Connection> connection_;
 };
+
+// A file open for writing (client::Writer); the bytes of a write are sent without the GIL.
+class Writer {
+ public:
+  Writer(std::shared_ptr<Connection> connection, std::unique_ptr<client::Writer> writer)
+      : connection_(std::move(connection)), writer_(std::move(writer)) {}
+  uint64_t size() const { return writer_->size(); }
+  const std::string& path() const { return writer_->path(); }
+  void Write(uint64_t offset, const py::buffer& data) {
+    py::buffer_info b = data.request();
+    if (b.ndim != 1 || b.itemsize != 1) throw py::value_error("write: a bytes-like object of bytes is needed");
+    std::string_view bytes(static_cast<const char*>(b.ptr), static_cast<size_t>(b.size));
+    Check(WithoutGil([&] { return writer_->Write(offset, bytes); }), path());
+  }
+  void Truncate(uint64_t size) { Check(WithoutGil([&] { return writer_->Truncate(size); }), path()); }
+  py::dict Commit(bool durable) { return InfoDict(Check(WithoutGil([&] { return writer_->Commit(durable); }), path())); }
+  py::dict Close() { return InfoDict(Check(WithoutGil([&] { return writer_->Close(); }), path())); }
+
+ private:
+  std::shared_ptr<Connection> connection_;  // keeps the client the writer talks through
+  std::unique_ptr<client::Writer> writer_;
+};
+
+std::unique_ptr<Writer> Client::OpenWrite(const std::string& path, bool truncate) {
+  auto c = Current();
+  auto writer = Check(WithoutGil([&] { return c->fs->OpenForWrite(path, truncate); }), path);
+  return std::make_unique<Writer>(std::move(c), std::move(writer));
+}
 
 // An open file: reads at offsets, sharing the handle's read-ahead. Reopened by path in a
 // forked child.
@@ -311,10 +366,23 @@ PYBIND11_MODULE(_native, m) {
       .def("readinto", &Client::ReadInto, py::arg("path"), py::arg("offset"), py::arg("buffer"),
            "Fills a writable buffer from offset on; returns the bytes read")
       .def("open", &Client::Open, py::arg("path"), py::keep_alive<0, 1>())
+      .def("open_write", &Client::OpenWrite, py::arg("path"), py::arg("truncate") = true,
+           "A writer of `path` (a mount that takes writes): write(offset, bytes), truncate, commit, close")
+      .def("rm", &Client::Remove, py::arg("path"), py::arg("directory") = false)
+      .def("mkdir", &Client::Mkdir, py::arg("path"))
+      .def("rename", &Client::Rename, py::arg("path"), py::arg("to"))
+      .def("flush", &Client::Flush, py::arg("path"))
       .def("prefetch", &Client::StartPrefetch, py::arg("paths"), py::arg("offsets"), py::arg("lengths"),
            py::arg("window_bytes"), py::arg("concurrency"), py::keep_alive<0, 1>())
       .def_property_readonly("config", &Client::config);
 
+  py::class_<Writer>(m, "Writer")
+      .def_property_readonly("size", &Writer::size)
+      .def_property_readonly("path", &Writer::path)
+      .def("write", &Writer::Write, py::arg("offset"), py::arg("data"))
+      .def("truncate", &Writer::Truncate, py::arg("size"))
+      .def("commit", &Writer::Commit, py::arg("durable") = true)
+      .def("close", &Writer::Close);
   py::class_<File>(m, "File")
       .def("info", &File::Info)
       .def_property_readonly("size", &File::size)

@@ -108,6 +108,32 @@ class Client:
         """An open file (read_at, readinto_at, size) whose reads share one read-ahead."""
         return self._native.open(_path(path))
 
+    def open_write(self, path, truncate=True):
+        """A writer of `path` on a mount that takes writes: write(offset, data), truncate(size),
+        commit(durable=True), close(). The file is in the store (or, write-back, in the
+        worker's journal) when close() returns."""
+        return self._native.open_write(_path(path), truncate)
+
+    def put(self, path, data):
+        """Writes `data` (bytes) as the whole of `path`."""
+        w = self.open_write(path)
+        w.write(0, data)
+        return w.close()
+
+    def rm(self, path, directory=False):
+        """Removes a file, or with `directory` an empty directory."""
+        self._native.rm(_path(path), directory)
+
+    def mkdir(self, path):
+        self._native.mkdir(_path(path))
+
+    def rename(self, path, to):
+        self._native.rename(_path(path), _path(to))
+
+    def flush(self, path="/"):
+        """Waits until what was written below `path` on write-back mounts is in the store."""
+        self._native.flush(_path(path))
+
     def walk_files(self, path):
         """Every file below `path` (or `path` itself if it is a file), in sorted order."""
         return list(self.iter_files(path))

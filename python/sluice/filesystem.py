@@ -7,11 +7,14 @@
     fs.cat_file("/shards/s0.tar", start=0, end=512)
     fs.cat(["/images/a.jpg", "/images/b.jpg"])    # in parallel
 
-Read-only until sluice has a write path: opening for writing raises PermissionError.
+On a mount that takes writes (`--write-mode through|async`), `fs.open(path, "wb")`,
+`fs.pipe_file`, `fs.put_file`, `fs.rm`, `fs.mkdir` and `fs.mv` write through the worker;
+elsewhere they raise PermissionError (EROFS).
 """
 import concurrent.futures
 import contextlib
 import errno
+import io
 import os
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
@@ -87,10 +90,56 @@ class SluiceFileSystem(AbstractFileSystem):
         return self.client.stat(self._strip_protocol(path))
 
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None, **kwargs):
+        if mode == "wb":
+            return SluiceWriteFile(self, self._strip_protocol(path))
         if mode != "rb":
-            raise PermissionError(errno.EROFS, f"sluice:// is read-only (mode {mode!r})", path)
+            raise PermissionError(errno.EROFS, f"sluice:// opens files for reading (rb) or writing (wb), "
+                                               f"not {mode!r}", path)
         return SluiceFile(self, self._strip_protocol(path), mode, block_size=block_size or "default",
                           cache_type="none", **kwargs)
+
+    def pipe_file(self, path, value, **kwargs):
+        self.client.put(self._strip_protocol(path), value)
+        self.invalidate_cache(self._parent(path))
+
+    def put_file(self, lpath, rpath, callback=None, **kwargs):
+        if os.path.isdir(lpath):
+            return self.makedirs(rpath, exist_ok=True)
+        with open(lpath, "rb") as src, self.open(rpath, "wb") as dst:
+            while chunk := src.read(8 << 20):
+                dst.write(chunk)
+
+    def rm_file(self, path):
+        self.client.rm(self._strip_protocol(path))
+        self.invalidate_cache(self._parent(path))
+
+    def _rm(self, path):
+        path = self._strip_protocol(path)
+        self.client.rm(path, directory=self.isdir(path))
+        self.invalidate_cache(self._parent(path))
+
+    def rmdir(self, path):
+        self.client.rm(self._strip_protocol(path), directory=True)
+        self.invalidate_cache(self._parent(path))
+
+    def mkdir(self, path, create_parents=True, **kwargs):
+        path = self._strip_protocol(path)
+        if create_parents and not self.exists(self._parent(path)):
+            self.mkdir(self._parent(path), create_parents=True)
+        self.client.mkdir(path)
+        self.invalidate_cache(self._parent(path))
+
+    def makedirs(self, path, exist_ok=False):
+        if self.exists(path):
+            if not exist_ok:
+                raise FileExistsError(errno.EEXIST, "already exists", path)
+            return
+        self.mkdir(path, create_parents=True)
+
+    def mv(self, path1, path2, recursive=False, maxdepth=None, **kwargs):
+        self.client.rename(self._strip_protocol(path1), self._strip_protocol(path2))
+        self.invalidate_cache(self._parent(path1))
+        self.invalidate_cache(self._parent(path2))
 
     def cat_file(self, path, start=None, end=None, **kwargs):
         path = self._strip_protocol(path)
@@ -172,3 +221,47 @@ class SluiceFile(AbstractBufferedFile):
         self.loc += n
         return n
 
+
+class SluiceWriteFile(io.RawIOBase):
+    """A file being written through the worker: sequential writes go out as they come (the
+    worker stages them and uploads complete parts meanwhile); close() returns once the file is
+    in the store (write-back mounts: in the worker's journal)."""
+
+    def __init__(self, fs, path):
+        super().__init__()
+        self.fs, self.path = fs, path
+        self._writer = fs.client.open_write(path)
+        self._offset = 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        data = memoryview(data).cast("B")
+        self._writer.write(self._offset, data)
+        self._offset += len(data)
+        return len(data)
+
+    def tell(self):
+        return self._offset
+
+    def flush(self):
+        pass  # each write is with the worker already
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not self.closed:
+            self._writer = None  # dropped: nothing of a failed write becomes the file
+            super().close()
+            return False
+        return super().__exit__(exc_type, exc, tb)
+
+    def close(self):
+        if not self.closed:
+            try:
+                if self._writer is not None:
+                    self._writer.close()
+                self.fs.invalidate_cache(self.fs._parent(self.path))
+            finally:
+                super().close()

@@ -142,7 +142,7 @@ class FaultProxy:
 class Local:
     """`sluice local` over s3://datasets/train through `endpoint`, in a SLUICE_HOME of its own."""
 
-    def __init__(self, root, name, endpoint, keys, *args):
+    def __init__(self, root, name, endpoint, keys, *args, ufs="s3://datasets/train"):
         self.home = os.path.join(root, name)
         os.makedirs(self.home)
         self.log_path = os.path.join(self.home, "local.log")
@@ -150,7 +150,7 @@ class Local:
         self.env.pop("AWS_ENDPOINT_URL", None)
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
-                [BINARY, "local", "--ufs", "s3://datasets/train", "-o", f"endpoint={endpoint}", "--cache-dir",
+                [BINARY, "local", "--ufs", ufs, "-o", f"endpoint={endpoint}", "--cache-dir",
                  os.path.join(self.home, "cache"), "--cache-size", "1GiB", "--memory-size", "256MiB", "--rpc-port", "0",
                  "--http-port", "0", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent)

@@ -1,6 +1,7 @@
 """sluice:// through fsspec, and the Client under it, against `sluice local` over RGW."""
 import errno
 import os
+import subprocess
 
 import fsspec
 import numpy as np
@@ -140,3 +141,42 @@ def test_threads_of_a_forked_child_connect_once_and_read(client, dataset):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert client.read("/" + names[1]) == dataset["files"][names[1]]
     assert handle.read_at(0) == dataset["files"][names[0]]
+
+
+@pytest.mark.parametrize("mode", ["through", "async"])
+def test_writes_through_fsspec_and_the_client(scratch, dataset, mode):
+    """A stage that writes with fsspec and the client; the next stage reads it back."""
+    import conftest
+    node = conftest.Local(scratch, f"writable-{mode}", dataset["rgw"].endpoint, dataset["rgw"].keys, "-o",
+                 f"write_mode={mode}", ufs=f"s3://datasets/written-{mode}")
+    try:
+        client = node.client()
+        fs = SluiceFileSystem(client=client)
+        payload = os.urandom((6 << 20) + 7)
+        with fs.open("/stage1/features.bin", "wb") as f:
+            for at in range(0, len(payload), 1 << 20):
+                f.write(payload[at:at + (1 << 20)])
+        assert fs.cat_file("/stage1/features.bin") == payload
+        assert fs.info("/stage1/features.bin")["size"] == len(payload)
+        fs.pipe_file("/stage1/small.txt", b"rows")
+        assert sorted(fs.ls("/stage1", detail=False)) == ["/stage1/features.bin", "/stage1/small.txt"]
+        fs.mv("/stage1/small.txt", "/stage1/renamed.txt")
+        assert fs.cat_file("/stage1/renamed.txt") == b"rows"
+        fs.rm_file("/stage1/renamed.txt")
+        assert not fs.exists("/stage1/renamed.txt")
+        client.put("/stage1/direct.bin", b"x" * 1000)
+        client.flush("/")
+        store = subprocess.run([conftest.BINARY, "ufs", "cat", f"s3://datasets/written-{mode}/stage1/features.bin",
+                                "-o", f"endpoint={dataset['rgw'].endpoint}"], env=node.env, capture_output=True,
+                               check=True, timeout=60).stdout
+        assert store == payload
+        with pytest.raises(RuntimeError):  # a failed write leaves nothing behind
+            with fs.open("/stage1/partial.bin", "wb") as f:
+                f.write(b"half")
+                raise RuntimeError("the stage failed")
+        assert not fs.exists("/stage1/partial.bin")
+        with pytest.raises(OSError) as e:
+            client.rm("/stage1", directory=True)
+        assert e.value.errno == errno.ENOTEMPTY
+    finally:
+        node.stop()
