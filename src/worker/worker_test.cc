@@ -10,6 +10,7 @@ extern "C" size_t __sanitizer_get_current_allocated_bytes();  // ASan's count of
 #endif
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -849,6 +850,35 @@ TEST_F(WriteThroughTest, WriteBackFilesAreReadableAtOnceAndUploadedAfter) {
   EXPECT_EQ(ReadAll("/stage/out.bin"), "second");
   ASSERT_TRUE(fs_->Flush("/").ok());
   EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/stage/out.bin"), "second");
+}
+
+
+// A cache disk that fills up while a file is written: the writer gets ENOSPC's status, saying
+// so, and the store gets nothing.
+TEST_F(WriteThroughTest, AFullCacheDiskFailsTheWriteAndTheStoreGetsNothing) {
+  const std::string small = dir_.path() + "/small-disk";
+  std::filesystem::create_directories(small);
+  if (::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=2m") != 0) GTEST_SKIP() << "needs to mount a tmpfs (root)";
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{small};
+  worker_.reset();
+  configure_ = [&](Config* c) {
+    c->ufs.multipart_part_size = kPage;
+    c->worker.disks = {{small + "/cache", 1 << 20, 0}};
+  };
+  StartWorker();
+  MakeWritable();
+  auto writer = fs_->OpenForWrite("/big.out", true);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  Status st;
+  for (uint64_t at = 0; st.ok() && at < (4 << 20); at += kPage) st = (*writer)->Write(at, TestBytes(kPage, at));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(st.message().find("disk is full"), std::string::npos) << st.ToString();
+  writer->reset();
+  EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/big.out"));
 }
 
 }  // namespace
