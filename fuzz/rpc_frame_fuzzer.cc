@@ -77,6 +77,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       CheckPath(m.path());  // SYNC, FREE and CHECK_CACHED use the path even when parsing failed
       break;
     }
+    case rpc::FrameType::kRemove:
+    case rpc::FrameType::kMkdir:
+    case rpc::FrameType::kFlush: {
+      auto m = ParseAndCheck<rpc::PathRequest>(header, &parsed);
+      if (parsed) CheckPath(m.path());
+      break;
+    }
+    case rpc::FrameType::kWriteOpen: {
+      auto m = ParseAndCheck<rpc::WriteOpenRequest>(header, &parsed);
+      if (parsed) CheckPath(m.path());
+      break;
+    }
+    case rpc::FrameType::kWrite:
+      (void)ParseAndCheck<rpc::WriteRequest>(header, &parsed);
+      break;
+    case rpc::FrameType::kWriteClose:
+      (void)ParseAndCheck<rpc::WriteCloseRequest>(header, &parsed);
+      break;
+    case rpc::FrameType::kRename: {
+      auto m = ParseAndCheck<rpc::RenameRequest>(header, &parsed);
+      if (parsed) {
+        CheckPath(m.path());
+        CheckPath(m.to());
+      }
+      break;
+    }
     case rpc::FrameType::kRead:
     case rpc::FrameType::kLocate: {
       auto m = ParseAndCheck<rpc::ReadRequest>(header, &parsed);

@@ -8,7 +8,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -34,6 +36,7 @@ using asio::ip::tcp;
 
 constexpr size_t kMaxRequestHead = 16 << 10;  // S3 allows 8 KiB of headers; leave room for the line
 constexpr size_t kMaxRequestBody = 64 << 10;  // a GET or HEAD has none; a few bytes are read and dropped
+constexpr uint64_t kMaxPutObjectBytes = 5ull << 30;  // S3's limit for one PUT
 constexpr size_t kMaxKeysLimit = 1000;        // as S3: a larger max-keys gives pages of 1,000
 constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
 
@@ -128,7 +131,8 @@ S3Error FromStatus(const Status& st, const std::string& missing) {
   switch (st.code()) {
     case StatusCode::kNotFound: return Error(404, missing, st.message());
     case StatusCode::kInvalidArgument: return Error(400, "InvalidArgument", st.message());
-    case StatusCode::kPermissionDenied: return Error(403, "AccessDenied", st.message());
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kNotSupported: return Error(403, "AccessDenied", st.message());  // a read-only mount
     case StatusCode::kResourceExhausted: return Error(503, "SlowDown", st.message());
     case StatusCode::kUnavailable:
     case StatusCode::kTimeout:
@@ -270,7 +274,8 @@ class BeastGateway final : public Gateway {
     for (bool first = true;; first = false) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxRequestHead);
-      parser.body_limit(kMaxRequestBody);
+      // A PutObject's body may be large (it streams to the object); others are held below.
+      parser.body_limit(kMaxPutObjectBytes);
       stream.expires_after(first ? options_.io_timeout : options_.idle_timeout);
       boost::system::error_code ec;
       co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
@@ -294,8 +299,13 @@ class BeastGateway final : public Gateway {
         auto& req = parser.get();
         const bool reads = req.method() == http::verb::get || req.method() == http::verb::head;
         if (reads && !parser.is_done()) {  // a body on a read: read a little and drop it
-          stream.expires_after(options_.io_timeout);
-          co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+          const auto length = parser.content_length();
+          if (!length || *length > kMaxRequestBody) {
+            ec = http::error::body_limit;  // never read into memory
+          } else {
+            stream.expires_after(options_.io_timeout);
+            co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+          }
         }
         if (ec) {
           reply = ErrorReply("Malformed", Error(400, "MaxMessageLengthExceeded",
@@ -307,8 +317,15 @@ class BeastGateway final : public Gateway {
           head.method = std::string(req.method_string());
           head.target = std::string(req.target());
           for (const auto& field : req) head.headers.emplace_back(field.name_string(), field.value());
-          reply = Handle(head, request_id, &chunk);
-          keep_alive = reads && req.keep_alive();  // a write's body was not read: close
+          const bool wants_keep_alive = req.keep_alive();
+          if (req.method() == http::verb::put) {  // the body streams into the object
+            http::request_parser<http::buffer_body> body_parser{std::move(parser)};
+            reply = co_await PutObject(stream, buffer, body_parser, head, request_id);
+            keep_alive = wants_keep_alive && body_parser.is_done() && reply.status < 300;
+          } else {
+            reply = Handle(head, request_id, &chunk);
+            keep_alive = reads && wants_keep_alive;  // a write's body was not read: close
+          }
         }
       }
       const uint64_t sent = co_await Send(stream, reply, request_id, keep_alive, &ec);
@@ -386,6 +403,111 @@ class BeastGateway final : public Gateway {
     }
   }
 
+  // PutObject: the body goes to a writer of the namespace path as it arrives (bounded: one
+  // 1 MiB buffer), checked against the signed x-amz-content-sha256 when that is a hash; the
+  // object exists once the writer closes (on a write-back mount: once the worker journaled
+  // it). Anything that fails leaves no object. Multipart uploads and CopyObject: NotImplemented.
+  awaitable<Reply> PutObject(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                             http::request_parser<http::buffer_body>& parser, const HttpHead& head,
+                             const std::string& request_id) {
+    S3Request req;
+    if (auto e = ParseS3Target(head.target, &req)) co_return ErrorReply("Malformed", *e, head.target, request_id);
+    Caller caller;
+    if (auto e = verifier_.Verify(head, std::chrono::system_clock::now(), &caller)) {
+      co_return ErrorReply("Unauthorized", *e, head.target, request_id);
+    }
+    const std::string resource = "/" + req.bucket + (req.key.empty() ? "" : "/" + req.key);
+    auto fail = [&](const S3Error& e) { return ErrorReply("PutObject", e, resource, request_id); };
+    auto header = [&](std::string_view name) -> std::string {
+      for (const auto& [k, v] : head.headers) {
+        if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a)) == b;
+            })) {
+          return v;
+        }
+      }
+      return "";
+    };
+    if (req.key.empty() || !req.query.empty() || !header("x-amz-copy-source").empty()) {
+      co_return fail(Error(501, "NotImplemented",
+                           "PUT " + resource + ": of the S3 writes, sluice's gateway takes PutObject and DeleteObject; "
+                                               "bucket operations, multipart uploads and CopyObject are not implemented"));
+    }
+    if (caller.access_key.empty()) co_return fail(Error(403, "AccessDenied", "anonymous callers may not write"));
+    if (!caller.MayRead(req.bucket)) {
+      co_return fail(Error(403, "AccessDenied", "access key '" + caller.access_key + "' may not use bucket '" +
+                                                    req.bucket + "'"));
+    }
+    if (auto e = CheckBucket(req.bucket)) co_return fail(*e);
+    const std::string payload_hash = header("x-amz-content-sha256");
+    if (payload_hash.rfind("STREAMING-", 0) == 0) {
+      co_return fail(Error(501, "NotImplemented",
+                           "streaming (aws-chunked) uploads are not supported: sign the payload's SHA-256 or send "
+                           "UNSIGNED-PAYLOAD"));
+    }
+    const bool check_hash = !payload_hash.empty() && payload_hash != "UNSIGNED-PAYLOAD";
+    auto writer = fs_->OpenForWrite(PathOf(req.bucket, req.key), true);
+    if (!writer.ok()) co_return fail(FromStatus(writer.status(), "NoSuchKey"));
+    if (header("expect") == "100-continue") {  // the client waits for this before it sends the body
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      boost::system::error_code ec;
+      stream.expires_after(options_.io_timeout);
+      co_await asio::async_write(stream, asio::buffer(kContinue.data(), kContinue.size()),
+                                 asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return fail(Error(400, "IncompleteBody", "the client went away: " + ec.message()));
+    }
+    ufs::Sha256Stream hash;
+    parser.body_limit(kMaxPutObjectBytes);
+    std::vector<char> buf(1 << 20);
+    uint64_t offset = 0;
+    while (!parser.is_done()) {
+      parser.get().body().data = buf.data();
+      parser.get().body().size = buf.size();
+      stream.expires_after(options_.io_timeout);
+      boost::system::error_code ec;
+      co_await http::async_read_some(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec == http::error::body_limit) {
+        co_return fail(Error(400, "EntityTooLarge", "one PUT takes at most 5 GiB"));
+      }
+      if (ec) co_return fail(Error(400, "IncompleteBody", "the request's body ended early: " + ec.message()));
+      const size_t n = buf.size() - parser.get().body().size;
+      if (n == 0) continue;
+      if (check_hash) hash.Update(std::string_view(buf.data(), n));
+      Status st = (*writer)->Write(offset, std::string_view(buf.data(), n));
+      if (!st.ok()) co_return fail(FromStatus(st, "NoSuchKey"));
+      offset += n;
+    }
+    if (check_hash && hash.Hex() != payload_hash) {
+      co_return fail(Error(400, "XAmzContentSHA256Mismatch",
+                           "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with"));
+    }
+    auto info = (*writer)->Close();
+    if (!info.ok()) co_return fail(FromStatus(info.status(), "NoSuchKey"));
+    Reply r;
+    r.operation = "PutObject";
+    r.headers.emplace_back("ETag", EtagOf(info->version));
+    co_return r;
+  }
+
+  // DeleteObject: 204 whether or not the key was there, as S3 answers.
+  Reply DeleteObject(const S3Request& req, const Caller& caller, const std::string& resource,
+                     const std::string& request_id) {
+    auto fail = [&](const S3Error& e) { return ErrorReply("DeleteObject", e, resource, request_id); };
+    if (caller.access_key.empty()) return fail(Error(403, "AccessDenied", "anonymous callers may not write"));
+    if (!caller.MayRead(req.bucket)) {
+      return fail(Error(403, "AccessDenied", "access key '" + caller.access_key + "' may not use bucket '" +
+                                                  req.bucket + "'"));
+    }
+    if (auto e = CheckBucket(req.bucket)) return fail(*e);
+    Status st = fs_->Remove(PathOf(req.bucket, req.key), false);
+    if (!st.ok() && st.code() != StatusCode::kNotFound) return fail(FromStatus(st, "NoSuchKey"));
+    Reply r;
+    r.operation = "DeleteObject";
+    r.status = 204;
+    return r;
+  }
+
   Result<uint64_t> ReadChunk(client::File& file, uint64_t offset, uint64_t left, ChunkBuffer* chunk,
                              std::vector<client::ReadSpan>* spans) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(left, options_.read_chunk));
@@ -438,9 +560,13 @@ class BeastGateway final : public Gateway {
     if (head.method != "GET" && !is_head) {
       const bool write = head.method == "PUT" || head.method == "POST" || head.method == "DELETE";
       if (!write) return fail("Unknown", Error(405, "MethodNotAllowed", "method " + head.method + " is not allowed"));
+      if (head.method == "DELETE" && !req.key.empty() && req.query.empty()) {
+        return DeleteObject(req, caller, resource, request_id);
+      }
       return fail("Write", Error(501, "NotImplemented",
                                  head.method + " " + resource +
-                                     ": sluice's S3 gateway serves reads; writes are not implemented yet"));
+                                     ": of the S3 writes, sluice's gateway takes PutObject and DeleteObject; bucket "
+                                     "operations, DeleteObjects, multipart uploads and CopyObject are not implemented"));
     }
     if (req.bucket.empty()) {
       if (is_head) return fail("Unknown", Error(405, "MethodNotAllowed", "HEAD / is not an S3 operation"));

@@ -83,7 +83,8 @@ class GatewayClientsTest : public ::testing::Test {
     const std::string log = dir_->path() + "/local.log";
     auto p = Subprocess::Start(
         {SLUICE_BINARY, "local", "--ufs", "s3://clients", "-o", "endpoint=" + Rgw()->endpoint(), "-o",
-         "access_key=" + Rgw()->access_key(), "-o", "secret_key_file=" + dir_->path() + "/rgw-secret", "--s3-port", "0",
+         "access_key=" + Rgw()->access_key(), "-o", "secret_key_file=" + dir_->path() + "/rgw-secret", "-o",
+         "write_mode=through", "--s3-port", "0",
          "--rpc-port", "0", "--http-port", "0", "--cache-dir", dir_->path() + "/cache", "--cache-size", "1GiB",
          "--memory-size", "256MiB"},
         {{"SLUICE_HOME", home}, {"SLUICE_GATEWAY_ACCESS_KEY", kGatewayAccess},
@@ -219,6 +220,25 @@ TEST_F(GatewayClientsTest, Boto3PaginatesDownloadsInPartsAndPresigns) {
   EXPECT_NE(out.find("\"skewed_clock\": \"RequestTimeTooSkewed\""), std::string::npos) << out;
   EXPECT_NE(out.find("\"missing\": \"NoSuchKey\""), std::string::npos) << out;
   EXPECT_EQ(Differences(dest, "", "many/"), std::vector<std::string>{});  // all but the 2,500
+}
+
+// Writes through the gateway land in the bucket sluice caches: awscli cp (a single PUT below
+// its multipart threshold) and rm, read back from RGW itself.
+TEST_F(GatewayClientsTest, AwsCliWritesThroughTheGateway) {
+  const std::string local = dir_->path() + "/upload.bin", data = TestBytes((2 << 20) + 9, 77);
+  WriteFile(local, data);
+  std::string out;
+  ASSERT_EQ(Aws({"s3", "cp", "--only-show-errors", local, "s3://sluice/uploads/upload.bin"}, &out), 0) << out;
+  ufs::UnderStoreOptions o;
+  o.options = {{"endpoint", Rgw()->endpoint()}, {"access_key", Rgw()->access_key()},
+               {"secret_key", Rgw()->secret_key()}};
+  auto rgw = *ufs::NewS3Store("clients", "", o);
+  EXPECT_TRUE(*rgw->ReadToString("uploads/upload.bin", 0, data.size() + 1) == data);
+  const std::string back = dir_->path() + "/back.bin";
+  ASSERT_EQ(Aws({"s3", "cp", "--only-show-errors", "s3://sluice/uploads/upload.bin", back}, &out), 0) << out;
+  EXPECT_TRUE(ReadFile(back) == data);
+  ASSERT_EQ(Aws({"s3", "rm", "--only-show-errors", "s3://sluice/uploads/upload.bin"}, &out), 0) << out;
+  EXPECT_EQ(rgw->Stat("uploads/upload.bin").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(GatewayClientsTest, S3cmdListsAndGetsRecursively) {

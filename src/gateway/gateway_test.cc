@@ -320,14 +320,15 @@ TEST_F(GatewayTest, HostileRequestsGetS3ErrorsAndHarmNobody) {
   EXPECT_NE(StatusLine(r).find("400"), std::string::npos) << StatusLine(r);
   r = Exchange(port, "NONSENSE\r\n\r\n");
   EXPECT_NE(StatusLine(r).find("400"), std::string::npos) << StatusLine(r);
-  r = Exchange(port, SignedRequest("PUT", "/data/new.txt", {}, {{"content-length", "0"}}));
-  EXPECT_NE(StatusLine(r).find("501"), std::string::npos) << StatusLine(r);
-  // An upload signed over its body's hash (as awscli signs a PutObject) is answered, unread.
+  // A PutObject to a read-only mount is refused as S3 refuses a write it does not allow.
   r = Exchange(port, SignedRequest("PUT", "/data/new.txt", {}, {{"content-length", "5"}}, kSecret,
                                    std::chrono::system_clock::now(),
                                    "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824") +
                          "hello");
-  EXPECT_NE(StatusLine(r).find("501"), std::string::npos) << StatusLine(r);
+  EXPECT_NE(StatusLine(r).find("403"), std::string::npos) << StatusLine(r);
+  EXPECT_NE(Body(r).find("<Code>AccessDenied</Code>"), std::string::npos) << Body(r);
+  EXPECT_NE(Body(r).find("read-only"), std::string::npos) << Body(r);
+  r = Exchange(port, SignedRequest("POST", "/data/new.txt", {{"uploads", ""}}, {{"content-length", "0"}}));
   EXPECT_NE(Body(r).find("<Code>NotImplemented</Code>"), std::string::npos) << Body(r);
   EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/new.txt"));
   // A client that sends half a head is cut off after the I/O timeout, and others are served.
@@ -346,6 +347,47 @@ TEST_F(GatewayTest, HostileRequestsGetS3ErrorsAndHarmNobody) {
   EXPECT_LE(::recv(slow, &c, 1, 0), 0);  // closed by the gateway, not by our 10 s
   EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
   ::close(slow);
+}
+
+// On a mount that takes writes: PutObject (its body checked against the signed hash, and
+// nothing left when it does not match), GetObject of it, DeleteObject.
+TEST_F(GatewayTest, PutAndDeleteObjectsGoThroughTheWritePath) {
+  ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
+    SLUICE_RETURN_IF_ERROR(t->Remove("/"));
+    cluster::MountPoint m{"/", "file://" + ufs_dir_, {}};
+    m.options.write_mode = cluster::WriteMode::kThrough;
+    return t->Add(m);
+  }).ok());
+  const int port = gateway_->port();
+  const std::string body = TestBytes((3 << 20) + 17, 4);
+  std::string r = Exchange(port, SignedRequest("PUT", "/data/up/new.bin", {},
+                                               {{"content-length", std::to_string(body.size())}}, kSecret,
+                                               std::chrono::system_clock::now(), ufs::Sha256Hex(body)) +
+                                     body);
+  ASSERT_NE(StatusLine(r).find("200"), std::string::npos) << r;
+  EXPECT_NE(r.find("ETag: \""), std::string::npos) << r;
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/data/up/new.bin"), body);
+  EXPECT_EQ(Body(Get("/data/up/new.bin")), body);
+  // An unsigned payload, sent after the client asked to continue.
+  r = Exchange(port, SignedRequest("PUT", "/data/up/plain.txt", {}, {{"content-length", "5"}, {"expect", "100-continue"}}) +
+                         "plain");
+  EXPECT_NE(r.find("HTTP/1.1 100 Continue"), std::string::npos) << r;
+  EXPECT_NE(r.find("HTTP/1.1 200"), std::string::npos) << r;
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/data/up/plain.txt"), "plain");
+  // A body that is not what was signed: refused, and no object.
+  r = Exchange(port, SignedRequest("PUT", "/data/up/forged.txt", {}, {{"content-length", "6"}}, kSecret,
+                                   std::chrono::system_clock::now(), ufs::Sha256Hex("honest")) +
+                         "forged");
+  EXPECT_NE(Body(r).find("<Code>XAmzContentSHA256Mismatch</Code>"), std::string::npos) << r;
+  EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/up/forged.txt"));
+  // Streaming (aws-chunked) uploads are refused, saying what to send instead.
+  r = Exchange(port, SignedRequest("PUT", "/data/up/chunked.txt", {}, {{"content-length", "0"}}, kSecret,
+                                   std::chrono::system_clock::now(), "STREAMING-UNSIGNED-PAYLOAD-TRAILER"));
+  EXPECT_NE(Body(r).find("UNSIGNED-PAYLOAD"), std::string::npos) << r;
+  r = Exchange(port, SignedRequest("DELETE", "/data/up/new.bin", {}, {}));
+  EXPECT_NE(StatusLine(r).find("204"), std::string::npos) << r;
+  EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/up/new.bin"));
+  EXPECT_NE(StatusLine(Get("/data/up/new.bin")).find("404"), std::string::npos);
 }
 
 TEST_F(GatewayTest, ConnectionsBeyondTheLimitGetSlowDown) {

@@ -98,6 +98,22 @@ std::string Sha256Hex(std::string_view data) {
   return Hex(digest, sizeof(digest));
 }
 
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256Stream::Update(std::string_view data) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
+}
+
+std::string Sha256Stream::Hex() {
+  unsigned char digest[32];
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest, nullptr);
+  return ::sluice::ufs::Hex(digest, sizeof(digest));
+}
+
 std::string UriEncode(std::string_view s, bool keep_slash) {
   static const char* kDigits = "0123456789ABCDEF";
   std::string out;

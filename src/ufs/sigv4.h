@@ -56,4 +56,19 @@ std::string UriDecode(std::string_view s);
 // Lowercase hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
+// SHA-256 of bytes that come in pieces (a request body as it streams in).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(std::string_view data);
+  // Lowercase hex of the hash of everything given so far; ends the stream.
+  std::string Hex();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 }  // namespace sluice::ufs

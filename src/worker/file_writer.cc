@@ -202,8 +202,10 @@ Result<std::string> FileWriter::Commit() {
   for (uint64_t i = parts_started_; i < parts && st.ok(); ++i) st = StartPartLocked(i);
   Status drained = DrainLocked();
   if (st.ok()) st = drained;
-  Result<std::string> etag = st;
-  if (st.ok()) {
+  Result<std::string> etag = std::string();
+  if (!st.ok()) {
+    etag = st;
+  } else {
     if (!upload_) {  // nothing went up yet: an empty file, or one part
       auto upload = ufs_->StartUpload(key_, ps);
       if (upload.ok()) upload_ = std::move(*upload);
