@@ -1,6 +1,7 @@
-// Worker: writes to mounts with a write mode (through): handles of files open for writing,
-// commits that upload them and put their pages in the cache as written, and the namespace
-// changes (remove, mkdir, rename) that keep the metadata cache and the pages true.
+// Worker: writes to mounts with a write mode: handles of files open for writing, commits that
+// upload them (through) or journal them for the upload threads (async), pages put in the cache
+// as written, and the namespace changes (remove, mkdir, rename) that keep the metadata cache
+// and the pages true.
 #include <filesystem>
 
 #include "cache/page_buffers.h"
@@ -72,6 +73,7 @@ Result<uint64_t> Worker::OpenWrite(const std::string& path, bool truncate, uint6
   FileWriterOptions options;
   options.part_size = config_.ufs.multipart_part_size;
   options.parallel_parts = std::clamp(state->mount.options.ufs_max_concurrency, 1, 8);
+  options.stream_parts = state->mount.options.write_mode == cluster::WriteMode::kThrough;  // async: later
   const uint64_t seq = next_writer_.fetch_add(1);
   SLUICE_ASSIGN_OR_RETURN(
       auto writer, FileWriter::Create(state->ufs.get(), key, staging + "/" + std::to_string(::getpid()) + "-" +
@@ -221,6 +223,10 @@ void Worker::RecoverJournal() {
   std::vector<std::string> bad;
   const std::string dir = JournalDir();
   if (dir.empty()) return;
+  // Files a killed worker was writing are gone with their writers (the journal holds links to
+  // what it keeps).
+  std::error_code ec;
+  std::filesystem::remove_all(StagingDir(), ec);
   auto entries = JournalEntry::LoadAll(dir, &bad);
   for (const auto& b : bad) SLUICE_LOG_WARN("write-back journal: cannot read {}; left in place", b);
   for (const auto& e : entries) {
