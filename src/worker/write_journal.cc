@@ -109,10 +109,20 @@ void PendingStore::Add(const JournalEntry& entry) {
   if (slot.id <= entry.id) slot = entry;
 }
 
-void PendingStore::Drop(const std::string& key, uint64_t id) {
+void PendingStore::Drop(const std::string& key, uint64_t id, const std::string& uploaded_version) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = pending_.find(key);
-  if (it != pending_.end() && it->second.id == id) pending_.erase(it);
+  if (it == pending_.end() || it->second.id != id) return;
+  if (!uploaded_version.empty()) {
+    const std::string journal_version = it->second.Info().Version();
+    uploaded_[journal_version] = uploaded_version;
+    uploaded_order_.push_back(journal_version);
+    if (uploaded_order_.size() > kRememberedUploads) {
+      uploaded_.erase(uploaded_order_.front());
+      uploaded_order_.pop_front();
+    }
+  }
+  pending_.erase(it);
 }
 
 std::optional<JournalEntry> PendingStore::Find(const std::string& key) {
@@ -208,6 +218,13 @@ Result<uint64_t> PendingStore::ReadVersion(std::string_view path, uint64_t offse
                                            std::string_view version, const ufs::ByteSink& sink) {
   SLUICE_ASSIGN_OR_RETURN(std::string key, ufs::NormalizeKey(path));
   if (auto e = Find(key); e && e->Info().Version() == version) return ReadData(*e, offset, length, sink);
+  std::string uploaded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = uploaded_.find(std::string(version));
+    if (it != uploaded_.end()) uploaded = it->second;
+  }
+  if (!uploaded.empty()) return base_->ReadVersion(path, offset, length, uploaded, sink);  // the same bytes
   return base_->ReadVersion(path, offset, length, version, sink);
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -49,8 +50,10 @@ class PendingStore final : public ufs::UnderStore {
 
   // A file closed on write-back: readers see it from now on (replacing an older entry).
   void Add(const JournalEntry& entry);
-  // The entry went up (or was superseded): drops it if it is still the key's latest.
-  void Drop(const std::string& key, uint64_t id);
+  // The entry went up as `uploaded_version` (or, with that empty, was superseded): drops it
+  // if it is still the key's latest. A reader that got the entry's version before this
+  // reads the same bytes from the store under the uploaded version.
+  void Drop(const std::string& key, uint64_t id, const std::string& uploaded_version);
   std::optional<JournalEntry> Find(const std::string& key);
   // Pending files, and their bytes, at `key` or below it ("" for all).
   std::pair<uint64_t, uint64_t> PendingBelow(const std::string& key);
@@ -78,6 +81,10 @@ class PendingStore final : public ufs::UnderStore {
   ufs::UnderStore* const base_;
   std::mutex mu_;
   std::map<std::string, JournalEntry> pending_;  // GUARDED_BY(mu_): by key
+  // Journal versions of entries uploaded lately -> the store's version of the same bytes.
+  std::map<std::string, std::string> uploaded_;  // GUARDED_BY(mu_): at most kRememberedUploads
+  std::deque<std::string> uploaded_order_;       // GUARDED_BY(mu_): oldest first
+  static constexpr size_t kRememberedUploads = 4096;
 };
 
 }  // namespace sluice::worker

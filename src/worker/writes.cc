@@ -302,13 +302,14 @@ Status Worker::UploadJournaled(const JournalEntry& e) {
   SLUICE_ASSIGN_OR_RETURN(std::string etag, writer->Commit());
   auto info = state->ufs->Stat(e.key);
   if (!info.ok()) return info.status().WithContext("after uploading " + e.key);
-  state->view->Drop(e.key, e.id);
+  const bool ours = info->size == e.size && (etag.empty() || info->etag == etag);
   ForgetChanged(state, e.key, info->Version());  // frees the pages of the journal's version
-  if (info->size == e.size && (etag.empty() || info->etag == etag)) {
+  if (ours) {
     CacheWritten(state, *info, [&](uint64_t offset, uint64_t length, char* out) {
       return writer->ReadStaged(offset, length, out);
     });
   }
+  state->view->Drop(e.key, e.id, ours ? info->Version() : "");
   e.Remove(JournalDir());
   ++uploads_done_;
   return Status::Ok();
