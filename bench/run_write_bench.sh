@@ -65,7 +65,7 @@ export SLUICE_HOME=$S/home
 SLUICE_PID=$!
 wait_mount "$S/mnt" || { cat "$S/local.log" >&2; exit 1; }
 mkdir -p "$S/mnt/ckpt"
-ufs_bytes_read() { "$SLUICE" report | awk '/requests,/ {for (i = 1; i <= NF; i++) if ($(i+1) == "read,") print $(i-1) $i}'; }
+ufs_bytes_read() { "$SLUICE" report | awk '$1 == "/" && /requests,/ {for (i = 1; i <= NF; i++) if ($(i+1) == "read,") print $(i-1) $i}'; }
 
 drop
 t0=$(now); env -u AWS_CA_BUNDLE aws --endpoint-url "$RGW" s3 cp --quiet "$S/ckpt.bin" s3://bench/ckpt/aws.bin; t1=$(now)

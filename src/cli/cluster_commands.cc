@@ -161,6 +161,16 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
   return 0;
 }
 
+// Whether a mount's root answers with its settings; a writable mount may start empty (the
+// first stage creates what the next one reads): on file:// its directory is made.
+Status CheckMountRoot(ufs::UnderStore& store, const cluster::MountOptions& options) {
+  auto root = store.Stat("");
+  if (root.ok() || root.status().code() != StatusCode::kNotFound || options.read_only()) return root.status();
+  (void)store.Mkdir("");
+  root = store.Stat("");
+  return root.ok() || root.status().code() == StatusCode::kNotFound ? Status::Ok() : root.status();
+}
+
 int Local(Flags& f) {
   auto ctx = LoadContext(f.config_file);
   if (!ctx.ok()) return Fail(ctx.status());
@@ -223,18 +233,8 @@ int Local(Flags& f) {
   if (store) {
     // The store must answer with these settings (endpoint, credentials, bucket) before
     // anything says "serving".
-    auto root_info = store->Stat("");
-    if (!root_info.ok() && root_info.status().code() == StatusCode::kNotFound && !root.options.read_only()) {
-      // A writable mount may start empty: the first stage creates what the next one reads.
-      (void)store->Mkdir("");
-      root_info = store->Stat("");
-      if (!root_info.ok() && root_info.status().code() == StatusCode::kNotFound) {
-        ufs::ObjectInfo empty;
-        empty.is_dir = true;
-        root_info = empty;
-      }
-    }
-    if (!root_info.ok()) return Fail(InvalidArgument("cannot serve " + root.uri + ": " + root_info.status().message()));
+    Status root_st = CheckMountRoot(*store, root.options);
+    if (!root_st.ok()) return Fail(InvalidArgument("cannot serve " + root.uri + ": " + root_st.message()));
     Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) {
       (void)t->Remove("/");
       return t->Add(root);
@@ -396,8 +396,8 @@ int MountAdd(Flags& f) {
   uo.max_attempts = 2;
   auto store = ufs::OpenUnderStore(m.uri, uo);
   if (!store.ok()) return Fail(store.status());
-  auto root = (*store)->Stat("");
-  if (!root.ok()) return Fail(root.status().WithContext("cannot mount " + m.uri));
+  Status root = CheckMountRoot(**store, m.options);
+  if (!root.ok()) return Fail(root.WithContext("cannot mount " + m.uri));
   Status st = ctx->store->UpdateMounts([&](cluster::MountTable* t) { return t->Add(m); });
   if (!st.ok()) return Fail(st);
   auto table = ctx->store->LoadMounts();

@@ -165,7 +165,9 @@ Result<Entry> Worker::CloseWrite(uint64_t handle, bool commit, bool release, boo
     SLUICE_ASSIGN_OR_RETURN(JournalEntry entry, Journal(state, open->key, *open->writer));
     const ufs::ObjectInfo info = entry.Info();
     ForgetChanged(state, open->key, info.Version());
-    CacheWritten(state, info, read_staged);
+    // Readers get the bytes from the journal (PendingStore) until the upload caches them: the
+    // close does not wait for a second copy.
+    state->meta->AddListed({info});
     if (durable) SLUICE_RETURN_IF_ERROR(Flush(path));
     return state->ToEntry(info);
   }
