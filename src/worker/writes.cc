@@ -9,6 +9,7 @@
 #include "common/path.h"
 #include "worker/file_writer.h"
 #include "worker/mount_state.h"
+#include "worker/prefetcher.h"
 #include "worker/worker.h"
 
 namespace sluice::worker {
@@ -182,7 +183,16 @@ Result<Entry> Worker::CloseWrite(uint64_t handle, bool commit, bool release, boo
   if (!info.ok()) return info.status().WithContext("writing " + path + ": the store took it, but a stat failed");
   ForgetChanged(state, open->key, info->Version());
   if (info->size == open->writer->size() && (etag->empty() || info->etag == *etag)) {
-    CacheWritten(state, *info, read_staged);
+    state->meta->AddListed({*info});
+    // A large file closed for good (a checkpoint) goes to the disk tier behind the close, read
+    // from its staging file, which the task keeps; a small one (the next stage's input) now.
+    const bool behind = release && info->size > kMemoryIngestMax &&
+                        prefetcher_->Submit([this, state, info = *info, open] {
+                          CacheWritten(state, info, [&](uint64_t offset, uint64_t length, char* out) {
+                            return open->writer->ReadStaged(offset, length, out);
+                          });
+                        });
+    if (!behind) CacheWritten(state, *info, read_staged);
   }
   return state->ToEntry(*info);
 }
