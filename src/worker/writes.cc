@@ -17,6 +17,7 @@ namespace {
 
 // Files written up to this size are cached in the memory tier as well as on disk.
 constexpr uint64_t kMemoryIngestMax = 64ull << 20;
+constexpr std::chrono::hours kAbandonedWriterAfter{24};
 
 }  // namespace
 
@@ -95,10 +96,11 @@ Result<uint64_t> Worker::OpenWrite(const std::string& path, bool truncate, uint6
   open->writer = std::move(writer);
   open->last_used = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(writers_mu_);
-  // Handles whose client vanished without closing them (killed): dropped after the RPC idle time.
+  // Handles whose client vanished without closing them (killed): dropped after a day without
+  // a write (a log file written now and then keeps its handle).
   const auto now = std::chrono::steady_clock::now();
   for (auto it = writers_.begin(); it != writers_.end();) {
-    if (now - it->second->last_used > config_.rpc.idle_timeout) {
+    if (now - it->second->last_used > kAbandonedWriterAfter) {
       SLUICE_LOG_WARN("dropping the writes to {} of a client that went away", it->second->state->NsPath(it->second->key));
       it = writers_.erase(it);
     } else {
