@@ -4,7 +4,8 @@
 // never fails a read the under-store can serve. File::ReadAt has pread semantics and takes
 // the cheapest way there is: pages in place from a worker in this process; verified page files
 // of a worker on this host (short-circuit); else RPC, with read-ahead bounded per handle and
-// across the process. Thread-safe; a File is safe for concurrent ReadAt calls.
+// across the process. Writer writes a file through the worker (mounts that take writes).
+// Thread-safe; a File is safe for concurrent ReadAt calls.
 #pragma once
 
 #include <atomic>

@@ -1,10 +1,13 @@
-// FuseMount: the namespace as a read-only POSIX file system, on the libfuse3 low-level API
+// FuseMount: the namespace as a POSIX file system, on the libfuse3 low-level API
 // with a multi-threaded loop. Inodes map to namespace paths; attributes and listings come
 // from the worker (its metadata cache, so one under-store LIST per directory per TTL);
 // reads go through client::File (pages in place from a worker in this process, page files
 // spliced from a worker on this host, read-ahead, fallback). The kernel keeps a
 // file's cached pages while its version is unchanged; large files bypass them (direct I/O)
-// unless read in small pieces. Writes fail with EROFS and a log line.
+// unless read in small pieces. On mounts that take writes, files are created, written
+// (through a client::Writer: flush commits, fsync waits for the store), truncated, renamed
+// and removed, and directories made and removed; elsewhere writes fail with EROFS and a log
+// line.
 // Mount() checks the mount point first (missing, not a directory, not empty, already
 // mounted) and explains what is wrong. Thread-safe; Unmount() (or the destructor) ends it.
 #pragma once

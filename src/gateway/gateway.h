@@ -4,9 +4,10 @@
 // is the root), and GetObject, HeadObject, ListObjects v1/v2, ListBuckets, HeadBucket and
 // GetBucketLocation read through a client::FileSystem, so they take the cache's pages, and
 // the under-store directly when the worker cannot serve. Requests are verified with SigV4.
-// Writes are refused with S3's AccessDenied (every mount is read-only until the write path
-// exists). Each connection holds at most one read chunk of memory; a client that stops
-// reading is cut off after the I/O timeout. Thread-safe; the destructor stops it.
+// PutObject (streamed, checked against the signed payload hash) and DeleteObject go through
+// the client's write path; a read-only mount answers AccessDenied. Each connection holds at
+// most one read chunk (or a 1 MiB upload buffer) of memory; a client that stops reading is
+// cut off after the I/O timeout. Thread-safe; the destructor stops it.
 #pragma once
 
 #include <chrono>

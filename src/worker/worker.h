@@ -1,6 +1,6 @@
 // Worker: one per node. It owns the page store, and for each mount of the cluster's mount
 // table an under-store (with request counters), a metadata cache and a miss path; it serves
-// namespace operations (stat, list, read, sync, free, check-cached, load jobs, report) to
+// namespace operations (stat, list, read, write, sync, free, check-cached, load jobs, report) to
 // in-process callers and, through its RPC and HTTP endpoints, to everyone else. The mount
 // table is re-read from the cluster store whenever it changes. Thread-safe.
 #pragma once
