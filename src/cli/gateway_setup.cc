@@ -60,6 +60,7 @@ Result<StartedGateway> StartGateway(const Context& ctx, client::FileSystem* fs) 
   o.io_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(g.io_timeout);
   o.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(g.idle_timeout);
   o.auth.allow_anonymous = g.anonymous;
+  o.upload_dir = ctx.cluster_dir + "/gateway-uploads";  // parts of multipart uploads, until completed
   std::string keys;
   for (const auto& c : g.credentials) o.auth.credentials.push_back({c.access_key, c.secret_key, c.buckets});
   if (!o.auth.credentials.empty()) {

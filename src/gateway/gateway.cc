@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
+#include <random>
 #include <cctype>
 #include <atomic>
 #include <map>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/unique_fd.h"
 #include "gateway/s3_listing.h"
 #include "gateway/s3_request.h"
 #include "rpc/accept_loop.h"
@@ -318,9 +321,9 @@ class BeastGateway final : public Gateway {
           head.target = std::string(req.target());
           for (const auto& field : req) head.headers.emplace_back(field.name_string(), field.value());
           const bool wants_keep_alive = req.keep_alive();
-          if (req.method() == http::verb::put) {  // the body streams into the object
+          if (req.method() == http::verb::put || req.method() == http::verb::post) {  // bodies stream
             http::request_parser<http::buffer_body> body_parser{std::move(parser)};
-            reply = co_await PutObject(stream, buffer, body_parser, head, request_id);
+            reply = co_await Upload(stream, buffer, body_parser, head, request_id);
             keep_alive = wants_keep_alive && body_parser.is_done() && reply.status < 300;
           } else {
             reply = Handle(head, request_id, &chunk);
@@ -403,63 +406,43 @@ class BeastGateway final : public Gateway {
     }
   }
 
-  // PutObject: the body goes to a writer of the namespace path as it arrives (bounded: one
-  // 1 MiB buffer), checked against the signed x-amz-content-sha256 when that is a hash; the
-  // object exists once the writer closes (on a write-back mount: once the worker journaled
-  // it). Anything that fails leaves no object. Multipart uploads and CopyObject: NotImplemented.
-  awaitable<Reply> PutObject(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                             http::request_parser<http::buffer_body>& parser, const HttpHead& head,
-                             const std::string& request_id) {
-    S3Request req;
-    if (auto e = ParseS3Target(head.target, &req)) co_return ErrorReply("Malformed", *e, head.target, request_id);
-    Caller caller;
-    if (auto e = verifier_.Verify(head, std::chrono::system_clock::now(), &caller)) {
-      co_return ErrorReply("Unauthorized", *e, head.target, request_id);
-    }
-    const std::string resource = "/" + req.bucket + (req.key.empty() ? "" : "/" + req.key);
-    auto fail = [&](const S3Error& e) { return ErrorReply("PutObject", e, resource, request_id); };
-    auto header = [&](std::string_view name) -> std::string {
-      for (const auto& [k, v] : head.headers) {
-        if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-              return std::tolower(static_cast<unsigned char>(a)) == b;
-            })) {
-          return v;
-        }
+  // The value of request header `name` (lowercase), or "".
+  static std::string HeaderOf(const HttpHead& head, std::string_view name) {
+    for (const auto& [k, v] : head.headers) {
+      if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) == b;
+          })) {
+        return v;
       }
-      return "";
-    };
-    if (req.key.empty() || !req.query.empty() || !header("x-amz-copy-source").empty()) {
-      co_return fail(Error(501, "NotImplemented",
-                           "PUT " + resource + ": of the S3 writes, sluice's gateway takes PutObject and DeleteObject; "
-                                               "bucket operations, multipart uploads and CopyObject are not implemented"));
     }
-    if (caller.access_key.empty()) co_return fail(Error(403, "AccessDenied", "anonymous callers may not write"));
-    if (!caller.MayRead(req.bucket)) {
-      co_return fail(Error(403, "AccessDenied", "access key '" + caller.access_key + "' may not use bucket '" +
-                                                    req.bucket + "'"));
-    }
-    if (auto e = CheckBucket(req.bucket)) co_return fail(*e);
-    const std::string payload_hash = header("x-amz-content-sha256");
+    return "";
+  }
+
+  // Reads a request's body into `sink` as it arrives (one 1 MiB buffer), answering a client
+  // that waits for 100-continue first, and checks it against the signed x-amz-content-sha256
+  // when that is a hash. An S3 error when the body was cut off, too large, not what was
+  // signed, or `sink` failed.
+  awaitable<std::optional<S3Error>> ReadBody(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                             http::request_parser<http::buffer_body>& parser, const HttpHead& head,
+                                             uint64_t limit, const std::function<Status(std::string_view)>& sink) {
+    const std::string payload_hash = HeaderOf(head, "x-amz-content-sha256");
     if (payload_hash.rfind("STREAMING-", 0) == 0) {
-      co_return fail(Error(501, "NotImplemented",
-                           "streaming (aws-chunked) uploads are not supported: sign the payload's SHA-256 or send "
-                           "UNSIGNED-PAYLOAD"));
+      co_return Error(501, "NotImplemented",
+                      "streaming (aws-chunked) uploads are not supported: sign the payload's SHA-256 or send "
+                      "UNSIGNED-PAYLOAD");
     }
-    const bool check_hash = !payload_hash.empty() && payload_hash != "UNSIGNED-PAYLOAD";
-    auto writer = fs_->OpenForWrite(PathOf(req.bucket, req.key), true);
-    if (!writer.ok()) co_return fail(FromStatus(writer.status(), "NoSuchKey"));
-    if (header("expect") == "100-continue") {  // the client waits for this before it sends the body
+    if (HeaderOf(head, "expect") == "100-continue") {  // the client waits for this before it sends the body
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       boost::system::error_code ec;
       stream.expires_after(options_.io_timeout);
       co_await asio::async_write(stream, asio::buffer(kContinue.data(), kContinue.size()),
                                  asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return fail(Error(400, "IncompleteBody", "the client went away: " + ec.message()));
+      if (ec) co_return Error(400, "IncompleteBody", "the client went away: " + ec.message());
     }
-    ufs::Sha256Stream hash;
-    parser.body_limit(kMaxPutObjectBytes);
+    const bool check_hash = !payload_hash.empty() && payload_hash != "UNSIGNED-PAYLOAD";
+    ufs::DigestStream hash;
+    parser.body_limit(limit);
     std::vector<char> buf(1 << 20);
-    uint64_t offset = 0;
     while (!parser.is_done()) {
       parser.get().body().data = buf.data();
       parser.get().body().size = buf.size();
@@ -468,26 +451,184 @@ class BeastGateway final : public Gateway {
       co_await http::async_read_some(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec == http::error::body_limit) {
-        co_return fail(Error(400, "EntityTooLarge", "one PUT takes at most 5 GiB"));
+        co_return Error(400, "EntityTooLarge", "the body is larger than the " + std::to_string(limit) +
+                                                   " bytes this request may carry");
       }
-      if (ec) co_return fail(Error(400, "IncompleteBody", "the request's body ended early: " + ec.message()));
+      if (ec) co_return Error(400, "IncompleteBody", "the request's body ended early: " + ec.message());
       const size_t n = buf.size() - parser.get().body().size;
       if (n == 0) continue;
       if (check_hash) hash.Update(std::string_view(buf.data(), n));
-      Status st = (*writer)->Write(offset, std::string_view(buf.data(), n));
-      if (!st.ok()) co_return fail(FromStatus(st, "NoSuchKey"));
-      offset += n;
+      if (Status st = sink(std::string_view(buf.data(), n)); !st.ok()) co_return FromStatus(st, "NoSuchKey");
     }
     if (check_hash && hash.Hex() != payload_hash) {
-      co_return fail(Error(400, "XAmzContentSHA256Mismatch",
-                           "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with"));
+      co_return Error(400, "XAmzContentSHA256Mismatch",
+                      "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with");
     }
-    auto info = (*writer)->Close();
+    co_return std::nullopt;
+  }
+
+  // A request that writes: its target parsed, its signature verified, the caller allowed to
+  // write the bucket and the bucket there; else the error reply.
+  std::optional<Reply> CheckWrite(const HttpHead& head, const std::string& operation, const std::string& request_id,
+                                  S3Request* req) {
+    if (auto e = ParseS3Target(head.target, req)) return ErrorReply("Malformed", *e, head.target, request_id);
+    Caller caller;
+    if (auto e = verifier_.Verify(head, std::chrono::system_clock::now(), &caller)) {
+      return ErrorReply("Unauthorized", *e, head.target, request_id);
+    }
+    const std::string resource = "/" + req->bucket + (req->key.empty() ? "" : "/" + req->key);
+    auto fail = [&](const S3Error& e) { return ErrorReply(operation, e, resource, request_id); };
+    if (req->key.empty()) return fail(Error(501, "NotImplemented", "bucket operations are not implemented"));
+    if (caller.access_key.empty()) return fail(Error(403, "AccessDenied", "anonymous callers may not write"));
+    if (!caller.MayRead(req->bucket)) {
+      return fail(Error(403, "AccessDenied", "access key '" + caller.access_key + "' may not use bucket '" +
+                                                 req->bucket + "'"));
+    }
+    if (auto e = CheckBucket(req->bucket)) return fail(*e);
+    return std::nullopt;
+  }
+
+  // PUT and POST: PutObject, and the multipart upload's UploadPart, CreateMultipartUpload and
+  // CompleteMultipartUpload. A PutObject's body goes to a writer of the namespace path as it
+  // arrives; an upload's parts wait in files of their own (gateway.upload_dir) and go to a
+  // writer in order at completion. The object exists once the writer closes (on a write-back
+  // mount: once the worker journaled it); anything that fails leaves no object.
+  awaitable<Reply> Upload(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                          http::request_parser<http::buffer_body>& parser, const HttpHead& head,
+                          const std::string& request_id) {
+    S3Request req;
+    const bool post = head.method == "POST";
+    std::string operation = post ? "CompleteMultipartUpload" : "PutObject";
+    if (auto refused = CheckWrite(head, operation, request_id, &req)) co_return std::move(*refused);
+    const std::string resource = "/" + req.bucket + "/" + req.key;
+    auto fail = [&](const S3Error& e) { return ErrorReply(operation, e, resource, request_id); };
+    const std::string* upload_id = req.Query("uploadId");
+    const std::string* part_number = req.Query("partNumber");
+    const bool create = post && req.Query("uploads") && req.query.size() == 1;
+    const bool complete = post && upload_id && req.query.size() == 1;
+    const bool part = !post && upload_id && part_number && req.query.size() == 2;
+    if ((!create && !complete && !part && !(req.query.empty() && !post)) || !HeaderOf(head, "x-amz-copy-source").empty()) {
+      co_return fail(Error(501, "NotImplemented",
+                           head.method + " " + resource + ": of the S3 writes, sluice's gateway takes PutObject, "
+                           "DeleteObject and multipart uploads; CopyObject, DeleteObjects and the other "
+                           "subresources are not implemented"));
+    }
+    if ((create || complete || part) && options_.upload_dir.empty()) {
+      co_return fail(Error(501, "NotImplemented", "multipart uploads need gateway.upload_dir"));
+    }
+    if (create) {
+      operation = "CreateMultipartUpload";
+      std::string id = NewUploadId();
+      std::error_code ec;
+      std::filesystem::create_directories(options_.upload_dir + "/" + id, ec);
+      if (ec) co_return fail(Error(500, "InternalError", "cannot stage the upload: " + ec.message()));
+      Reply r;
+      r.operation = operation;
+      r.headers.emplace_back("Content-Type", "application/xml");
+      r.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Bucket>" + Xml(req.bucket) +
+               "</Bucket><Key>" + Xml(req.key) + "</Key><UploadId>" + id + "</UploadId></InitiateMultipartUploadResult>\n";
+      co_return r;
+    }
+    if (part || complete) {
+      if (!ValidUploadId(*upload_id) || !std::filesystem::is_directory(options_.upload_dir + "/" + *upload_id)) {
+        co_return fail(Error(404, "NoSuchUpload", "no multipart upload '" + *upload_id + "' is in progress here"));
+      }
+    }
+    if (part) {
+      operation = "UploadPart";
+      char* end = nullptr;
+      const long n = std::strtol(part_number->c_str(), &end, 10);
+      if (part_number->empty() || *end || n < 1 || n > 10000) {
+        co_return fail(Error(400, "InvalidArgument", "partNumber must be 1..10000"));
+      }
+      const std::string path = options_.upload_dir + "/" + *upload_id + "/" + std::to_string(n);
+      UniqueFd fd(::open((path + ".tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (fd.get() < 0) co_return fail(Error(500, "InternalError", "cannot stage the part: " + std::string(std::strerror(errno))));
+      ufs::DigestStream md5(ufs::DigestStream::Kind::kMd5);
+      auto e = co_await ReadBody(stream, buffer, parser, head, kMaxPutObjectBytes, [&](std::string_view data) -> Status {
+        md5.Update(data);
+        if (::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size())) {
+          return Status(StatusCode::kResourceExhausted, "cannot stage the part: " + std::string(std::strerror(errno)));
+        }
+        return Status::Ok();
+      });
+      if (e) {
+        ::unlink((path + ".tmp").c_str());
+        co_return fail(*e);
+      }
+      if (::rename((path + ".tmp").c_str(), path.c_str()) != 0) co_return fail(Error(500, "InternalError", "cannot stage the part"));
+      Reply r;
+      r.operation = operation;
+      r.headers.emplace_back("ETag", "\"" + md5.Hex() + "\"");
+      co_return r;
+    }
+    auto writer = [&]() { return fs_->OpenForWrite(PathOf(req.bucket, req.key), true); };
+    if (complete) {
+      std::string xml;
+      auto e = co_await ReadBody(stream, buffer, parser, head, 1 << 20, [&](std::string_view data) {
+        xml.append(data);
+        return Status::Ok();
+      });
+      if (e) co_return fail(*e);
+      auto doc = ufs::ParseXml(xml);
+      if (!doc.ok()) co_return fail(Error(400, "MalformedXML", "the part list is not XML: " + doc.status().message()));
+      const std::string dir = options_.upload_dir + "/" + *upload_id;
+      auto w = writer();
+      if (!w.ok()) co_return fail(FromStatus(w.status(), "NoSuchKey"));
+      uint64_t offset = 0;
+      long previous = 0;
+      std::vector<char> buf(1 << 20);
+      for (const auto* p : doc->Children("Part")) {
+        const long n = std::strtol(p->ChildText("PartNumber").c_str(), nullptr, 10);
+        if (n <= previous) co_return fail(Error(400, "InvalidPartOrder", "the parts must be listed in ascending order"));
+        previous = n;
+        UniqueFd fd(::open((dir + "/" + std::to_string(n)).c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd.get() < 0) co_return fail(Error(400, "InvalidPart", "part " + std::to_string(n) + " was not uploaded"));
+        for (ssize_t got; (got = ::read(fd.get(), buf.data(), buf.size())) > 0; offset += static_cast<uint64_t>(got)) {
+          if (Status st = (*w)->Write(offset, std::string_view(buf.data(), static_cast<size_t>(got))); !st.ok()) {
+            co_return fail(FromStatus(st, "NoSuchKey"));
+          }
+        }
+      }
+      if (previous == 0) co_return fail(Error(400, "MalformedXML", "the part list names no part"));
+      auto info = (*w)->Close();
+      if (!info.ok()) co_return fail(FromStatus(info.status(), "NoSuchKey"));
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      Reply r;
+      r.operation = operation;
+      r.headers.emplace_back("Content-Type", "application/xml");
+      r.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult><Bucket>" + Xml(req.bucket) +
+               "</Bucket><Key>" + Xml(req.key) + "</Key><ETag>" + Xml(EtagOf(info->version)) +
+               "</ETag></CompleteMultipartUploadResult>\n";
+      co_return r;
+    }
+    auto w = writer();
+    if (!w.ok()) co_return fail(FromStatus(w.status(), "NoSuchKey"));
+    uint64_t offset = 0;
+    auto e = co_await ReadBody(stream, buffer, parser, head, kMaxPutObjectBytes, [&](std::string_view data) {
+      Status st = (*w)->Write(offset, data);
+      offset += data.size();
+      return st;
+    });
+    if (e) co_return fail(*e);
+    auto info = (*w)->Close();
     if (!info.ok()) co_return fail(FromStatus(info.status(), "NoSuchKey"));
     Reply r;
-    r.operation = "PutObject";
+    r.operation = operation;
     r.headers.emplace_back("ETag", EtagOf(info->version));
     co_return r;
+  }
+
+  static std::string NewUploadId() {
+    static const char kHex[] = "0123456789abcdef";
+    std::random_device random;
+    std::string id;
+    for (int i = 0; i < 32; ++i) id += kHex[random() & 15];
+    return id;
+  }
+  static bool ValidUploadId(const std::string& id) {
+    return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
   }
 
   // DeleteObject: 204 whether or not the key was there, as S3 answers.
@@ -563,10 +704,24 @@ class BeastGateway final : public Gateway {
       if (head.method == "DELETE" && !req.key.empty() && req.query.empty()) {
         return DeleteObject(req, caller, resource, request_id);
       }
+      if (const std::string* id = req.Query("uploadId");
+          head.method == "DELETE" && id && req.query.size() == 1 && !options_.upload_dir.empty()) {
+        if (!caller.MayRead(req.bucket) || caller.access_key.empty()) {
+          return fail("AbortMultipartUpload", Error(403, "AccessDenied", "this key may not write bucket '" + req.bucket + "'"));
+        }
+        if (!ValidUploadId(*id)) return fail("AbortMultipartUpload", Error(404, "NoSuchUpload", "no upload '" + *id + "'"));
+        std::error_code ec;
+        std::filesystem::remove_all(options_.upload_dir + "/" + *id, ec);
+        Reply r;
+        r.operation = "AbortMultipartUpload";
+        r.status = 204;
+        return r;
+      }
       return fail("Write", Error(501, "NotImplemented",
                                  head.method + " " + resource +
-                                     ": of the S3 writes, sluice's gateway takes PutObject and DeleteObject; bucket "
-                                     "operations, DeleteObjects, multipart uploads and CopyObject are not implemented"));
+                                     ": of the S3 writes, sluice's gateway takes PutObject, DeleteObject and "
+                                     "multipart uploads; bucket operations, DeleteObjects and CopyObject are not "
+                                     "implemented"));
     }
     if (req.bucket.empty()) {
       if (is_head) return fail("Unknown", Error(405, "MethodNotAllowed", "HEAD / is not an S3 operation"));

@@ -34,6 +34,8 @@ struct GatewayOptions {
   size_t max_connections = 512;  // beyond: 503 SlowDown, then closed
   int threads = 16;              // requests served at once (each may wait on the cache)
   size_t read_chunk = 8 << 20;   // bytes of an object read from the cache per step
+  // Where the parts of multipart uploads wait for their completion ("": no multipart uploads).
+  std::string upload_dir;
 };
 
 class Gateway {

@@ -222,10 +222,10 @@ TEST_F(GatewayClientsTest, Boto3PaginatesDownloadsInPartsAndPresigns) {
   EXPECT_EQ(Differences(dest, "", "many/"), std::vector<std::string>{});  // all but the 2,500
 }
 
-// Writes through the gateway land in the bucket sluice caches: awscli cp (a single PUT below
-// its multipart threshold) and rm, read back from RGW itself.
+// Writes through the gateway land in the bucket sluice caches: awscli cp (a multipart upload
+// of 20 MiB: three parts) and rm, read back from RGW itself.
 TEST_F(GatewayClientsTest, AwsCliWritesThroughTheGateway) {
-  const std::string local = dir_->path() + "/upload.bin", data = TestBytes((2 << 20) + 9, 77);
+  const std::string local = dir_->path() + "/upload.bin", data = TestBytes((20 << 20) + 9, 77);
   WriteFile(local, data);
   std::string out;
   ASSERT_EQ(Aws({"s3", "cp", "--only-show-errors", local, "s3://sluice/uploads/upload.bin"}, &out), 0) << out;

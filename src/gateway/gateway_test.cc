@@ -328,7 +328,7 @@ TEST_F(GatewayTest, HostileRequestsGetS3ErrorsAndHarmNobody) {
   EXPECT_NE(StatusLine(r).find("403"), std::string::npos) << StatusLine(r);
   EXPECT_NE(Body(r).find("<Code>AccessDenied</Code>"), std::string::npos) << Body(r);
   EXPECT_NE(Body(r).find("read-only"), std::string::npos) << Body(r);
-  r = Exchange(port, SignedRequest("POST", "/data/new.txt", {{"uploads", ""}}, {{"content-length", "0"}}));
+  r = Exchange(port, SignedRequest("PUT", "/data/new.txt", {}, {{"content-length", "0"}, {"x-amz-copy-source", "/data/dir/a.txt"}}));
   EXPECT_NE(Body(r).find("<Code>NotImplemented</Code>"), std::string::npos) << Body(r);
   EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/new.txt"));
   // A client that sends half a head is cut off after the I/O timeout, and others are served.

@@ -98,20 +98,21 @@ std::string Sha256Hex(std::string_view data) {
   return Hex(digest, sizeof(digest));
 }
 
-Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+DigestStream::DigestStream(Kind kind) : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), kind == Kind::kMd5 ? EVP_md5() : EVP_sha256(), nullptr);
 }
 
-Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+DigestStream::~DigestStream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
 
-void Sha256Stream::Update(std::string_view data) {
+void DigestStream::Update(std::string_view data) {
   EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
 }
 
-std::string Sha256Stream::Hex() {
-  unsigned char digest[32];
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest, nullptr);
-  return ::sluice::ufs::Hex(digest, sizeof(digest));
+std::string DigestStream::Hex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest, &n);
+  return ::sluice::ufs::Hex(digest, n);
 }
 
 std::string UriEncode(std::string_view s, bool keep_slash) {

@@ -56,13 +56,15 @@ std::string UriDecode(std::string_view s);
 // Lowercase hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
-// SHA-256 of bytes that come in pieces (a request body as it streams in).
-class Sha256Stream {
+// A hash of bytes that come in pieces (a request body as it streams in): SHA-256 (payload
+// hashes) or MD5 (the ETags of uploaded parts).
+class DigestStream {
  public:
-  Sha256Stream();
-  ~Sha256Stream();
-  Sha256Stream(const Sha256Stream&) = delete;
-  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  enum class Kind { kSha256, kMd5 };
+  explicit DigestStream(Kind kind = Kind::kSha256);
+  ~DigestStream();
+  DigestStream(const DigestStream&) = delete;
+  DigestStream& operator=(const DigestStream&) = delete;
   void Update(std::string_view data);
   // Lowercase hex of the hash of everything given so far; ends the stream.
   std::string Hex();
