@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <regex>
 #include <thread>
 
 #include "client/file_system.h"
@@ -388,6 +389,58 @@ TEST_F(GatewayTest, PutAndDeleteObjectsGoThroughTheWritePath) {
   EXPECT_NE(StatusLine(r).find("204"), std::string::npos) << r;
   EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/up/new.bin"));
   EXPECT_NE(StatusLine(Get("/data/up/new.bin")).find("404"), std::string::npos);
+}
+
+// A multipart upload's parts, sent out of order, make the object in part order at completion;
+// an aborted upload leaves nothing, and is then unknown.
+TEST_F(GatewayTest, MultipartUploadsCompleteInOrderAndAbortedOnesLeaveNothing) {
+  ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
+    SLUICE_RETURN_IF_ERROR(t->Remove("/"));
+    cluster::MountPoint m{"/", "file://" + ufs_dir_, {}};
+    m.options.write_mode = cluster::WriteMode::kThrough;
+    return t->Add(m);
+  }).ok());
+  const std::string uploads = dir_.path() + "/uploads";
+  StartGateway([&](GatewayOptions* o) { o->upload_dir = uploads; });
+  const int port = gateway_->port();
+  auto create = [&](const std::string& path) {
+    std::string r = Exchange(port, SignedRequest("POST", path, {{"uploads", ""}}, {{"content-length", "0"}}));
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(r, m, std::regex("<UploadId>([0-9a-f]+)</UploadId>"))) << r;
+    return m.size() > 1 ? m[1].str() : std::string();
+  };
+  auto put_part = [&](const std::string& path, const std::string& id, int n, const std::string& data) {
+    return Exchange(port, SignedRequest("PUT", path, {{"partNumber", std::to_string(n)}, {"uploadId", id}},
+                                        {{"content-length", std::to_string(data.size())}}) + data);
+  };
+  const std::string id = create("/data/mp.bin");
+  ASSERT_FALSE(id.empty());
+  const std::string first = TestBytes(5 << 20, 1), second = "the tail";
+  std::string r = put_part("/data/mp.bin", id, 2, second);
+  ASSERT_NE(StatusLine(r).find("200"), std::string::npos) << r;
+  EXPECT_NE(r.find("ETag: \"89afc5b231eb3bf386ffafd9ca840e73\""), std::string::npos) << r;  // MD5 of "the tail"
+  r = put_part("/data/mp.bin", id, 1, first);
+  ASSERT_NE(StatusLine(r).find("200"), std::string::npos) << r;
+  EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/mp.bin"));  // not before completion
+  const std::string parts = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part>"
+                            "<Part><PartNumber>2</PartNumber><ETag>y</ETag></Part></CompleteMultipartUpload>";
+  r = Exchange(port, SignedRequest("POST", "/data/mp.bin", {{"uploadId", id}},
+                                   {{"content-length", std::to_string(parts.size())}}) + parts);
+  ASSERT_NE(StatusLine(r).find("200"), std::string::npos) << r;
+  EXPECT_NE(r.find("<CompleteMultipartUploadResult>"), std::string::npos) << r;
+  EXPECT_EQ(testing::ReadFile(ufs_dir_ + "/data/mp.bin"), first + second);
+  EXPECT_FALSE(std::filesystem::exists(uploads + "/" + id));
+
+  const std::string aborted = create("/data/gone.bin");
+  ASSERT_NE(StatusLine(put_part("/data/gone.bin", aborted, 1, "data")).find("200"), std::string::npos);
+  r = Exchange(port, SignedRequest("DELETE", "/data/gone.bin", {{"uploadId", aborted}}, {}));
+  EXPECT_NE(StatusLine(r).find("204"), std::string::npos) << r;
+  EXPECT_FALSE(std::filesystem::exists(uploads + "/" + aborted));
+  r = put_part("/data/gone.bin", aborted, 2, "more");
+  EXPECT_NE(Body(r).find("<Code>NoSuchUpload</Code>"), std::string::npos) << r;
+  r = put_part("/data/gone.bin", "../../etc", 1, "x");
+  EXPECT_NE(Body(r).find("<Code>NoSuchUpload</Code>"), std::string::npos) << r;
+  EXPECT_FALSE(std::filesystem::exists(ufs_dir_ + "/data/gone.bin"));
 }
 
 TEST_F(GatewayTest, ConnectionsBeyondTheLimitGetSlowDown) {
