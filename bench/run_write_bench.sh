@@ -68,7 +68,7 @@ mkdir -p "$S/mnt/ckpt"
 ufs_bytes_read() { "$SLUICE" report | awk '$1 == "/" && /requests,/ {for (i = 1; i <= NF; i++) if ($(i+1) == "read,") print $(i-1) $i}'; }
 
 drop
-t0=$(now); env -u AWS_CA_BUNDLE aws --endpoint-url "$RGW" s3 cp --quiet "$S/ckpt.bin" s3://bench/ckpt/aws.bin; t1=$(now)
+t0=$(now); env -u AWS_CA_BUNDLE /usr/bin/aws --endpoint-url "$RGW" s3 cp --quiet "$S/ckpt.bin" s3://bench/ckpt/aws.bin; t1=$(now)
 record aws-s3-cp checkpoint "{\"mib_per_second\": $(mibs "$t0" "$t1" "$SIZE")}"
 
 drop

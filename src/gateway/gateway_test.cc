@@ -137,6 +137,16 @@ class GatewayTest : public ::testing::Test {
     return raw;
   }
 
+  // The root mount takes writes (through).
+  void MakeWritable() {
+    ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
+      SLUICE_RETURN_IF_ERROR(t->Remove("/"));
+      cluster::MountPoint m{"/", "file://" + ufs_dir_, {}};
+      m.options.write_mode = cluster::WriteMode::kThrough;
+      return t->Add(m);
+    }).ok());
+  }
+
   std::string Get(const std::string& path, const std::vector<std::pair<std::string, std::string>>& query = {},
                   const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     return Exchange(gateway_->port(), SignedRequest("GET", path, query, headers));
@@ -353,12 +363,7 @@ TEST_F(GatewayTest, HostileRequestsGetS3ErrorsAndHarmNobody) {
 // On a mount that takes writes: PutObject (its body checked against the signed hash, and
 // nothing left when it does not match), GetObject of it, DeleteObject.
 TEST_F(GatewayTest, PutAndDeleteObjectsGoThroughTheWritePath) {
-  ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
-    SLUICE_RETURN_IF_ERROR(t->Remove("/"));
-    cluster::MountPoint m{"/", "file://" + ufs_dir_, {}};
-    m.options.write_mode = cluster::WriteMode::kThrough;
-    return t->Add(m);
-  }).ok());
+  MakeWritable();
   const int port = gateway_->port();
   const std::string body = TestBytes((3 << 20) + 17, 4);
   std::string r = Exchange(port, SignedRequest("PUT", "/data/up/new.bin", {},
@@ -394,12 +399,7 @@ TEST_F(GatewayTest, PutAndDeleteObjectsGoThroughTheWritePath) {
 // A multipart upload's parts, sent out of order, make the object in part order at completion;
 // an aborted upload leaves nothing, and is then unknown.
 TEST_F(GatewayTest, MultipartUploadsCompleteInOrderAndAbortedOnesLeaveNothing) {
-  ASSERT_TRUE(store_->UpdateMounts([&](cluster::MountTable* t) {
-    SLUICE_RETURN_IF_ERROR(t->Remove("/"));
-    cluster::MountPoint m{"/", "file://" + ufs_dir_, {}};
-    m.options.write_mode = cluster::WriteMode::kThrough;
-    return t->Add(m);
-  }).ok());
+  MakeWritable();
   const std::string uploads = dir_.path() + "/uploads";
   StartGateway([&](GatewayOptions* o) { o->upload_dir = uploads; });
   const int port = gateway_->port();
