@@ -292,10 +292,11 @@ Result<uint64_t> CachedReader::Prefetch(const CachedFile& file, uint64_t offset,
   return fetched;
 }
 
-uint64_t CachedReader::CachedBytes(const CachedFile& file) {
+uint64_t CachedReader::CachedBytes(const CachedFile& file, uint64_t offset, uint64_t length) {
   const uint64_t ps = store_->page_size();
-  uint64_t pages = (file.size + ps - 1) / ps, cached = 0;
-  for (uint64_t i = 0; i < pages; ++i) {
+  const uint64_t end = length >= file.size ? file.size : std::min(file.size, offset + length);
+  uint64_t pages = (end + ps - 1) / ps, cached = 0;
+  for (uint64_t i = offset / ps; i < pages; ++i) {
     if (store_->Contains(PageKey{file.id, i})) cached += std::min(ps, file.size - i * ps);
   }
   return cached;

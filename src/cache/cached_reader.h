@@ -73,7 +73,7 @@ class CachedReader {
   Result<uint64_t> Prefetch(const CachedFile& file, uint64_t offset, uint64_t length, bool memory);
 
   // How many bytes of the file are cached (in any tier).
-  uint64_t CachedBytes(const CachedFile& file);
+  uint64_t CachedBytes(const CachedFile& file, uint64_t offset = 0, uint64_t length = UINT64_MAX);
 
   MissPathStats Stats();
 

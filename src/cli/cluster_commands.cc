@@ -108,7 +108,12 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
   auto secret = ClusterSecret(ctx, true);
   if (!secret.ok()) return Fail(secret.status());
   ctx.config.cluster.secret = *secret;
-  std::string id = "worker-" + std::to_string(::getpid());
+  const bool on_etcd = !ctx.config.cluster.EtcdEndpoints().empty();
+  std::string id = ctx.config.worker.id;
+  if (id.empty() && on_etcd && ctx.config.worker.rpc_port > 0) {
+    id = ctx.config.worker.host + ":" + std::to_string(ctx.config.worker.rpc_port);  // the same after a restart
+  }
+  if (id.empty()) id = "worker-" + std::to_string(::getpid());
   auto worker = worker::Worker::Start(ctx.config, ctx.store.get(), id);
   if (!worker.ok()) return Fail(worker.status());
   Status st = ctx.store->RegisterWorker((*worker)->Info());
@@ -146,9 +151,9 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
     // `sluice fs sync` reaches the kernel's caches of this mount too.
     (*worker)->set_sync_listener([m = mount.get()](const std::string& path) { m->Invalidate(path); });
   }
-  std::printf("%s\nworker %s: RPC %s:%d, metrics http://%s:%d/metrics, cluster store %s\n", banner.c_str(),
+  std::printf("%s\nworker %s: RPC %s:%d, metrics http://%s:%d/metrics, %s\n", banner.c_str(),
               id.c_str(), ctx.config.worker.host.c_str(), (*worker)->rpc_port(), ctx.config.worker.host.c_str(),
-              (*worker)->http_port(), ctx.cluster_dir.c_str());
+              (*worker)->http_port(), ctx.store->Describe().c_str());
   if (gateway.gateway) std::printf("%s\n", gateway.banner.c_str());
   if (mount) std::printf("mounted at %s; stop with Ctrl-C or SIGTERM\n", mount->mountpoint().c_str());
   std::fflush(stdout);

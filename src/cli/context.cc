@@ -24,17 +24,28 @@ Result<Context> LoadContext(const std::string& config_file) {
     SLUICE_ASSIGN_OR_RETURN(ctx.config, LoadConfigFile(file));
     ctx.config_source = file;
   }
-  if (ctx.config.cluster.store != "file") {
-    return InvalidArgument("cluster.store '" + ctx.config.cluster.store + "' is not available yet (use file)");
-  }
   ctx.cluster_dir = ctx.config.cluster.dir.empty() ? cluster::DefaultClusterDir() : ctx.config.cluster.dir;
-  SLUICE_ASSIGN_OR_RETURN(ctx.store, cluster::OpenFileClusterStore(ctx.cluster_dir));
+  auto etcd = ctx.config.cluster.EtcdEndpoints();
+  if (!etcd.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(ctx.store, cluster::OpenEtcdClusterStore(etcd, ctx.config.cluster.lease_ttl));
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(ctx.store, cluster::OpenFileClusterStore(ctx.cluster_dir));
+  }
   return ctx;
 }
 
 Result<std::string> ClusterSecret(const Context& ctx, bool create) {
   if (!ctx.config.cluster.secret.empty()) return ctx.config.cluster.secret;
-  std::string path = ctx.cluster_dir + "/secret";
+  const bool given = !ctx.config.cluster.secret_file.empty();
+  std::string path = given ? ctx.config.cluster.secret_file : ctx.cluster_dir + "/secret";
+  if (given || ctx.store->Describe().rfind("etcd", 0) == 0) {  // a shared secret is given, never made here
+    std::ifstream in(path);
+    std::string secret;
+    if (in && std::getline(in, secret) && !secret.empty()) return secret;
+    return Status(StatusCode::kPermissionDenied,
+                  "cannot read the cluster secret " + path +
+                      (given ? "" : " (a cluster on etcd needs cluster.secret or cluster.secret_file in the config)"));
+  }
   std::ifstream in(path);
   std::string secret;
   if (in && std::getline(in, secret) && !secret.empty()) return secret;
@@ -58,6 +69,10 @@ Result<std::string> ClusterSecret(const Context& ctx, bool create) {
 Result<std::unique_ptr<client::FileSystem>> ConnectToWorker(const Context& ctx,
                                                             std::chrono::nanoseconds listing_ttl) {
   SLUICE_ASSIGN_OR_RETURN(auto workers, ctx.store->Workers());
+  if (workers.empty() && !ctx.config.cluster.EtcdEndpoints().empty()) {
+    return Status(StatusCode::kUnavailable, "no sluice worker is registered in " + ctx.store->Describe() +
+                                                " (start `sluice worker --config FILE` on the cluster's machines)");
+  }
   if (workers.empty()) {
     return Status(StatusCode::kUnavailable, "no running sluice worker found in " + ctx.cluster_dir +
                                                 " (the cluster directory: $SLUICE_HOME, default /var/lib/sluice; "

@@ -10,6 +10,7 @@
 #include "cache/page_file.h"
 #include "common/path.h"
 #include "cluster/mount_table.h"
+#include "cluster/placement.h"
 #include "common/logging.h"
 
 namespace sluice::client {
@@ -20,12 +21,40 @@ FileInfo FromProto(const rpc::FileInfo& f) { return FileInfo{f.path(), f.is_dir(
 }  // namespace
 
 FileSystem::FileSystem(ClientOptions options)
-    : options_(std::move(options)), rpc_(options_.worker), listings_(options_.listing_memory, options_.listing_ttl) {}
+    : options_(std::move(options)),
+      rpc_(std::make_shared<rpc::RpcClient>(options_.worker)),
+      listings_(options_.listing_memory, options_.listing_ttl) {
+  if (options_.cluster_routing && options_.cluster) {
+    RouterOptions o;
+    o.secret = options_.worker.secret;
+    o.span = options_.placement_span;
+    router_ = std::make_unique<Router>(options_.cluster, o);
+  }
+}
 FileSystem::~FileSystem() = default;
 
-bool FileSystem::WorkerDown(const Status& st) {
-  return st.code() == StatusCode::kUnavailable &&
-         (st.message().rfind("cannot reach sluice worker", 0) == 0 || st.message().rfind("lost connection", 0) == 0);
+Status FileSystem::Routed(std::string_view key, const std::string& path,
+                          const std::function<Status(const std::shared_ptr<rpc::RpcClient>&)>& call) {
+  if (!router_) return call(rpc_);
+  auto targets = router_->Route(key, router_->Replicas(path));
+  if (targets.empty()) return Status(StatusCode::kUnavailable, "cannot reach sluice worker: none is registered in " +
+                                                                   options_.cluster->Describe(), true);
+  Status st;
+  for (const auto& t : targets) {
+    st = call(t.rpc);
+    if (!WorkerDown(st)) return st;
+    router_->MarkDown(t.id);
+  }
+  return st;
+}
+
+Status FileSystem::Broadcast(const std::function<Status(rpc::RpcClient&)>& call) {
+  if (!router_) return call(*rpc_);
+  for (const auto& t : router_->All()) {
+    Status st = call(*t.rpc);
+    if (!st.ok() && !WorkerDown(st)) return st;
+  }
+  return Status::Ok();
 }
 
 Result<std::pair<ufs::UnderStore*, std::string>> FileSystem::Direct(const std::string& path) {
@@ -50,7 +79,7 @@ Result<FileInfo> FileSystem::StatFromWorker(const std::string& path) {
   rpc::PathRequest req;
   req.set_path(path);
   rpc::StatResponse resp;
-  Status st = rpc_.Call(rpc::FrameType::kStat, req, &resp);
+  Status st = Routed(path, path, [&](const auto& rpc) { return rpc->Call(rpc::FrameType::kStat, req, &resp); });
   if (st.ok()) return FromProto(resp.info());
   if (!WorkerDown(st)) return st;
   auto direct = Direct(path);
@@ -82,7 +111,7 @@ Result<std::vector<FileInfo>> FileSystem::ListPage(const std::string& path, cons
   req.set_start_after(start_after);
   req.set_limit(static_cast<uint32_t>(std::min<size_t>(limit, UINT32_MAX)));
   rpc::ListResponse resp;
-  Status st = rpc_.Call(rpc::FrameType::kList, req, &resp);
+  Status st = Routed(path, path, [&](const auto& rpc) { return rpc->Call(rpc::FrameType::kList, req, &resp); });
   std::vector<FileInfo> out;
   if (st.ok()) {
     out.reserve(static_cast<size_t>(resp.entries_size()));
@@ -116,7 +145,7 @@ Result<uint64_t> FileSystem::DirectRead(const std::string& path, uint64_t offset
 }
 
 Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
-                                  bool disk_only) {
+                                  bool disk_only, uint64_t file_size) {
   uint64_t delivered = 0;
   ufs::ByteSink counting = [&](std::string_view chunk) {
     delivered += chunk.size();
@@ -124,17 +153,32 @@ Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint
   };
   // The worker answers at most kMaxReadRequestBytes per READ; a longer read is several,
   // until one comes back short (the end of the file).
+  // In a cluster each span of a large file is read from its owners; a worker that goes away
+  // mid-read leaves the rest to the next one.
+  const uint64_t span = router_ && file_size > router_->span() ? router_->span() : UINT64_MAX;
   Status st;
-  while (delivered < length) {
-    const uint64_t want = std::min(length - delivered, rpc::kMaxReadRequestBytes);
-    rpc::ReadRequest req;
-    req.set_path(path);
-    req.set_offset(offset + delivered);
-    req.set_length(want);
-    req.set_disk_only(disk_only);
-    rpc::ReadResponse resp;
-    st = rpc_.Call(rpc::FrameType::kRead, req, &resp, &counting);
-    if (!st.ok() || resp.bytes() < want) break;
+  bool at_end = false;
+  while (st.ok() && !at_end && delivered < length) {
+    const uint64_t at = offset + delivered;
+    const uint64_t piece_end = span == UINT64_MAX ? offset + length : std::min(offset + length, (at / span + 1) * span);
+    const std::string key = span == UINT64_MAX ? path : cluster::PlacementKey(path, at, file_size, span);
+    st = Routed(key, path, [&](const std::shared_ptr<rpc::RpcClient>& rpc) {
+      while (offset + delivered < piece_end) {
+        const uint64_t want = std::min(piece_end - (offset + delivered), rpc::kMaxReadRequestBytes);
+        rpc::ReadRequest req;
+        req.set_path(path);
+        req.set_offset(offset + delivered);
+        req.set_length(want);
+        req.set_disk_only(disk_only);
+        rpc::ReadResponse resp;
+        SLUICE_RETURN_IF_ERROR(rpc->Call(rpc::FrameType::kRead, req, &resp, &counting));
+        if (resp.bytes() < want) {
+          at_end = true;
+          break;
+        }
+      }
+      return Status::Ok();
+    });
   }
   if (st.ok()) return delivered;
   if (!WorkerDown(st)) return st;
@@ -169,9 +213,13 @@ Result<std::unique_ptr<Writer>> FileSystem::OpenForWrite(const std::string& path
   req.set_path(path);
   req.set_truncate(truncate);
   rpc::WriteResponse resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kWriteOpen, req, &resp));
+  std::shared_ptr<rpc::RpcClient> holder;
+  SLUICE_RETURN_IF_ERROR(Routed(path, path, [&](const std::shared_ptr<rpc::RpcClient>& rpc) {
+    holder = rpc;
+    return rpc->Call(rpc::FrameType::kWriteOpen, req, &resp);
+  }));
   // A truncating open changes the file even with nothing written after it.
-  return std::unique_ptr<Writer>(new Writer(this, path, resp.handle(), resp.size(), truncate));
+  return std::unique_ptr<Writer>(new Writer(this, holder, path, resp.handle(), resp.size(), truncate));
 }
 
 Status FileSystem::Remove(const std::string& path, bool directory) {
@@ -179,7 +227,7 @@ Status FileSystem::Remove(const std::string& path, bool directory) {
   req.set_path(path);
   req.set_directory(directory);
   rpc::PathResponse resp;
-  Status st = rpc_.Call(rpc::FrameType::kRemove, req, &resp);
+  Status st = Routed(path, path, [&](const auto& rpc) { return rpc->Call(rpc::FrameType::kRemove, req, &resp); });
   Changed(path);
   return st;
 }
@@ -188,7 +236,7 @@ Status FileSystem::Mkdir(const std::string& path) {
   rpc::PathRequest req;
   req.set_path(path);
   rpc::PathResponse resp;
-  Status st = rpc_.Call(rpc::FrameType::kMkdir, req, &resp);
+  Status st = Routed(path, path, [&](const auto& rpc) { return rpc->Call(rpc::FrameType::kMkdir, req, &resp); });
   Changed(path);
   return st;
 }
@@ -198,7 +246,7 @@ Status FileSystem::Rename(const std::string& from, const std::string& to) {
   req.set_path(from);
   req.set_to(to);
   rpc::PathResponse resp;
-  Status st = rpc_.Call(rpc::FrameType::kRename, req, &resp);
+  Status st = Routed(from, from, [&](const auto& rpc) { return rpc->Call(rpc::FrameType::kRename, req, &resp); });
   Changed(from);
   Changed(to);
   return st;
@@ -207,8 +255,10 @@ Status FileSystem::Rename(const std::string& from, const std::string& to) {
 Status FileSystem::Flush(const std::string& path) {
   rpc::PathRequest req;
   req.set_path(path);
-  rpc::PathResponse resp;
-  return rpc_.Call(rpc::FrameType::kFlush, req, &resp);
+  return Broadcast([&](rpc::RpcClient& rpc) {
+    rpc::PathResponse resp;
+    return rpc.Call(rpc::FrameType::kFlush, req, &resp);
+  });
 }
 
 Writer::~Writer() {
@@ -217,7 +267,7 @@ Writer::~Writer() {
   req.set_handle(handle_);
   req.set_release(true);
   rpc::WriteResponse resp;
-  (void)fs_->rpc_.Call(rpc::FrameType::kWriteClose, req, &resp);
+  (void)rpc_->Call(rpc::FrameType::kWriteClose, req, &resp);
 }
 
 Status Writer::Write(uint64_t offset, std::string_view data) {
@@ -233,7 +283,7 @@ Status Writer::Write(uint64_t offset, std::string_view data) {
       std::lock_guard<std::mutex> lock(mu_);
       dirty_ = true;
     }
-    SLUICE_RETURN_IF_ERROR(fs_->rpc_.Call(rpc::FrameType::kWrite, req, &resp, nullptr, piece));
+    SLUICE_RETURN_IF_ERROR(rpc_->Call(rpc::FrameType::kWrite, req, &resp, nullptr, piece));
     size_ = resp.size();
     offset += piece.size();
     data.remove_prefix(piece.size());
@@ -251,7 +301,7 @@ Status Writer::Truncate(uint64_t size) {
     std::lock_guard<std::mutex> lock(mu_);
     dirty_ = true;
   }
-  SLUICE_RETURN_IF_ERROR(fs_->rpc_.Call(rpc::FrameType::kWrite, req, &resp));
+  SLUICE_RETURN_IF_ERROR(rpc_->Call(rpc::FrameType::kWrite, req, &resp));
   size_ = resp.size();
   return Status::Ok();
 }
@@ -272,12 +322,12 @@ Result<FileInfo> Writer::Finish(bool release, bool durable) {
   req.set_durable(durable);
   rpc::WriteResponse resp;
   if (!dirty_) {  // nothing to upload: what is there stays
-    if (release) SLUICE_RETURN_IF_ERROR(fs_->rpc_.Call(rpc::FrameType::kWriteClose, req, &resp));
+    if (release) SLUICE_RETURN_IF_ERROR(rpc_->Call(rpc::FrameType::kWriteClose, req, &resp));
     if (durable) SLUICE_RETURN_IF_ERROR(fs_->Flush(path_));
     if (committed_) return *committed_;
     return fs_->StatFromWorker(path_);
   }
-  Status st = fs_->rpc_.Call(rpc::FrameType::kWriteClose, req, &resp);
+  Status st = rpc_->Call(rpc::FrameType::kWriteClose, req, &resp);
   fs_->Changed(path_);
   if (!st.ok()) return st;
   dirty_ = false;
@@ -289,49 +339,76 @@ Result<uint64_t> FileSystem::Sync(const std::string& path) {
   DropListed(path);
   rpc::PathRequest req;
   req.set_path(path);
-  rpc::PathResponse resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kSync, req, &resp));
-  return resp.files();
+  uint64_t files = 0;
+  SLUICE_RETURN_IF_ERROR(Broadcast([&](rpc::RpcClient& rpc) {
+    rpc::PathResponse resp;
+    SLUICE_RETURN_IF_ERROR(rpc.Call(rpc::FrameType::kSync, req, &resp));
+    files = std::max<uint64_t>(files, resp.files());  // each worker checks every file it knows
+    return Status::Ok();
+  }));
+  return files;
 }
 
-Result<rpc::PathResponse> FileSystem::Free(const std::string& path) {
-  rpc::PathRequest req;
-  req.set_path(path);
-  rpc::PathResponse resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kFree, req, &resp));
-  return resp;
-}
+// Free and CheckCached: every worker answers for the pages it holds; files and bytes are
+// the tree's (the same from each), cached bytes add up over the workers.
+Result<rpc::PathResponse> FileSystem::Free(const std::string& path) { return CacheQuery(rpc::FrameType::kFree, path); }
 
 Result<rpc::PathResponse> FileSystem::CheckCached(const std::string& path) {
+  return CacheQuery(rpc::FrameType::kCheckCached, path);
+}
+
+Result<rpc::PathResponse> FileSystem::CacheQuery(rpc::FrameType type, const std::string& path) {
   rpc::PathRequest req;
   req.set_path(path);
-  rpc::PathResponse resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kCheckCached, req, &resp));
-  return resp;
+  rpc::PathResponse total;
+  SLUICE_RETURN_IF_ERROR(Broadcast([&](rpc::RpcClient& rpc) {
+    rpc::PathResponse resp;
+    SLUICE_RETURN_IF_ERROR(rpc.Call(type, req, &resp));
+    total.set_files(std::max(total.files(), resp.files()));
+    total.set_bytes(std::max(total.bytes(), resp.bytes()));
+    total.set_cached_bytes(total.cached_bytes() + resp.cached_bytes());
+    return Status::Ok();
+  }));
+  return total;
 }
 
 Result<std::string> FileSystem::Load(const std::string& path) {
   rpc::LoadRequest req;
   req.set_path(path);
   rpc::JobStatus resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kLoad, req, &resp));
+  // The worker asked coordinates: it lists the tree and sends each owner its share.
+  SLUICE_RETURN_IF_ERROR(Routed("load:" + path, path, [&](const auto& rpc) { return rpc->Call(rpc::FrameType::kLoad, req, &resp); }));
   return resp.job_id();
 }
 
 Result<rpc::JobStatus> FileSystem::JobStatus(const std::string& job_id) {
   rpc::JobRequest req;
   req.set_job_id(job_id);
-  rpc::JobStatus resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kJobStatus, req, &resp));
-  return resp;
+  return JobCall(rpc::FrameType::kJobStatus, job_id);
 }
 
-Result<rpc::JobStatus> FileSystem::CancelJob(const std::string& job_id) {
+// A job lives on the worker that coordinates it; its id names that worker after the '@'.
+Result<rpc::JobStatus> FileSystem::JobCall(rpc::FrameType type, const std::string& job_id) {
   rpc::JobRequest req;
   req.set_job_id(job_id);
   rpc::JobStatus resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kJobCancel, req, &resp));
-  return resp;
+  const size_t at = job_id.find('@');
+  if (!router_ || at == std::string::npos) {
+    SLUICE_RETURN_IF_ERROR(rpc_->Call(type, req, &resp));
+    return resp;
+  }
+  const std::string coordinator = job_id.substr(at + 1);
+  for (const auto& t : router_->All()) {
+    if (t.id != coordinator) continue;
+    SLUICE_RETURN_IF_ERROR(t.rpc->Call(type, req, &resp));
+    return resp;
+  }
+  return Status(StatusCode::kUnavailable, "job " + job_id + ": its coordinating worker " + coordinator +
+                                              " is not in the cluster now");
+}
+
+Result<rpc::JobStatus> FileSystem::CancelJob(const std::string& job_id) {
+  return JobCall(rpc::FrameType::kJobCancel, job_id);
 }
 
 Result<rpc::ReportResponse> FileSystem::Report() {
@@ -339,9 +416,33 @@ Result<rpc::ReportResponse> FileSystem::Report() {
   const uint64_t unreported = fallback_reads_.load() - fallback_reported_.load();
   req.set_fallback_reads(unreported);
   rpc::ReportResponse resp;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kReport, req, &resp));
+  SLUICE_RETURN_IF_ERROR(rpc_->Call(rpc::FrameType::kReport, req, &resp));
   fallback_reported_ += unreported;
   return resp;
+}
+
+std::vector<rpc::ReportResponse> FileSystem::ReportAll() {
+  if (!router_) {
+    auto one = Report();
+    if (one.ok()) return {*one};
+    rpc::ReportResponse failed;
+    rpc::ToProto(one.status(), failed.mutable_status());
+    return {failed};
+  }
+  std::vector<rpc::ReportResponse> out;
+  for (const auto& t : router_->All()) {
+    rpc::ReportRequest req;
+    rpc::ReportResponse resp;
+    Status st = t.rpc->Call(rpc::FrameType::kReport, req, &resp);
+    if (!st.ok()) {
+      resp.Clear();
+      rpc::ToProto(st, resp.mutable_status());
+    }
+    resp.set_worker_id(t.id);
+    resp.set_address(t.endpoint);
+    out.push_back(std::move(resp));
+  }
+  return out;
 }
 
 ClientStats FileSystem::Stats() const {
@@ -351,7 +452,7 @@ ClientStats FileSystem::Stats() const {
 
 bool FileSystem::ShortCircuitPossible() const {
   const std::string& h = options_.worker.host;
-  return options_.short_circuit && (h == "127.0.0.1" || h == "localhost" || h == "::1");
+  return options_.short_circuit && !router_ && (h == "127.0.0.1" || h == "localhost" || h == "::1");
 }
 
 Result<std::vector<FileSystem::PageRef>> FileSystem::Locate(const FileInfo& info, uint64_t offset, uint64_t end,
@@ -365,7 +466,7 @@ Result<std::vector<FileSystem::PageRef>> FileSystem::Locate(const FileInfo& info
     req.set_prefetch_from(prefetch_from);
   }
   rpc::LocateResponse where;
-  SLUICE_RETURN_IF_ERROR(rpc_.Call(rpc::FrameType::kLocate, req, &where));
+  SLUICE_RETURN_IF_ERROR(rpc_->Call(rpc::FrameType::kLocate, req, &where));
   if (where.info().version() != info.version) return Status(StatusCode::kStale, info.path + " changed");
   if (where.page_size() == 0) return Internal("worker reported no page size");
   *page_size = where.page_size();
@@ -393,7 +494,7 @@ Status File::FillOverRpc(uint64_t offset, uint64_t from, uint64_t to, char* out)
     std::memcpy(out + at, c.data(), c.size());
     at += c.size();
     return Status::Ok();
-  }, /*disk_only=*/true);
+  }, /*disk_only=*/true, info_.size);
   if (n.ok() && *n != to - from) return Status(StatusCode::kStale, info_.path + " changed size");
   return n.status();
 }
@@ -538,7 +639,7 @@ Result<std::string> File::Fetch(uint64_t offset, uint64_t length) {
   auto n = fs_->Read(info_.path, offset, length, [&out](std::string_view c) {
     out.append(c);
     return Status::Ok();
-  });
+  }, false, info_.size);
   if (!n.ok()) return n.status();
   return out;
 }

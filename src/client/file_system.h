@@ -23,6 +23,7 @@
 #include "cache/page_buffers.h"
 #include "client/file_info.h"
 #include "client/listing_cache.h"
+#include "client/router.h"
 #include "cluster/cluster_store.h"
 #include "common/config.h"
 #include "common/unique_fd.h"
@@ -56,6 +57,11 @@ struct ClientOptions {
   // long (0: off; FUSE sets its attribute timeout) within this many bytes: see ListingCache.
   std::chrono::nanoseconds listing_ttl{0};
   uint64_t listing_memory = 64ull << 20;
+  // A cluster of several workers (a store on etcd): each request goes to the workers that
+  // placement names for its path (and span of a large file), failing over to the next one
+  // and then to the under-store; admin requests go to every worker. Off: `worker` serves all.
+  bool cluster_routing = false;
+  uint64_t placement_span = 64ull << 20;
 };
 
 // Part of a read's result, for callers that can send it without copying (FUSE): `length`
@@ -95,8 +101,9 @@ class FileSystem {
   Result<std::vector<FileInfo>> ListPage(const std::string& path, const std::string& start_after, size_t limit,
                                          bool* more);
   // Streams [offset, offset + length) of a file to `sink`. `disk_only`: see ReadRequest.
+  // `file_size` (0: unknown) lets a cluster client send each span of a large file to its owner.
   Result<uint64_t> Read(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink,
-                        bool disk_only = false);
+                        bool disk_only = false, uint64_t file_size = 0);
   Result<std::unique_ptr<File>> Open(const std::string& path);
 
   // Writes, on mounts that take them (kNotSupported elsewhere). With `truncate` the file
@@ -117,12 +124,17 @@ class FileSystem {
   Result<rpc::JobStatus> JobStatus(const std::string& job_id);
   Result<rpc::JobStatus> CancelJob(const std::string& job_id);
   Result<rpc::ReportResponse> Report();
+  // Every worker's report (one worker's without cluster routing); a worker that cannot be
+  // reached gets a report with only its id and the error in its status.
+  std::vector<rpc::ReportResponse> ReportAll();
 
   // Forgets what listed pages say about `path` and below (the worker re-listed them).
   void DropListed(const std::string& path) { listings_.Drop(path); }
 
   ClientStats Stats() const;
   const ClientOptions& options() const { return options_; }
+  // The cluster's workers and placement; nullptr without cluster routing.
+  Router* router() { return router_.get(); }
 
  private:
   friend class File;
@@ -132,7 +144,17 @@ class FileSystem {
   Result<FileInfo> StatFromWorker(const std::string& path);
   // The under-store and key for `path`, for the fallback.
   Result<std::pair<ufs::UnderStore*, std::string>> Direct(const std::string& path);
-  static bool WorkerDown(const Status& st);
+  static bool WorkerDown(const Status& st) { return Router::Unreachable(st); }
+  // Sends a request about `key` (a placement key of `path`) to the worker that serves it:
+  // `call` runs with each candidate in turn while the last could not be reached (those are
+  // marked down); the last Status is returned. Without routing, `call` runs with `rpc_`.
+  Status Routed(std::string_view key, const std::string& path,
+                const std::function<Status(const std::shared_ptr<rpc::RpcClient>&)>& call);
+  // Runs `call` with every worker (or `rpc_`), stopping at the first error but one of
+  // reaching a worker.
+  Status Broadcast(const std::function<Status(rpc::RpcClient&)>& call);
+  Result<rpc::PathResponse> CacheQuery(rpc::FrameType type, const std::string& path);
+  Result<rpc::JobStatus> JobCall(rpc::FrameType type, const std::string& job_id);
   Result<uint64_t> DirectRead(const std::string& path, uint64_t offset, uint64_t length, const ufs::ByteSink& sink);
   bool ShortCircuitPossible() const;
   // A page file of the worker's disk tier, as LOCATE reports it.
@@ -149,7 +171,8 @@ class FileSystem {
                                       uint64_t* page_size);
 
   const ClientOptions options_;
-  rpc::RpcClient rpc_;
+  const std::shared_ptr<rpc::RpcClient> rpc_;  // the worker of options_.worker
+  std::unique_ptr<Router> router_;
   ListingCache listings_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<ufs::UnderStore>> direct_;  // GUARDED_BY(mu_): by mount URI
@@ -233,11 +256,13 @@ class Writer {
 
  private:
   friend class FileSystem;
-  Writer(FileSystem* fs, std::string path, uint64_t handle, uint64_t size, bool dirty)
-      : fs_(fs), path_(std::move(path)), handle_(handle), size_(size), dirty_(dirty) {}
+  Writer(FileSystem* fs, std::shared_ptr<rpc::RpcClient> rpc, std::string path, uint64_t handle, uint64_t size,
+         bool dirty)
+      : fs_(fs), rpc_(std::move(rpc)), path_(std::move(path)), handle_(handle), size_(size), dirty_(dirty) {}
   Result<FileInfo> Finish(bool release, bool durable);
 
   FileSystem* const fs_;
+  const std::shared_ptr<rpc::RpcClient> rpc_;  // the worker that holds the handle
   const std::string path_;
   const uint64_t handle_;
   std::atomic<uint64_t> size_;

@@ -1,9 +1,12 @@
-// ClusterStore: where cluster state lives — the mount table and the registered workers.
-// The file implementation keeps it in a directory ($SLUICE_HOME, default /var/lib/sluice):
-// mounts.yaml (mode 0600: it holds credentials) and workers/<id>.yaml, updated under an
-// flock so concurrent CLIs and workers never lose a change. Thread-safe.
+// ClusterStore: where cluster state lives — the mount table, the registered workers and job
+// records. The file implementation keeps it in a directory ($SLUICE_HOME, default
+// /var/lib/sluice): mounts.yaml (mode 0600: it holds credentials), workers/<id>.yaml and
+// records/<kind>/<id>, updated under an flock so concurrent CLIs and workers never lose a
+// change; its workers are the processes of one host. The etcd implementation
+// (etcd_cluster_store.cc) is how a cluster spans machines. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,6 +23,10 @@ struct WorkerInfo {
   int rpc_port = 0;
   int http_port = 0;
   int64_t pid = 0;
+  uint64_t capacity = 0;  // bytes of cache (memory and disk tiers)
+  std::string zone;
+
+  std::string Endpoint() const { return host + ":" + std::to_string(rpc_port); }
 };
 
 class ClusterStore {
@@ -37,8 +44,16 @@ class ClusterStore {
 
   virtual Status RegisterWorker(const WorkerInfo& worker) = 0;
   virtual Status UnregisterWorker(const std::string& id) = 0;
-  // Registered workers whose process is alive.
+  // Registered workers whose process is alive (file store) or whose lease holds (etcd), by id.
   virtual Result<std::vector<WorkerInfo>> Workers() = 0;
+  // A number that changes when the members or mounts change (a watch saw it); 0 when the
+  // store cannot tell, and callers look again now and then.
+  virtual uint64_t Generation() { return 0; }
+
+  // Small records (job state) that outlive the process that wrote them.
+  virtual Status PutRecord(const std::string& kind, const std::string& id, const std::string& text) = 0;
+  virtual Result<std::string> GetRecord(const std::string& kind, const std::string& id) = 0;
+  virtual Result<std::vector<std::string>> ListRecords(const std::string& kind) = 0;
 
   virtual std::string Describe() const = 0;
 };
@@ -48,5 +63,10 @@ std::string DefaultClusterDir();
 
 // Opens (creating) the file-based store in `dir`.
 Result<std::unique_ptr<ClusterStore>> OpenFileClusterStore(const std::string& dir);
+
+// Connects to etcd at `endpoints` ("host:port"); a registered worker drops out `lease_ttl`
+// after it stops renewing.
+Result<std::unique_ptr<ClusterStore>> OpenEtcdClusterStore(const std::vector<std::string>& endpoints,
+                                                          std::chrono::nanoseconds lease_ttl);
 
 }  // namespace sluice::cluster

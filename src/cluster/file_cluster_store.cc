@@ -4,7 +4,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,6 +12,7 @@
 #include <sstream>
 
 #include "cluster/cluster_store.h"
+#include "cluster/cluster_yaml.h"
 
 namespace sluice::cluster {
 namespace {
@@ -82,13 +82,9 @@ class FileClusterStore final : public ClusterStore {
   }
 
   Status RegisterWorker(const WorkerInfo& w) override {
-    YAML::Emitter out;
-    out << YAML::BeginMap << YAML::Key << "id" << YAML::Value << w.id << YAML::Key << "host" << YAML::Value << w.host
-        << YAML::Key << "rpc_port" << YAML::Value << w.rpc_port << YAML::Key << "http_port" << YAML::Value
-        << w.http_port << YAML::Key << "pid" << YAML::Value << w.pid << YAML::EndMap;
     std::error_code ec;
     std::filesystem::create_directories(dir_ + "/workers", ec);
-    return WriteAtomically(dir_ + "/workers/" + w.id + ".yaml", std::string(out.c_str()) + "\n", 0644);
+    return WriteAtomically(dir_ + "/workers/" + w.id + ".yaml", WorkerToYaml(w), 0644);
   }
 
   Status UnregisterWorker(const std::string& id) override {
@@ -103,77 +99,43 @@ class FileClusterStore final : public ClusterStore {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir_ + "/workers", ec)) {
       if (e.path().extension() != ".yaml") continue;
-      try {
-        YAML::Node n = YAML::LoadFile(e.path().string());
-        WorkerInfo w;
-        w.id = n["id"].as<std::string>();
-        w.host = n["host"].as<std::string>();
-        w.rpc_port = n["rpc_port"].as<int>();
-        w.http_port = n["http_port"].as<int>();
-        w.pid = n["pid"].as<int64_t>();
-        // A worker that died without unregistering leaves its file: skip it.
-        if (w.pid > 0 && ::kill(static_cast<pid_t>(w.pid), 0) != 0 && errno == ESRCH) continue;
-        out.push_back(std::move(w));
-      } catch (const YAML::Exception&) {
-        continue;  // being rewritten, or garbage: not a worker
-      }
+      auto w = WorkerFromYaml(ReadText(e.path().string()));
+      if (!w.ok()) continue;  // being rewritten, or garbage: not a worker
+      // A worker that died without unregistering leaves its file: skip it.
+      if (w->pid > 0 && ::kill(static_cast<pid_t>(w->pid), 0) != 0 && errno == ESRCH) continue;
+      out.push_back(std::move(*w));
     }
     std::sort(out.begin(), out.end(), [](const WorkerInfo& a, const WorkerInfo& b) { return a.id < b.id; });
+    return out;
+  }
+
+  Status PutRecord(const std::string& kind, const std::string& id, const std::string& text) override {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_ + "/records/" + kind, ec);
+    return WriteAtomically(dir_ + "/records/" + kind + "/" + id, text, 0600);
+  }
+
+  Result<std::string> GetRecord(const std::string& kind, const std::string& id) override {
+    const std::string path = dir_ + "/records/" + kind + "/" + id;
+    if (::access(path.c_str(), F_OK) != 0) return NotFound("no " + kind + " " + id + " in " + dir_);
+    return ReadText(path);
+  }
+
+  Result<std::vector<std::string>> ListRecords(const std::string& kind) override {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_ + "/records/" + kind, ec)) {
+      if (e.path().string().find(".tmp.") == std::string::npos) out.push_back(ReadText(e.path().string()));
+    }
     return out;
   }
 
  private:
   std::string MountsPath() const { return dir_ + "/mounts.yaml"; }
 
-  Result<MountTable> LoadLocked() {
-    std::string text = ReadText(MountsPath());
-    std::vector<MountPoint> mounts;
-    if (text.empty()) return MountTable();
-    try {
-      YAML::Node root = YAML::Load(text);
-      for (const auto& n : root["mounts"]) {
-        MountPoint m;
-        m.path = n["path"].as<std::string>();
-        m.uri = n["uri"].as<std::string>();
-        if (n["write_mode"]) {
-          auto mode = ParseWriteMode(n["write_mode"].as<std::string>());
-          if (!mode.ok()) return Corruption(MountsPath() + ": mount " + m.path + ": " + mode.status().message());
-          m.options.write_mode = *mode;
-        } else if (!n["read_only"].as<bool>(true)) {  // written before write modes
-          m.options.write_mode = WriteMode::kThrough;
-        }
-        m.options.metadata_ttl = std::chrono::milliseconds(n["metadata_ttl_ms"].as<int64_t>(60000));
-        m.options.replicas = n["replicas"].as<int>(1);
-        m.options.ufs_max_concurrency = n["ufs_max_concurrency"].as<int>(64);
-        m.options.ufs_rate_limit = n["ufs_rate_limit"].as<uint64_t>(0);
-        for (const auto& kv : n["options"]) {
-          m.options.ufs_options.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
-        }
-        mounts.push_back(std::move(m));
-      }
-    } catch (const YAML::Exception& e) {
-      return Corruption(MountsPath() + " is damaged: " + e.what());
-    }
-    return MountTable(std::move(mounts));
-  }
+  Result<MountTable> LoadLocked() { return MountTableFromYaml(ReadText(MountsPath()), MountsPath()); }
 
-  Status SaveLocked(const MountTable& table) {
-    YAML::Emitter out;
-    out << YAML::BeginMap << YAML::Key << "mounts" << YAML::Value << YAML::BeginSeq;
-    for (const auto& m : table.mounts()) {
-      out << YAML::BeginMap << YAML::Key << "path" << YAML::Value << m.path << YAML::Key << "uri" << YAML::Value
-          << m.uri << YAML::Key << "write_mode" << YAML::Value << WriteModeName(m.options.write_mode) << YAML::Key
-          << "metadata_ttl_ms" << YAML::Value
-          << std::chrono::duration_cast<std::chrono::milliseconds>(m.options.metadata_ttl).count() << YAML::Key
-          << "replicas" << YAML::Value << m.options.replicas << YAML::Key << "ufs_max_concurrency" << YAML::Value
-          << m.options.ufs_max_concurrency << YAML::Key << "ufs_rate_limit" << YAML::Value
-          << m.options.ufs_rate_limit << YAML::Key << "options" << YAML::Value << YAML::BeginMap;
-      for (const auto& [k, v] : m.options.ufs_options) out << YAML::Key << k << YAML::Value << v;
-      out << YAML::EndMap << YAML::EndMap;
-    }
-    out << YAML::EndSeq << YAML::EndMap;
-    return WriteAtomically(MountsPath(), std::string(out.c_str()) + "\n", 0600);
-  }
+  Status SaveLocked(const MountTable& table) { return WriteAtomically(MountsPath(), MountTableToYaml(table), 0600); }
 
   const std::string dir_;
 };

@@ -160,10 +160,28 @@ class Binder {
     log_.String("level", &cfg->log.level, {"trace", "debug", "info", "warn", "error", "off"});
     log_.String("file", &cfg->log.file);
 
-    cluster_.String("store", &cfg->cluster.store, {"file", "etcd"});
+    cluster_.Field("store", [this, cfg](const YAML::Node& n, const std::string& key) -> Status {
+      if (!n.IsScalar()) return cluster_.Error(key, "expected file, file:DIR or etcd://HOST:PORT[,HOST:PORT]");
+      ClusterConfig c = cfg->cluster;
+      c.store = n.Scalar();
+      if (c.store.rfind("file:", 0) == 0) {
+        cfg->cluster.dir = c.store.substr(5);
+        c.store = "file";
+      }
+      if (c.store != "file" && c.EtcdEndpoints().empty()) {
+        return cluster_.Error(key, "'" + c.store + "' is neither file, file:DIR nor etcd://HOST:PORT[,HOST:PORT]");
+      }
+      cfg->cluster.store = c.store;
+      return Status::Ok();
+    });
     cluster_.String("dir", &cfg->cluster.dir);
     cluster_.String("secret", &cfg->cluster.secret);
+    cluster_.String("secret_file", &cfg->cluster.secret_file);
+    cluster_.Duration("lease_ttl", &cfg->cluster.lease_ttl, milliseconds(1000), hours(1));
+    cluster_.Size("placement_span", &cfg->cluster.placement_span, 1 << 20, 1ull << 40);
 
+    worker_.String("id", &cfg->worker.id);
+    worker_.String("zone", &cfg->worker.zone);
     worker_.String("host", &cfg->worker.host);
     worker_.Int("rpc_port", &cfg->worker.rpc_port, 0, 65535);
     worker_.Int("http_port", &cfg->worker.http_port, 0, 65535);
@@ -249,6 +267,10 @@ class Binder {
     for (Section* s : Sections()) {
       top_.Field(s->prefix(), [s](const YAML::Node& n, const std::string&) { return s->Apply(n); });
     }
+    // `cluster: etcd://...` is short for `cluster: {store: etcd://...}`.
+    top_.Field("cluster", [this](const YAML::Node& n, const std::string& key) -> Status {
+      return n.IsScalar() ? cluster_.Set("store", n, key) : cluster_.Apply(n);
+    });
   }
 
   Binder(const Binder&) = delete;  // the setters point into this object
@@ -276,6 +298,28 @@ class Binder {
 bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
+
+std::vector<std::string> ClusterConfig::EtcdEndpoints() const {
+  constexpr std::string_view kScheme = "etcd://";
+  if (store.compare(0, kScheme.size(), kScheme) != 0) return {};
+  std::vector<std::string> out;
+  std::string rest = store.substr(kScheme.size());
+  for (size_t at = 0; at <= rest.size();) {
+    size_t comma = rest.find(',', at);
+    if (comma == std::string::npos) comma = rest.size();
+    std::string endpoint = rest.substr(at, comma - at);
+    if (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+    if (endpoint.rfind("etcd://", 0) == 0) endpoint = endpoint.substr(7);
+    const size_t colon = endpoint.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size() ||
+        endpoint.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+      return {};  // not HOST:PORT
+    }
+    out.push_back(endpoint);
+    at = comma + 1;
+  }
+  return out;
+}
 
 Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source) {
   Config cfg;

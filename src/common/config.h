@@ -22,9 +22,17 @@ struct LogConfig {
 };
 
 struct ClusterConfig {
-  std::string store = "file";  // "file" (a directory) or "etcd"
+  // "file" (the directory `dir`), "file:DIR", or "etcd://HOST:PORT[,HOST:PORT...]".
+  std::string store = "file";
   std::string dir;             // file store directory; empty: $SLUICE_HOME or /var/lib/sluice
   std::string secret;          // shared secret that authenticates RPC connections
+  std::string secret_file;     // or a file holding it
+  // etcd: a worker that stops renewing its registration drops out after this long.
+  std::chrono::nanoseconds lease_ttl = std::chrono::seconds(10);
+  uint64_t placement_span = 64ull << 20;  // files above it are placed span by span
+
+  // The etcd endpoints ("host:port") when `store` names etcd, else empty.
+  std::vector<std::string> EtcdEndpoints() const;
 };
 
 struct DiskTierConfig {
@@ -34,7 +42,11 @@ struct DiskTierConfig {
 };
 
 struct WorkerConfig {
-  std::string host = "127.0.0.1";
+  // The name placement hashes; keep it across restarts so the worker keeps its keys. Empty:
+  // HOST:RPC_PORT with etcd, worker-PID with the file store.
+  std::string id;
+  std::string zone;
+  std::string host = "127.0.0.1";  // the address it listens on and that others reach it at
   int64_t rpc_port = 29990;            // 0: any free port (the worker registers the one it got)
   int64_t http_port = 29991;           // 0: any free port
   uint64_t page_size = 1 << 20;        // a power of two, 4 KiB .. 64 MiB

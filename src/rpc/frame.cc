@@ -40,7 +40,7 @@ Result<FrameHeader> DecodeFrameHeader(const char in[kFrameHeaderSize]) {
                       std::to_string(kProtocolVersion) + ")");
   }
   uint16_t type = Get<uint16_t>(in, 6);
-  if (type < static_cast<uint16_t>(FrameType::kHello) || type > static_cast<uint16_t>(FrameType::kFlush)) {
+  if (type < static_cast<uint16_t>(FrameType::kHello) || type > static_cast<uint16_t>(FrameType::kLoadRange)) {
     return Corruption("unknown frame type " + std::to_string(type));
   }
   h.type = static_cast<FrameType>(type);

@@ -40,6 +40,7 @@ enum class FrameType : uint16_t {
   kMkdir = 18,
   kRename = 19,
   kFlush = 20,
+  kLoadRange = 21,
 };
 
 struct FrameHeader {

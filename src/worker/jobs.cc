@@ -81,7 +81,7 @@ Result<std::string> JobManager::Start(const std::string& path, Lister list) {
   }
   const uint64_t n = next_id_++;
   auto job = std::make_unique<Job>();
-  job->id = "load-" + std::to_string(n);
+  job->id = "load-" + std::to_string(n) + options_.id_suffix;
   job->path = path;
   job->list = std::move(list);
   queue_.push_back(job.get());

@@ -40,6 +40,7 @@ struct LoadItem {
 struct JobOptions {
   AimdOptions in_flight;              // pieces loading at once, per job
   uint64_t piece_bytes = 16ull << 20;  // a file is loaded in pieces of this size
+  std::string id_suffix;               // ends every job id (a cluster: "@" and the worker's id)
 };
 
 class JobManager {

@@ -84,7 +84,16 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);  // this thread only, on Linux
     cache::PageBuffers::Global().Prefill(page_size, quota, w->stop_prefill_);
   });
-  w->jobs_ = std::make_unique<JobManager>();
+  JobOptions jo;
+  if (!config.cluster.EtcdEndpoints().empty()) {
+    client::RouterOptions rp;
+    rp.secret = config.cluster.secret;
+    rp.span = config.cluster.placement_span;
+    w->router_ = std::make_unique<client::Router>(store, rp);
+    jo.id_suffix = "@" + w->id_;
+    jo.piece_bytes = std::min(jo.piece_bytes, rp.span);  // a piece never straddles two owners
+  }
+  w->jobs_ = std::make_unique<JobManager>(jo);
   // Eight 8 MiB read-ahead GETs in flight keep a loopback S3 server busy while a sequential
   // reader consumes the pages before them (four left it idle a seventh of a cold scan).
   w->prefetcher_ = std::make_unique<Prefetcher>(8, 64);
@@ -127,7 +136,16 @@ int Worker::rpc_port() const { return rpc_->port(); }
 int Worker::http_port() const { return http_->port(); }
 
 cluster::WorkerInfo Worker::Info() const {
-  return cluster::WorkerInfo{id_, config_.worker.host, rpc_port(), http_port(), static_cast<int64_t>(::getpid())};
+  cluster::WorkerInfo info;
+  info.id = id_;
+  info.host = config_.worker.host;
+  info.rpc_port = rpc_port();
+  info.http_port = http_port();
+  info.pid = static_cast<int64_t>(::getpid());
+  info.capacity = config_.worker.memory_quota;
+  for (const auto& d : config_.worker.disks) info.capacity += d.quota;
+  info.zone = config_.worker.zone;
+  return info;
 }
 
 Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::MountPoint& mount) {
@@ -504,6 +522,15 @@ Result<std::string> Worker::StartLoad(const std::string& path) {
     SLUICE_ASSIGN_OR_RETURN(auto files, FilesBelow(normalized));
     std::vector<LoadItem> items;
     for (auto& [state, info] : files) {
+      if (router_) {  // each piece on its owners
+        auto cached = std::make_shared<std::atomic<uint64_t>>(0);
+        items.push_back(LoadItem{state->NsPath(info.path), info.size,
+                                 [this, state = state, info = info, cached](uint64_t offset, uint64_t length) {
+                                   return LoadOnOwners(state, info, offset, length, cached.get());
+                                 },
+                                 [cached] { return cached->load(); }});
+        continue;
+      }
       cache::CachedFile file = state->FileOf(info);
       items.push_back(LoadItem{state->NsPath(info.path), info.size,
                                // Its pages reach the disk tier like any read's: once reads go
@@ -527,6 +554,9 @@ Status Worker::CancelJob(const std::string& job_id) { return jobs_->Cancel(job_i
 rpc::ReportResponse Worker::Report() {
   rpc::ReportResponse r;
   r.set_worker_id(id_);
+  r.set_address(config_.worker.host + ":" + std::to_string(rpc_port()));
+  r.set_capacity(Info().capacity);
+  r.set_zone(config_.worker.zone);
   auto stats = pages_->Stats();
   for (const auto& t : stats.tiers) {
     auto* tier = r.add_tiers();

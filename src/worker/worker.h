@@ -21,6 +21,7 @@
 #include "cache/cached_reader.h"
 #include "cache/metadata_cache.h"
 #include "cache/page_store.h"
+#include "client/router.h"
 #include "cluster/cluster_store.h"
 #include "common/config.h"
 #include "rpc/server.h"
@@ -118,6 +119,8 @@ class Worker {
 
   // Load jobs: preload a tree into the cache in the background.
   Result<std::string> StartLoad(const std::string& path);
+  // In a cluster: caches a range of a listed file here (see LoadRangeRequest).
+  Result<rpc::PathResponse> LoadRange(const rpc::LoadRangeRequest& request);
   Result<rpc::JobStatus> JobStatus(const std::string& job_id);
   Status CancelJob(const std::string& job_id);
 
@@ -163,6 +166,15 @@ class Worker {
   // whether the pages are kept in the memory tier too (the reader will want them from there).
   void QueuePrefetch(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info, uint64_t first,
                      uint64_t last, bool memory);
+  // Cluster loads (cluster_load.cc): loads a piece of a listed file on its owners, the first
+  // from the under-store and the other replicas from that one; returns the bytes read from the
+  // under-store and adds the piece's cached bytes (on the first owner) to *cached.
+  Result<uint64_t> LoadOnOwners(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info,
+                                uint64_t offset, uint64_t length, std::atomic<uint64_t>* cached);
+  Result<rpc::PathResponse> LoadRangeOn(const client::Router::Target& target, const rpc::LoadRangeRequest& request);
+  // Caches the range of `file` that a peer worker (host:port) holds.
+  Status CopyFromPeer(const std::shared_ptr<MountState>& state, const cache::CachedFile& file, uint64_t offset,
+                      uint64_t length, const std::string& peer);
   // Writes (writes.cc).
   struct OpenFile;
   // The mount state and key of `path` when its mount takes writes; kNotSupported otherwise.
@@ -228,6 +240,7 @@ class Worker {
   uint64_t uploads_done_ = 0;           // GUARDED_BY(uploads_mu_)
   std::vector<std::thread> uploaders_;
   std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<client::Router> router_;  // the other workers, in a cluster on etcd
   std::unique_ptr<Prefetcher> prefetcher_;
   // Populates the memory tier's page buffers after start (see Start); stopped first.
   std::atomic<bool> stop_prefill_{false};

@@ -157,6 +157,14 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       }
       return Answer(out, req, resp, e.status());
     }
+    case rpc::FrameType::kLoadRange: {
+      rpc::LoadRangeRequest in;
+      rpc::PathResponse resp;
+      if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed LOAD_RANGE request"));
+      auto done = LoadRange(in);
+      if (done.ok()) resp = *done;
+      return Answer(out, req, resp, done.status());
+    }
     case rpc::FrameType::kFlush: {
       rpc::PathRequest in;
       rpc::PathResponse resp;
