@@ -730,9 +730,9 @@ int PrintFinal(const rpc::JobStatus& s) {
 
 int Load(const Flags& f) {
   return WithClient(f, [&](client::FileSystem& fs) {
-    auto id = fs.Load(f.path);
+    auto id = fs.Load(f.path, f.replicas > 1 ? f.replicas : 0);
     if (!id.ok()) return Fail(id.status());
-    if (f.replicas > 1) {  // one node holds one copy of each page; say so rather than pretend
+    if (f.replicas > 1 && !fs.router()) {  // one node holds one copy of each page; say so rather than pretend
       std::fprintf(stderr, "note: --replicas %d, but this cluster has one worker: each file is cached once\n",
                    f.replicas);
     }
@@ -757,15 +757,20 @@ int Load(const Flags& f) {
 
 int LoadStatus(const Flags& f, bool cancel) {
   return WithClient(f, [&](client::FileSystem& fs) {
-    if (!cancel && f.job.empty()) {  // every job the worker keeps
-      auto report = fs.Report();
-      if (!report.ok()) return Fail(report.status());
-      if (report->jobs().empty()) std::printf("no load jobs on worker %s\n", report->worker_id().c_str());
-      for (const auto& j : report->jobs()) {
-        if (!JobEnded(j)) {
-          std::printf("load %s %s: %s\n", j.job_id().c_str(), j.state().c_str(), ProgressLine(j).c_str());
-        } else {
-          PrintFinal(j);
+    if (!cancel && f.job.empty()) {  // every job the workers keep
+      for (const auto& report : fs.ReportAll()) {
+        if (report.status().code() != 0) {
+          if (!fs.router()) return Fail(rpc::FromProto(report.status()));
+          std::printf("worker %s: %s\n", report.worker_id().c_str(), report.status().message().c_str());
+          continue;
+        }
+        if (report.jobs().empty()) std::printf("no load jobs on worker %s\n", report.worker_id().c_str());
+        for (const auto& j : report.jobs()) {
+          if (!JobEnded(j)) {
+            std::printf("load %s %s: %s\n", j.job_id().c_str(), j.state().c_str(), ProgressLine(j).c_str());
+          } else {
+            PrintFinal(j);
+          }
         }
       }
       return 0;
@@ -782,49 +787,78 @@ int LoadStatus(const Flags& f, bool cancel) {
   });
 }
 
+void PrintWorkerReport(const rpc::ReportResponse* r) {
+  std::printf("worker %s, up %s, %llu RPC requests served\n", r->worker_id().c_str(),
+              FormatDuration(std::chrono::seconds(r->uptime_s())).c_str(),
+              static_cast<unsigned long long>(r->rpc_requests()));
+  std::printf("cache tiers:\n");
+  for (const auto& t : r->tiers()) {
+    double pct = t.quota() ? 100.0 * static_cast<double>(t.bytes()) / static_cast<double>(t.quota()) : 0;
+    std::printf("  %-40s %10s of %10s (%5.1f%%), %llu pages", t.name().c_str(), FormatSize(t.bytes()).c_str(),
+                FormatSize(t.quota()).c_str(), pct, static_cast<unsigned long long>(t.pages()));
+    if (t.unwritten_bytes() > 0) std::printf(", %s not on disk yet", FormatSize(t.unwritten_bytes()).c_str());
+    std::printf("\n");
+  }
+  uint64_t reads = r->page_hits() + r->page_misses();
+  std::printf("page hit ratio: %.1f%% (%llu hits, %llu misses), %llu corrupt pages dropped, %s served\n",
+              reads ? 100.0 * static_cast<double>(r->page_hits()) / static_cast<double>(reads) : 0.0,
+              static_cast<unsigned long long>(r->page_hits()), static_cast<unsigned long long>(r->page_misses()),
+              static_cast<unsigned long long>(r->corrupt_pages()), FormatSize(r->bytes_served()).c_str());
+  std::printf("under-store traffic:\n");
+  for (const auto& m : r->mounts()) {
+    std::printf("  %-12s %-40s %8llu requests, %10s read, %llu errors\n", m.path().c_str(), m.uri().c_str(),
+                static_cast<unsigned long long>(m.ufs_requests()), FormatSize(m.ufs_bytes_read()).c_str(),
+                static_cast<unsigned long long>(m.ufs_errors()));
+  }
+  std::printf("metadata:\n");
+  for (const auto& m : r->mounts()) {
+    std::printf("  %-12s %10s in memory (%llu listed entries), %llu listings on disk (%s)\n", m.path().c_str(),
+                FormatSize(m.metadata_bytes()).c_str(), static_cast<unsigned long long>(m.metadata_listed_entries()),
+                static_cast<unsigned long long>(m.metadata_index_directories()),
+                FormatSize(m.metadata_index_bytes()).c_str());
+  }
+  if (r->writeback_files() > 0 || r->writeback_uploaded() > 0 || r->writeback_failures() > 0) {
+    std::printf("write-back: %llu files (%s) waiting for the under-store, %llu uploaded, %llu failed attempts%s%s\n",
+                static_cast<unsigned long long>(r->writeback_files()), FormatSize(r->writeback_bytes()).c_str(),
+                static_cast<unsigned long long>(r->writeback_uploaded()),
+                static_cast<unsigned long long>(r->writeback_failures()),
+                r->writeback_last_error().empty() ? "" : "; last: ", r->writeback_last_error().c_str());
+  }
+  if (r->client_fallback_reads() > 0) {
+    std::printf("reads clients made straight from the under-store while this worker was unreachable: %llu\n",
+                static_cast<unsigned long long>(r->client_fallback_reads()));
+  }
+}
+
 int Report(const Flags& f) {
   return WithClient(f, [&](client::FileSystem& fs) {
-    auto r = fs.Report();
-    if (!r.ok()) return Fail(r.status());
-    std::printf("worker %s, up %s, %llu RPC requests served\n", r->worker_id().c_str(),
-                FormatDuration(std::chrono::seconds(r->uptime_s())).c_str(),
-                static_cast<unsigned long long>(r->rpc_requests()));
-    std::printf("cache tiers:\n");
-    for (const auto& t : r->tiers()) {
-      double pct = t.quota() ? 100.0 * static_cast<double>(t.bytes()) / static_cast<double>(t.quota()) : 0;
-      std::printf("  %-40s %10s of %10s (%5.1f%%), %llu pages", t.name().c_str(), FormatSize(t.bytes()).c_str(),
-                  FormatSize(t.quota()).c_str(), pct, static_cast<unsigned long long>(t.pages()));
-      if (t.unwritten_bytes() > 0) std::printf(", %s not on disk yet", FormatSize(t.unwritten_bytes()).c_str());
+    if (!fs.router()) {
+      auto r = fs.Report();
+      if (!r.ok()) return Fail(r.status());
+      PrintWorkerReport(&*r);
+      return 0;
+    }
+    auto all = fs.ReportAll();
+    std::printf("cluster: %zu workers in %s\n", all.size(), fs.options().cluster->Describe().c_str());
+    std::printf("  %-24s %-22s %-6s %-8s %10s %10s %6s %12s\n", "WORKER", "ADDRESS", "ZONE", "STATE", "CAPACITY", "CACHED",
+                "HITS", "STORE READ");
+    for (const auto& r : all) {
+      const bool up = r.status().code() == 0;
+      uint64_t cached = 0, store_read = 0;
+      for (const auto& t : r.tiers()) cached += t.bytes();
+      for (const auto& m : r.mounts()) store_read += m.ufs_bytes_read();
+      const uint64_t reads = r.page_hits() + r.page_misses();
+      std::printf("  %-24s %-22s %-6s %-8s %10s %10s %5.1f%% %12s\n", r.worker_id().c_str(), r.address().c_str(),
+                  r.zone().empty() ? "-" : r.zone().c_str(), up ? "up" : "down", FormatSize(r.capacity()).c_str(),
+                  FormatSize(cached).c_str(),
+                  reads ? 100.0 * static_cast<double>(r.page_hits()) / static_cast<double>(reads) : 0.0,
+                  FormatSize(store_read).c_str());
+      if (!up) std::printf("    %s\n", r.status().message().c_str());
+    }
+    for (const auto& r : all) {
+      if (r.status().code() != 0) continue;
       std::printf("\n");
-    }
-    uint64_t reads = r->page_hits() + r->page_misses();
-    std::printf("page hit ratio: %.1f%% (%llu hits, %llu misses), %llu corrupt pages dropped, %s served\n",
-                reads ? 100.0 * static_cast<double>(r->page_hits()) / static_cast<double>(reads) : 0.0,
-                static_cast<unsigned long long>(r->page_hits()), static_cast<unsigned long long>(r->page_misses()),
-                static_cast<unsigned long long>(r->corrupt_pages()), FormatSize(r->bytes_served()).c_str());
-    std::printf("under-store traffic:\n");
-    for (const auto& m : r->mounts()) {
-      std::printf("  %-12s %-40s %8llu requests, %10s read, %llu errors\n", m.path().c_str(), m.uri().c_str(),
-                  static_cast<unsigned long long>(m.ufs_requests()), FormatSize(m.ufs_bytes_read()).c_str(),
-                  static_cast<unsigned long long>(m.ufs_errors()));
-    }
-    std::printf("metadata:\n");
-    for (const auto& m : r->mounts()) {
-      std::printf("  %-12s %10s in memory (%llu listed entries), %llu listings on disk (%s)\n", m.path().c_str(),
-                  FormatSize(m.metadata_bytes()).c_str(), static_cast<unsigned long long>(m.metadata_listed_entries()),
-                  static_cast<unsigned long long>(m.metadata_index_directories()),
-                  FormatSize(m.metadata_index_bytes()).c_str());
-    }
-    if (r->writeback_files() > 0 || r->writeback_uploaded() > 0 || r->writeback_failures() > 0) {
-      std::printf("write-back: %llu files (%s) waiting for the under-store, %llu uploaded, %llu failed attempts%s%s\n",
-                  static_cast<unsigned long long>(r->writeback_files()), FormatSize(r->writeback_bytes()).c_str(),
-                  static_cast<unsigned long long>(r->writeback_uploaded()),
-                  static_cast<unsigned long long>(r->writeback_failures()),
-                  r->writeback_last_error().empty() ? "" : "; last: ", r->writeback_last_error().c_str());
-    }
-    if (r->client_fallback_reads() > 0) {
-      std::printf("reads clients made straight from the under-store while this worker was unreachable: %llu\n",
-                  static_cast<unsigned long long>(r->client_fallback_reads()));
+      PrintWorkerReport(&r);
     }
     return 0;
   });

@@ -101,6 +101,10 @@ std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster:
   o.readahead_total = ctx.config.client.readahead_total;
   o.listing_ttl = listing_ttl;
   o.listing_memory = ctx.config.client.metadata_memory;
+  // A cluster on etcd: requests go to the workers placement names (a mount in a worker's own
+  // process keeps calling that worker).
+  o.cluster_routing = !ctx.config.cluster.EtcdEndpoints().empty() && !o.worker.in_process;
+  o.placement_span = ctx.config.cluster.placement_span;
   return std::make_unique<client::FileSystem>(o);
 }
 

@@ -155,6 +155,10 @@ Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint
   // until one comes back short (the end of the file).
   // In a cluster each span of a large file is read from its owners; a worker that goes away
   // mid-read leaves the rest to the next one.
+  if (router_ && file_size == 0 && length > 0) {  // which span is whose depends on the size
+    auto info = Stat(path);
+    if (info.ok()) file_size = info->size;
+  }
   const uint64_t span = router_ && file_size > router_->span() ? router_->span() : UINT64_MAX;
   Status st;
   bool at_end = false;
@@ -372,9 +376,10 @@ Result<rpc::PathResponse> FileSystem::CacheQuery(rpc::FrameType type, const std:
   return total;
 }
 
-Result<std::string> FileSystem::Load(const std::string& path) {
+Result<std::string> FileSystem::Load(const std::string& path, int replicas) {
   rpc::LoadRequest req;
   req.set_path(path);
+  req.set_replicas(replicas);
   rpc::JobStatus resp;
   // The worker asked coordinates: it lists the tree and sends each owner its share.
   SLUICE_RETURN_IF_ERROR(Routed("load:" + path, path, [&](const auto& rpc) { return rpc->Call(rpc::FrameType::kLoad, req, &resp); }));

@@ -120,7 +120,8 @@ class FileSystem {
   Result<uint64_t> Sync(const std::string& path);
   Result<rpc::PathResponse> Free(const std::string& path);
   Result<rpc::PathResponse> CheckCached(const std::string& path);
-  Result<std::string> Load(const std::string& path);
+  // Starts a load job; `replicas` > 0 overrides the mount's copy count (a cluster).
+  Result<std::string> Load(const std::string& path, int replicas = 0);
   Result<rpc::JobStatus> JobStatus(const std::string& job_id);
   Result<rpc::JobStatus> CancelJob(const std::string& job_id);
   Result<rpc::ReportResponse> Report();

@@ -84,10 +84,10 @@ Result<rpc::PathResponse> Worker::LoadRangeOn(const client::Router::Target& targ
 }
 
 Result<uint64_t> Worker::LoadOnOwners(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info,
-                                      uint64_t offset, uint64_t length, std::atomic<uint64_t>* cached) {
+                                      uint64_t offset, uint64_t length, int replicas, std::atomic<uint64_t>* cached) {
   const std::string path = state->NsPath(info.path);
   const std::string key = cluster::PlacementKey(path, offset, info.size, router_->span());
-  const int replicas = std::max(1, state->mount.options.replicas);
+  replicas = std::max(1, replicas);
   rpc::LoadRangeRequest req;
   req.set_path(path);
   req.set_size(info.size);

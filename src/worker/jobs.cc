@@ -219,8 +219,10 @@ rpc::JobStatus JobManager::StatusLocked(Job* job) {
 
 namespace {
 
-// "load-12" -> 12; 0 for anything else (no job has number 0).
-uint64_t JobNumber(const std::string& id) {
+// "load-12" (with this manager's suffix) -> 12; 0 for anything else (no job has number 0).
+uint64_t JobNumber(std::string id, const std::string& suffix) {
+  if (id.size() < suffix.size() || id.compare(id.size() - suffix.size(), suffix.size(), suffix) != 0) return 0;
+  id.resize(id.size() - suffix.size());
   if (id.rfind("load-", 0) != 0 || id.size() == 5 || id.size() > 25) return 0;
   uint64_t n = 0;
   for (char c : id.substr(5)) {
@@ -234,7 +236,7 @@ uint64_t JobNumber(const std::string& id) {
 
 Result<rpc::JobStatus> JobManager::Status(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = jobs_.find(JobNumber(id));
+  auto it = jobs_.find(JobNumber(id, options_.id_suffix));
   if (it == jobs_.end()) return NotFound("no load job '" + id + "' on this worker");
   return StatusLocked(it->second.get());
 }
@@ -248,7 +250,7 @@ std::vector<rpc::JobStatus> JobManager::List() {
 
 sluice::Status JobManager::Cancel(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = jobs_.find(JobNumber(id));
+  auto it = jobs_.find(JobNumber(id, options_.id_suffix));
   if (it == jobs_.end()) return NotFound("no load job '" + id + "' on this worker");
   Job* job = it->second.get();
   job->cancelled = true;

@@ -514,19 +514,20 @@ Result<CacheUsage> Worker::CheckCached(const std::string& path) {
   return usage;
 }
 
-Result<std::string> Worker::StartLoad(const std::string& path) {
+Result<std::string> Worker::StartLoad(const std::string& path, int replicas) {
   if (path.empty()) return InvalidArgument("a load needs a path (\"/\" loads every mount)");
   SLUICE_ASSIGN_OR_RETURN(std::string normalized, NormalizePath(path));
   SLUICE_RETURN_IF_ERROR(Resolve(normalized).status());  // fail now on a path outside every mount
-  return jobs_->Start(normalized, [this, normalized]() -> Result<std::vector<LoadItem>> {
+  return jobs_->Start(normalized, [this, normalized, replicas]() -> Result<std::vector<LoadItem>> {
     SLUICE_ASSIGN_OR_RETURN(auto files, FilesBelow(normalized));
     std::vector<LoadItem> items;
     for (auto& [state, info] : files) {
       if (router_) {  // each piece on its owners
         auto cached = std::make_shared<std::atomic<uint64_t>>(0);
         items.push_back(LoadItem{state->NsPath(info.path), info.size,
-                                 [this, state = state, info = info, cached](uint64_t offset, uint64_t length) {
-                                   return LoadOnOwners(state, info, offset, length, cached.get());
+                                 [this, state = state, info = info, cached, replicas](uint64_t offset, uint64_t length) {
+                                   const int copies = replicas > 0 ? replicas : state->mount.options.replicas;
+                                   return LoadOnOwners(state, info, offset, length, copies, cached.get());
                                  },
                                  [cached] { return cached->load(); }});
         continue;

@@ -118,7 +118,8 @@ class Worker {
   Status Rename(const std::string& from, const std::string& to);
 
   // Load jobs: preload a tree into the cache in the background.
-  Result<std::string> StartLoad(const std::string& path);
+  // `replicas` > 0: that many copies of each page across the cluster, else the mount's count.
+  Result<std::string> StartLoad(const std::string& path, int replicas = 0);
   // In a cluster: caches a range of a listed file here (see LoadRangeRequest).
   Result<rpc::PathResponse> LoadRange(const rpc::LoadRangeRequest& request);
   Result<rpc::JobStatus> JobStatus(const std::string& job_id);
@@ -170,7 +171,7 @@ class Worker {
   // from the under-store and the other replicas from that one; returns the bytes read from the
   // under-store and adds the piece's cached bytes (on the first owner) to *cached.
   Result<uint64_t> LoadOnOwners(const std::shared_ptr<MountState>& state, const ufs::ObjectInfo& info,
-                                uint64_t offset, uint64_t length, std::atomic<uint64_t>* cached);
+                                uint64_t offset, uint64_t length, int replicas, std::atomic<uint64_t>* cached);
   Result<rpc::PathResponse> LoadRangeOn(const client::Router::Target& target, const rpc::LoadRangeRequest& request);
   // Caches the range of `file` that a peer worker (host:port) holds.
   Status CopyFromPeer(const std::shared_ptr<MountState>& state, const cache::CachedFile& file, uint64_t offset,

@@ -202,7 +202,7 @@ void Worker::HandleRpc(const rpc::Request& req, rpc::Responder& out) {
       rpc::LoadRequest in;
       rpc::JobStatus resp;
       if (!in.ParseFromString(req.header)) return Answer(out, req, resp, InvalidArgument("malformed LOAD request"));
-      auto id = StartLoad(in.path());
+      auto id = StartLoad(in.path(), in.replicas());
       if (id.ok()) resp.set_job_id(*id);
       return Answer(out, req, resp, id.status());
     }
