@@ -2,6 +2,7 @@
 #include "client/file_system.h"
 
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -403,13 +404,21 @@ Result<rpc::JobStatus> FileSystem::JobCall(rpc::FrameType type, const std::strin
     return resp;
   }
   const std::string coordinator = job_id.substr(at + 1);
+  Status st = Status(StatusCode::kUnavailable, "its coordinating worker " + coordinator + " is not in the cluster now");
   for (const auto& t : router_->All()) {
     if (t.id != coordinator) continue;
-    SLUICE_RETURN_IF_ERROR(t.rpc->Call(type, req, &resp));
-    return resp;
+    st = t.rpc->Call(type, req, &resp);
+    if (st.ok() || !WorkerDown(st)) return st.ok() ? Result<rpc::JobStatus>(resp) : Result<rpc::JobStatus>(st);
   }
-  return Status(StatusCode::kUnavailable, "job " + job_id + ": its coordinating worker " + coordinator +
-                                              " is not in the cluster now");
+  // The coordinator is gone: what it last recorded in the cluster store.
+  auto record = options_.cluster->GetRecord("jobs", job_id);
+  if (!record.ok() || !google::protobuf::util::JsonStringToMessage(*record, &resp).ok()) {
+    return st.WithContext("job " + job_id);
+  }
+  if (type == rpc::FrameType::kJobCancel) return st.WithContext("cannot cancel job " + job_id);
+  resp.add_failures("the coordinating worker " + coordinator + " is unreachable (" + st.message() +
+                    "); this is the state it last recorded");
+  return resp;
 }
 
 Result<rpc::JobStatus> FileSystem::CancelJob(const std::string& job_id) {

@@ -96,34 +96,32 @@ Result<uint64_t> Worker::LoadOnOwners(const std::shared_ptr<MountState>& state, 
   req.set_identity(info.identity);
   req.set_offset(offset);
   req.set_length(length);
-  // The first owner that answers fetches from the under-store (the next by rank stands in
-  // for a dead one); the other owners copy from it.
-  const auto owners = router_->Owners(key, replicas);
+  // The first candidate that answers fetches from the under-store; the next ones copy from it
+  // until there are `replicas` copies. Candidates: the owners, then the next worker by rank,
+  // which stands in for an owner that is dead or cut off.
+  const auto candidates = router_->Route(key, replicas);
   Status last = Status(StatusCode::kUnavailable, "no worker is registered", true);
   std::string primary;
   uint64_t fetched = 0;
-  for (const auto& t : router_->Route(key, replicas)) {
+  int copies = 0;
+  for (const auto& t : candidates) {
+    if (copies == replicas) break;
+    if (!primary.empty()) req.set_from_peer(primary);
     auto done = LoadRangeOn(t, req);
-    if (done.ok()) {
+    if (!done.ok()) {
+      last = done.status().WithContext(t.id);
+      if (!client::Router::Unreachable(done.status())) return last;
+      router_->MarkDown(t.id);
+      continue;
+    }
+    if (primary.empty()) {
       primary = t.endpoint;
       fetched = done->bytes();
       *cached += done->cached_bytes();
-      break;
     }
-    last = done.status();
-    if (!client::Router::Unreachable(last)) return last;
-    router_->MarkDown(t.id);
+    ++copies;
   }
   if (primary.empty()) return last;
-  req.set_from_peer(primary);
-  for (const auto& t : owners) {
-    if (t.endpoint == primary) continue;
-    auto copied = LoadRangeOn(t, req);
-    if (!copied.ok()) {
-      if (client::Router::Unreachable(copied.status())) router_->MarkDown(t.id);
-      return copied.status().WithContext("extra copy on " + t.id);
-    }
-  }
   return fetched;
 }
 

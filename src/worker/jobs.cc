@@ -122,6 +122,7 @@ void JobManager::Run(Job* job) {
   for (const auto& item : *items) job->bytes_total += item.size;
   job->files_total = items->size();
   job->listing_done = true;
+  Notify(job);
 
   // Pieces of every file, in listing order; a file is done when its last piece is.
   struct Piece {
@@ -194,6 +195,17 @@ void JobManager::Run(Job* job) {
     failed_any = job->failure_count > 0;
   }
   job->Finish(job->cancelled ? "cancelled" : (failed_any ? "failed" : "done"));
+  Notify(job);
+}
+
+void JobManager::Notify(Job* job) {
+  if (!options_.on_update) return;
+  rpc::JobStatus status;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    status = StatusLocked(job);
+  }
+  options_.on_update(status);
 }
 
 rpc::JobStatus JobManager::StatusLocked(Job* job) {

@@ -41,6 +41,9 @@ struct JobOptions {
   AimdOptions in_flight;              // pieces loading at once, per job
   uint64_t piece_bytes = 16ull << 20;  // a file is loaded in pieces of this size
   std::string id_suffix;               // ends every job id (a cluster: "@" and the worker's id)
+  // Called (on the job's thread) when a job's listing is done and when it ends: a cluster
+  // keeps the record where any client finds it.
+  std::function<void(const rpc::JobStatus&)> on_update;
 };
 
 class JobManager {
@@ -62,6 +65,7 @@ class JobManager {
   struct Job;
   void RunnerLoop();
   void Run(Job* job);
+  void Notify(Job* job);
 
  public:
   // A finished job's record is dropped once this many newer ones finished.

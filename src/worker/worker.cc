@@ -1,6 +1,8 @@
 // Worker: mount states, namespace operations, load jobs and reports.
 #include "worker/worker.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -92,6 +94,12 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
     w->router_ = std::make_unique<client::Router>(store, rp);
     jo.id_suffix = "@" + w->id_;
     jo.piece_bytes = std::min(jo.piece_bytes, rp.span);  // a piece never straddles two owners
+    jo.on_update = [store](const rpc::JobStatus& status) {
+      std::string text;
+      (void)google::protobuf::util::MessageToJsonString(status, &text);
+      Status st = store->PutRecord("jobs", status.job_id(), text);
+      if (!st.ok()) SLUICE_LOG_WARN("cannot record {} in the cluster store: {}", status.job_id(), st.message());
+    };
   }
   w->jobs_ = std::make_unique<JobManager>(jo);
   // Eight 8 MiB read-ahead GETs in flight keep a loopback S3 server busy while a sequential
@@ -142,8 +150,9 @@ cluster::WorkerInfo Worker::Info() const {
   info.rpc_port = rpc_port();
   info.http_port = http_port();
   info.pid = static_cast<int64_t>(::getpid());
-  info.capacity = config_.worker.memory_quota;
+  // The memory tier holds pages of the disk tiers (when there are any), not others.
   for (const auto& d : config_.worker.disks) info.capacity += d.quota;
+  if (info.capacity == 0) info.capacity = config_.worker.memory_quota;
   info.zone = config_.worker.zone;
   return info;
 }
