@@ -198,7 +198,6 @@ def test_dataset_three_times_one_workers_cache_is_held_by_the_cluster(env):
     assert EPOCH_FILES * EPOCH_SIZE >= 3 * CACHE_PER_WORKER
     proxy.control("reset-stats")
     c.cli("load", "/r1/epoch", "--wait")
-    loaded = proxy.stats()
     # One GET per file, no HEAD of one: the listing's size and ETag travel with each piece.
     log = proxy.log()
     gets = [target for method, target in log if method == "GET" and "/epoch/s" in target]
@@ -214,7 +213,8 @@ def test_dataset_three_times_one_workers_cache_is_held_by_the_cluster(env):
     for name in names:
         with open(os.path.join(mnt, "r1", name), "rb") as f:
             assert f.read() == env["epoch"][name], name
-    assert proxy.stats()["GET"] == loaded["GET"]
+    # (the directory's own lookup on the worker that owns it costs a request; no file does)
+    assert not [t for m, t in proxy.log()[len(log):] if "/epoch/s" in t]
 
 
 def test_a_page_fetched_for_one_node_is_served_to_another(env):
