@@ -682,9 +682,9 @@ int CheckCached(const Flags& f) {
     auto r = fs.CheckCached(f.path);
     if (!r.ok()) return Fail(r.status());
     double pct = r->bytes() ? 100.0 * static_cast<double>(r->cached_bytes()) / static_cast<double>(r->bytes()) : 100.0;
-    std::printf("%s: %llu files, %s of %s cached (%.1f%%)\n", f.path.c_str(),
+    std::printf("%s: %llu files, %s of %s cached (%.1f%%)%s\n", f.path.c_str(),
                 static_cast<unsigned long long>(r->files()), FormatSize(r->cached_bytes()).c_str(),
-                FormatSize(r->bytes()).c_str(), pct);
+                FormatSize(r->bytes()).c_str(), pct, fs.router() ? ", counting each worker's copy" : "");
     return 0;
   });
 }
@@ -844,8 +844,9 @@ int Report(const Flags& f) {
                 "HITS", "STORE READ");
     for (const auto& r : all) {
       const bool up = r.status().code() == 0;
-      uint64_t cached = 0, store_read = 0;
-      for (const auto& t : r.tiers()) cached += t.bytes();
+      uint64_t cached = 0, memory = 0, store_read = 0;  // the memory tier holds pages of the disk tiers
+      for (const auto& t : r.tiers()) (t.name() == "memory" ? memory : cached) += t.bytes();
+      if (cached == 0) cached = memory;
       for (const auto& m : r.mounts()) store_read += m.ufs_bytes_read();
       const uint64_t reads = r.page_hits() + r.page_misses();
       std::printf("  %-24s %-22s %-6s %-8s %10s %10s %5.1f%% %12s\n", r.worker_id().c_str(), r.address().c_str(),

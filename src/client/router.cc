@@ -30,7 +30,7 @@ void Router::Refresh() {
   std::vector<Member> next;
   for (auto& w : *workers) {
     auto it = std::find_if(members_.begin(), members_.end(), [&](const Member& m) {
-      return m.info.id == w.id && m.info.Endpoint() == w.Endpoint();
+      return m.info.id == w.id && m.info.Endpoint() == w.Endpoint() && m.info.pid == w.pid;  // not restarted
     });
     if (it != members_.end()) {
       next.push_back(*it);

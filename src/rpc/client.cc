@@ -248,8 +248,11 @@ Status RpcClient::Call(FrameType type, const google::protobuf::MessageLite& requ
       if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(conn));
       return st;
     }
-    // A pooled connection that died before answering (e.g. the worker restarted): try a new one.
+    // A pooled connection that died before answering (e.g. the worker restarted): try a new
+    // one. The other idle ones date from before the same event, so they go too.
     if (!(pooled && !got_reply)) return st;
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.clear();
   }
   return Status(StatusCode::kUnavailable, "cannot reach sluice worker at " + Endpoint(), true);
 }
