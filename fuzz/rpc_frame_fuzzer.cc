@@ -114,6 +114,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       CheckPath(m.path());
       break;
     }
+    case rpc::FrameType::kLoadRange: {
+      auto m = ParseAndCheck<rpc::LoadRangeRequest>(header, &parsed);
+      if (parsed) CheckPath(m.path());
+      break;
+    }
     case rpc::FrameType::kJobStatus:
     case rpc::FrameType::kJobCancel:
       (void)ParseAndCheck<rpc::JobRequest>(header, &parsed);

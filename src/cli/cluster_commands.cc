@@ -108,9 +108,8 @@ int Serve(Context& ctx, const std::string& banner, const std::string& mountpoint
   auto secret = ClusterSecret(ctx, true);
   if (!secret.ok()) return Fail(secret.status());
   ctx.config.cluster.secret = *secret;
-  const bool on_etcd = !ctx.config.cluster.EtcdEndpoints().empty();
   std::string id = ctx.config.worker.id;
-  if (id.empty() && on_etcd && ctx.config.worker.rpc_port > 0) {
+  if (id.empty() && ctx.config.cluster.Distributed() && ctx.config.worker.rpc_port > 0) {
     id = ctx.config.worker.host + ":" + std::to_string(ctx.config.worker.rpc_port);  // the same after a restart
   }
   if (id.empty()) id = "worker-" + std::to_string(::getpid());

@@ -30,6 +30,9 @@ Result<Context> LoadContext(const std::string& config_file) {
     SLUICE_ASSIGN_OR_RETURN(ctx.store, cluster::OpenEtcdClusterStore(etcd, ctx.config.cluster.lease_ttl));
   } else {
     SLUICE_ASSIGN_OR_RETURN(ctx.store, cluster::OpenFileClusterStore(ctx.cluster_dir));
+    if (!ctx.config.cluster.workers.empty()) {
+      ctx.store = cluster::WithStaticWorkers(std::move(ctx.store), ctx.config.cluster.workers);
+    }
   }
   return ctx;
 }
@@ -103,7 +106,7 @@ std::unique_ptr<client::FileSystem> ClientFor(const Context& ctx, const cluster:
   o.listing_memory = ctx.config.client.metadata_memory;
   // A cluster on etcd: requests go to the workers placement names (a mount in a worker's own
   // process keeps calling that worker).
-  o.cluster_routing = !ctx.config.cluster.EtcdEndpoints().empty() && !o.worker.in_process;
+  o.cluster_routing = ctx.config.cluster.Distributed() && !o.worker.in_process;
   o.placement_span = ctx.config.cluster.placement_span;
   return std::make_unique<client::FileSystem>(o);
 }

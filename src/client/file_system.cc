@@ -35,9 +35,9 @@ FileSystem::FileSystem(ClientOptions options)
 FileSystem::~FileSystem() = default;
 
 Status FileSystem::Routed(std::string_view key, const std::string& path,
-                          const std::function<Status(const std::shared_ptr<rpc::RpcClient>&)>& call) {
+                          const std::function<Status(const std::shared_ptr<rpc::RpcClient>&)>& call, bool spread) {
   if (!router_) return call(rpc_);
-  auto targets = router_->Route(key, router_->Replicas(path));
+  auto targets = router_->Route(key, spread ? router_->Replicas(path) : 1);
   if (targets.empty()) return Status(StatusCode::kUnavailable, "cannot reach sluice worker: none is registered in " +
                                                                    options_.cluster->Describe(), true);
   Status st;
@@ -183,7 +183,7 @@ Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint
         }
       }
       return Status::Ok();
-    });
+    }, /*spread=*/true);
   }
   if (st.ok()) return delivered;
   if (!WorkerDown(st)) return st;

@@ -149,8 +149,10 @@ class FileSystem {
   // Sends a request about `key` (a placement key of `path`) to the worker that serves it:
   // `call` runs with each candidate in turn while the last could not be reached (those are
   // marked down); the last Status is returned. Without routing, `call` runs with `rpc_`.
+  // `spread`: data reads take turns among the mount's copies; everything else (metadata,
+  // writes) goes to the first owner, so one worker holds a path's current state.
   Status Routed(std::string_view key, const std::string& path,
-                const std::function<Status(const std::shared_ptr<rpc::RpcClient>&)>& call);
+                const std::function<Status(const std::shared_ptr<rpc::RpcClient>&)>& call, bool spread = false);
   // Runs `call` with every worker (or `rpc_`), stopping at the first error but one of
   // reaching a worker.
   Status Broadcast(const std::function<Status(rpc::RpcClient&)>& call);

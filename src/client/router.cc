@@ -108,7 +108,7 @@ int Router::Replicas(const std::string& path) {
     }
   }
   auto r = mounts_.Resolve(path);
-  return r.ok() ? std::max(1, r->mount->options.replicas) : 1;
+  return r.ok() && r->mount->options.read_only() ? std::max(1, r->mount->options.replicas) : 1;
 }
 
 }  // namespace sluice::client

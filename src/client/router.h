@@ -50,7 +50,9 @@ class Router {
   std::vector<Target> All();
   // Notes that `id` failed to answer; it is tried last for down_for.
   void MarkDown(const std::string& id);
-  // The mount's replica count for a namespace path (1 outside every mount).
+  // How many copies a read of `path` may take turns among: the mount's replica count on a
+  // read-only mount; 1 on a writable one (its first owner is the one that saw the last write)
+  // and outside every mount.
   int Replicas(const std::string& path);
   uint64_t span() const { return options_.span; }
 

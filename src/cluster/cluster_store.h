@@ -64,6 +64,11 @@ std::string DefaultClusterDir();
 // Opens (creating) the file-based store in `dir`.
 Result<std::unique_ptr<ClusterStore>> OpenFileClusterStore(const std::string& dir);
 
+// `base` (mounts, records) with a fixed membership: the workers at `endpoints` ("host:port",
+// their RPC addresses, which are also their ids), whether they run or not (clients route
+// around the ones that do not answer).
+std::unique_ptr<ClusterStore> WithStaticWorkers(std::unique_ptr<ClusterStore> base, std::vector<std::string> endpoints);
+
 // Connects to etcd at `endpoints` ("host:port"); a registered worker drops out `lease_ttl`
 // after it stops renewing.
 Result<std::unique_ptr<ClusterStore>> OpenEtcdClusterStore(const std::vector<std::string>& endpoints,

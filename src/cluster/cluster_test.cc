@@ -183,6 +183,20 @@ TEST(PlacementTest, LargeFilesArePlacedSpanBySpan) {
   EXPECT_EQ(RankOwners(ids, "x", 9).size(), ids.size());
 }
 
+TEST(StaticClusterTest, ListedWorkersAreTheMembers) {
+  testing::TempDir dir;
+  auto store = WithStaticWorkers(*OpenFileClusterStore(dir.path()), {"10.0.0.2:29990", "10.0.0.1:7000"});
+  ASSERT_TRUE(store->UpdateMounts([](MountTable* t) { return t->Add(Mount("/d", "file:///d")); }).ok());
+  EXPECT_EQ(store->LoadMounts()->mounts().size(), 1u);
+  ASSERT_TRUE(store->RegisterWorker(Worker("other", 1, ::getpid())).ok());  // not a member
+  auto workers = *store->Workers();
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_EQ(workers[0].id, "10.0.0.1:7000");
+  EXPECT_EQ(workers[0].host, "10.0.0.1");
+  EXPECT_EQ(workers[0].rpc_port, 7000);
+  EXPECT_EQ(workers[1].Endpoint(), "10.0.0.2:29990");
+}
+
 // A real etcd (tests/fixtures/etcd.sh) on ports of this test's own, stopped by pid.
 class EtcdTest : public ::testing::Test {
  protected:

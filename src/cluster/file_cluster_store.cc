@@ -140,7 +140,47 @@ class FileClusterStore final : public ClusterStore {
   const std::string dir_;
 };
 
+// The file store's mounts and records, with the workers a config lists.
+class StaticWorkersStore final : public ClusterStore {
+ public:
+  StaticWorkersStore(std::unique_ptr<ClusterStore> base, std::vector<std::string> endpoints)
+      : base_(std::move(base)), endpoints_(std::move(endpoints)) {}
+
+  std::string Describe() const override { return base_->Describe() + " with " + std::to_string(endpoints_.size()) + " listed workers"; }
+  Result<MountTable> LoadMounts() override { return base_->LoadMounts(); }
+  Status UpdateMounts(const std::function<Status(MountTable*)>& change) override { return base_->UpdateMounts(change); }
+  std::string MountsVersion() override { return base_->MountsVersion(); }
+  Status RegisterWorker(const WorkerInfo&) override { return Status::Ok(); }
+  Status UnregisterWorker(const std::string&) override { return Status::Ok(); }
+  Result<std::vector<WorkerInfo>> Workers() override {
+    std::vector<WorkerInfo> out;
+    for (const auto& e : endpoints_) {
+      WorkerInfo w;
+      w.id = e;
+      const size_t colon = e.rfind(':');
+      w.host = e.substr(0, colon);
+      w.rpc_port = std::atoi(e.c_str() + colon + 1);
+      out.push_back(std::move(w));
+    }
+    std::sort(out.begin(), out.end(), [](const WorkerInfo& a, const WorkerInfo& b) { return a.id < b.id; });
+    return out;
+  }
+  Status PutRecord(const std::string& kind, const std::string& id, const std::string& text) override {
+    return base_->PutRecord(kind, id, text);
+  }
+  Result<std::string> GetRecord(const std::string& kind, const std::string& id) override { return base_->GetRecord(kind, id); }
+  Result<std::vector<std::string>> ListRecords(const std::string& kind) override { return base_->ListRecords(kind); }
+
+ private:
+  const std::unique_ptr<ClusterStore> base_;
+  const std::vector<std::string> endpoints_;
+};
+
 }  // namespace
+
+std::unique_ptr<ClusterStore> WithStaticWorkers(std::unique_ptr<ClusterStore> base, std::vector<std::string> endpoints) {
+  return std::make_unique<StaticWorkersStore>(std::move(base), std::move(endpoints));
+}
 
 std::string DefaultClusterDir() {
   const char* home = std::getenv("SLUICE_HOME");

@@ -175,6 +175,20 @@ class Binder {
       return Status::Ok();
     });
     cluster_.String("dir", &cfg->cluster.dir);
+    cluster_.Field("workers", [this, cfg](const YAML::Node& n, const std::string& key) -> Status {
+      if (!n.IsSequence()) return cluster_.Error(key, "expected a list of HOST:PORT (the workers' RPC addresses)");
+      cfg->cluster.workers.clear();
+      for (const auto& w : n) {
+        const std::string v = w.IsScalar() ? w.Scalar() : "";
+        const size_t colon = v.rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == v.size() ||
+            v.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+          return cluster_.Error(key, "'" + v + "' is not HOST:PORT");
+        }
+        cfg->cluster.workers.push_back(v);
+      }
+      return Status::Ok();
+    });
     cluster_.String("secret", &cfg->cluster.secret);
     cluster_.String("secret_file", &cfg->cluster.secret_file);
     cluster_.Duration("lease_ttl", &cfg->cluster.lease_ttl, milliseconds(1000), hours(1));

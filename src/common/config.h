@@ -31,8 +31,14 @@ struct ClusterConfig {
   std::chrono::nanoseconds lease_ttl = std::chrono::seconds(10);
   uint64_t placement_span = 64ull << 20;  // files above it are placed span by span
 
+  // A static cluster without etcd: every worker's "host:rpc_port" (the file store in `dir`
+  // keeps the mounts, so it must be shared, or the same, on every machine).
+  std::vector<std::string> workers;
+
   // The etcd endpoints ("host:port") when `store` names etcd, else empty.
   std::vector<std::string> EtcdEndpoints() const;
+  // Whether requests are spread over several workers: etcd, or a static list.
+  bool Distributed() const { return !EtcdEndpoints().empty() || !workers.empty(); }
 };
 
 struct DiskTierConfig {

@@ -172,3 +172,30 @@ TEST(ConfigTest, MissingFile) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(ConfigTest, ClusterStoreForms) {
+  auto etcd = ParseConfig("cluster: etcd://10.0.0.5:2379,10.0.0.6:2379\n", "c.yaml");
+  ASSERT_TRUE(etcd.ok()) << etcd.status().ToString();
+  EXPECT_EQ(etcd->cluster.EtcdEndpoints(), (std::vector<std::string>{"10.0.0.5:2379", "10.0.0.6:2379"}));
+  EXPECT_TRUE(etcd->cluster.Distributed());
+  auto file = ParseConfig("cluster:\n  store: file:/srv/sluice\n  workers: [10.0.0.1:29990, 'h2:29990']\n", "c.yaml");
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ(file->cluster.store, "file");
+  EXPECT_EQ(file->cluster.dir, "/srv/sluice");
+  EXPECT_EQ(file->cluster.workers.size(), 2u);
+  EXPECT_TRUE(file->cluster.Distributed());
+  EXPECT_FALSE(ParseConfig("", "c.yaml")->cluster.Distributed());
+  auto bad = ParseConfig("cluster:\n  store: etcd://nohost\n", "c.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("c.yaml: cluster.store: 'etcd://nohost' is neither"), std::string::npos)
+      << bad.status().message();
+  auto bad_worker = ParseConfig("cluster:\n  workers: [justahost]\n", "c.yaml");
+  ASSERT_FALSE(bad_worker.ok());
+  EXPECT_NE(bad_worker.status().message().find("'justahost' is not HOST:PORT"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice

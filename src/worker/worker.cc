@@ -87,7 +87,7 @@ Result<std::unique_ptr<Worker>> Worker::Start(const Config& config, cluster::Clu
     cache::PageBuffers::Global().Prefill(page_size, quota, w->stop_prefill_);
   });
   JobOptions jo;
-  if (!config.cluster.EtcdEndpoints().empty()) {
+  if (config.cluster.Distributed()) {
     client::RouterOptions rp;
     rp.secret = config.cluster.secret;
     rp.span = config.cluster.placement_span;

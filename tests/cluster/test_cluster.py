@@ -160,6 +160,9 @@ def env():
         cluster.cli("mount", "add", "/r1", "s3://datasets/set", *creds)
         cluster.cli("mount", "add", "/r2", "s3://datasets/set", "--replicas", "2", *creds)
         cluster.cli("mount", "add", "/many", f"file://{many}", "--replicas", "2")
+        os.makedirs(os.path.join(root, "out"))
+        cluster.cli("mount", "add", "/out", f"file://{os.path.join(root, 'out')}", "--write-mode", "through",
+                    "--replicas", "2")
         fuse = Fuse(root, cluster.config)
         yield {"root": root, "cluster": cluster, "proxy": proxy, "fuse": fuse, "epoch": epoch,
                "big": os.path.join(data, "big/shard.bin"), "many": many}
@@ -229,6 +232,21 @@ def test_a_page_fetched_for_one_node_is_served_to_another(env):
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert first.stdout == second.stdout == env["epoch"]["epoch/s00007.bin"]
     assert proxy.stats()["GET"] - before == 1
+
+
+def test_what_one_node_writes_the_others_read_after_close(env):
+    c, mnt = env["cluster"], env["fuse"].mnt
+    src = os.path.join(env["root"], "stage1.bin")
+    for version in (b"first version\n" * 1000, b"second, longer version\n" * 5000):
+        with open(src, "wb") as f:
+            f.write(version)
+        c.cli("fs", "put", src, "/out/stage1.bin", netns=c.netns[1])
+        other = subprocess.run(["ip", "netns", "exec", c.netns[3], BINARY, "fs", "cat", "/out/stage1.bin"],
+                               capture_output=True, env=fx.child_env(SLUICE_CONFIG=c.config), timeout=60)
+        assert other.stdout == version, other.stderr
+    with open(os.path.join(mnt, "out", "stage1.bin"), "rb") as f:  # the host's mount
+        assert f.read() == version
+    assert open(os.path.join(env["root"], "out", "stage1.bin"), "rb").read() == version  # in the store
 
 
 def read_while_killing(env, mount, kill_after):
