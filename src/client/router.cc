@@ -12,7 +12,10 @@ using Clock = std::chrono::steady_clock;
 Router::Router(cluster::ClusterStore* store, RouterOptions options) : store_(store), options_(std::move(options)) {}
 
 bool Router::Unreachable(const Status& st) {
-  return st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kTimeout;
+  // The RPC client's own words (rpc/client.cc); a worker's answer that its under-store is
+  // unavailable is the worker speaking, not the worker gone.
+  return st.code() == StatusCode::kUnavailable &&
+         (st.message().rfind("cannot reach sluice worker", 0) == 0 || st.message().rfind("lost connection", 0) == 0);
 }
 
 void Router::Refresh() {

@@ -206,6 +206,11 @@ Result<std::shared_ptr<Worker::MountState>> Worker::StateFor(const cluster::Moun
   cache::MissPathOptions mo;
   mo.ufs_max_concurrency = mount.options.ufs_max_concurrency;
   mo.ufs_rate_limit = mount.options.ufs_rate_limit;
+  if (router_) {  // the mount's limits hold for the whole cluster: each worker takes its share
+    const int members = std::max<int>(1, static_cast<int>(router_->All().size()));
+    mo.ufs_max_concurrency = std::max(1, mo.ufs_max_concurrency / members);
+    mo.ufs_rate_limit /= static_cast<uint64_t>(members);
+  }
   state->reader = std::make_unique<cache::CachedReader>(pages_.get(), state->view.get(), mo);
   return state;
 }

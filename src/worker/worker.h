@@ -199,6 +199,7 @@ class Worker {
   // After `key` changed in the store: forgets its metadata (and its parent's listing) and the
   // pages of versions other than `kept_version`.
   void ForgetChanged(const std::shared_ptr<MountState>& state, const std::string& key, const std::string& kept_version);
+  std::string WithWorkerLabel(const std::string& metrics_text) const;
   // The HTTP endpoint's pages: /metrics, /api/v1/report, /api/v1/jobs/ID. Sets the content type.
   Result<std::string> HttpGet(const std::string& target, std::string* content_type);
 

@@ -309,6 +309,32 @@ std::string Worker::Metrics() {
     source = metrics_source_;
   }
   if (source) out += source();
+  return router_ ? WithWorkerLabel(out) : out;
+}
+
+// In a cluster every sample names its worker, so one Prometheus job can scrape them all.
+std::string Worker::WithWorkerLabel(const std::string& text) const {
+  const std::string label = "worker=\"" + Label(id_) + "\"";
+  std::string out;
+  out.reserve(text.size() + text.size() / 4);
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + at, end - at);
+    if (!line.empty() && line[0] != '#') {
+      const size_t brace = line.find('{'), space = line.find(' ');
+      if (brace != std::string_view::npos && brace < space) {
+        out.append(line.substr(0, brace + 1)).append(label).append(",").append(line.substr(brace + 1));
+      } else {
+        out.append(line.substr(0, space)).append("{").append(label).append("}").append(line.substr(space));
+      }
+    } else {
+      out.append(line);
+    }
+    out += '\n';
+    at = end + 1;
+  }
   return out;
 }
 

@@ -196,6 +196,16 @@ def test_a_wrong_cluster_secret_is_refused(env):
     assert "wrong cluster secret" in r.stderr
 
 
+def test_report_and_metrics_name_every_worker(env):
+    c = env["cluster"]
+    assert c.members() == sorted(f"{ip}:29990" for ip in c.ips.values())
+    with urllib.request.urlopen(f"http://{c.ips[1]}:29991/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert f'sluice_cache_bytes{{worker="{c.ips[1]}:29990",tier="memory"}}' in metrics
+    samples = [line for line in metrics.splitlines() if line and not line.startswith("#")]
+    assert all(f'worker="{c.ips[1]}:29990"' in line for line in samples)
+
+
 def test_dataset_three_times_one_workers_cache_is_held_by_the_cluster(env):
     c, proxy, mnt = env["cluster"], env["proxy"], env["fuse"].mnt
     assert EPOCH_FILES * EPOCH_SIZE >= 3 * CACHE_PER_WORKER
