@@ -163,9 +163,10 @@ Result<uint64_t> FileSystem::Read(const std::string& path, uint64_t offset, uint
   const uint64_t span = router_ && file_size > router_->span() ? router_->span() : UINT64_MAX;
   Status st;
   bool at_end = false;
-  while (st.ok() && !at_end && delivered < length) {
+  const uint64_t end = offset + std::min(length, UINT64_MAX - offset);  // "to the end" may be a huge length
+  while (st.ok() && !at_end && offset + delivered < end) {
     const uint64_t at = offset + delivered;
-    const uint64_t piece_end = span == UINT64_MAX ? offset + length : std::min(offset + length, (at / span + 1) * span);
+    const uint64_t piece_end = span == UINT64_MAX ? end : std::min(end, (at / span + 1) * span);
     const std::string key = span == UINT64_MAX ? path : cluster::PlacementKey(path, at, file_size, span);
     st = Routed(key, path, [&](const std::shared_ptr<rpc::RpcClient>& rpc) {
       while (offset + delivered < piece_end) {
