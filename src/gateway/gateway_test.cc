@@ -34,7 +34,7 @@ constexpr const char* kSecret = "gateway-test-secret";
 
 // One HTTP exchange on a fresh connection: sends `raw`, returns everything until the server
 // closes (or `timeout`).
-std::string Exchange(int port, const std::string& raw, std::chrono::milliseconds timeout = 5s) {
+std::string Exchange(int port, const std::string& raw, std::chrono::milliseconds timeout = 60s) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

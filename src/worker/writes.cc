@@ -392,6 +392,12 @@ Status Worker::Rename(const std::string& from, const std::string& to) {
   if (info->is_dir) {
     return Status(StatusCode::kNotSupported, "cannot rename the directory " + from + ": sluice renames files only");
   }
+  if (state->mount.options.write_mode == cluster::WriteMode::kAsync) {
+    // The store renames what it has: the source's upload (and any of an older `to`, which
+    // would land on top of the renamed file) must be done first.
+    SLUICE_RETURN_IF_ERROR(Flush(from));
+    SLUICE_RETURN_IF_ERROR(Flush(to));
+  }
   Status st = state->ufs->Rename(key, target.second);
   ForgetChanged(state, key, "");
   ForgetChanged(state, target.second, "");
