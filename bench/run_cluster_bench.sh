@@ -71,8 +71,9 @@ up() {
   for _ in $(seq 200); do [[ -s $S/proxy.port ]] && break; sleep 0.05; done
   STORE=http://$BRIDGE:$(cat "$S/proxy.port")
   curl -fs "$STORE/__proxy__/set?latency_ms=$LATENCY_MS" >/dev/null
+  (umask 077; printf %s "$AWS_SECRET_ACCESS_KEY" >"$S/secret_key")
   "$SLUICE" mount add /b s3://bench --replicas 2 -o "endpoint=$STORE" -o "access_key=$AWS_ACCESS_KEY_ID" \
-    -o "secret_key=$AWS_SECRET_ACCESS_KEY" >/dev/null
+    -o "secret_key_file=$S/secret_key" >/dev/null
 }
 down() {
   umount "$S/mnt" 2>/dev/null || true

@@ -22,6 +22,7 @@ thread_local uint64_t retryable_failures = 0;
 }  // namespace
 
 uint64_t RetryableFailuresOnThisThread() { return retryable_failures; }
+void NoteRetryableFailures(uint64_t count) { retryable_failures += count; }
 
 Status RunWithRetries(const RetryPolicy& policy, const std::function<Status()>& attempt) {
   Status st;

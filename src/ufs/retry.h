@@ -29,5 +29,8 @@ Status RunWithRetries(const RetryPolicy& policy, const std::function<Status()>& 
 // have met so far: a caller that adapts its concurrency to the store reads it before and
 // after its requests.
 uint64_t RetryableFailuresOnThisThread();
+// Adds failures met elsewhere on this thread's behalf (a cluster load's piece, fetched by
+// another worker, reports them back).
+void NoteRetryableFailures(uint64_t count);
 
 }  // namespace sluice::ufs

@@ -5,6 +5,7 @@
 
 #include "cache/page_buffers.h"
 #include "cluster/placement.h"
+#include "ufs/retry.h"
 #include "common/logging.h"
 #include "worker/mount_state.h"
 #include "worker/worker.h"
@@ -26,8 +27,10 @@ Result<rpc::PathResponse> Worker::LoadRange(const rpc::LoadRangeRequest& request
   const uint64_t length = std::min(request.length(), info.size - offset);
   rpc::PathResponse resp;
   if (request.from_peer().empty()) {
+    const uint64_t failures_before = ufs::RetryableFailuresOnThisThread();
     SLUICE_ASSIGN_OR_RETURN(uint64_t fetched, state->reader->Load(file, offset, length));
     resp.set_bytes(fetched);
+    resp.set_retryable_failures(ufs::RetryableFailuresOnThisThread() - failures_before);
   } else {
     SLUICE_RETURN_IF_ERROR(CopyFromPeer(state, file, offset, length, request.from_peer()));
   }
@@ -77,9 +80,10 @@ Status Worker::CopyFromPeer(const std::shared_ptr<MountState>& state, const cach
 
 Result<rpc::PathResponse> Worker::LoadRangeOn(const client::Router::Target& target,
                                              const rpc::LoadRangeRequest& request) {
-  if (target.id == id_) return LoadRange(request);
+  if (target.id == id_) return LoadRange(request);  // its failures count on this thread already
   rpc::PathResponse resp;
   SLUICE_RETURN_IF_ERROR(target.rpc->Call(rpc::FrameType::kLoadRange, request, &resp));
+  ufs::NoteRetryableFailures(resp.retryable_failures());  // the job's limit backs off on them
   return resp;
 }
 

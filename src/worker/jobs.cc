@@ -160,8 +160,8 @@ void JobManager::Run(Job* job) {
       const auto started = std::chrono::steady_clock::now();
       auto fetched = item.load(piece.offset, piece.length);
       // Small pieces time the store's answer; large ones mostly the transfer.
-      auto latency = piece.length <= (1u << 20) ? std::chrono::steady_clock::now() - started
-                                                : std::chrono::nanoseconds(0);
+      auto latency = piece.length <= (1u << 20) && !item.remote ? std::chrono::steady_clock::now() - started
+                                                                 : std::chrono::nanoseconds(0);
       limit.Release(ufs::RetryableFailuresOnThisThread() != failures_before, latency);
       if (!fetched.ok()) {
         if (!failed[piece.item].exchange(true)) job->Fail(item.path + ": " + fetched.status().message());

@@ -35,6 +35,9 @@ struct LoadItem {
   uint64_t size = 0;
   std::function<Result<uint64_t>(uint64_t offset, uint64_t length)> load;
   std::function<uint64_t()> cached_bytes;  // checked after loading
+  // Loaded by other workers (a cluster): the time a piece takes is theirs and the RPC's, so
+  // only the store's push-back they report adapts the job's concurrency, not that time.
+  bool remote = false;
 };
 
 struct JobOptions {

@@ -543,7 +543,7 @@ Result<std::string> Worker::StartLoad(const std::string& path, int replicas) {
                                    const int copies = replicas > 0 ? replicas : state->mount.options.replicas;
                                    return LoadOnOwners(state, info, offset, length, copies, cached.get());
                                  },
-                                 [cached] { return cached->load(); }});
+                                 [cached] { return cached->load(); }, /*remote=*/true});
         continue;
       }
       cache::CachedFile file = state->FileOf(info);
